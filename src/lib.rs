@@ -1,0 +1,13 @@
+//! `campaign`: a batch campaign runner for the Taobao Open Platform.
+//!
+//! Data flows one way: input → ledger → runner → top → ledger → results.
+
+pub mod campaign;
+pub mod exit;
+pub mod input;
+pub mod ledger;
+pub mod progress;
+pub mod results;
+pub mod runner;
+pub mod sim;
+pub mod top;

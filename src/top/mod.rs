@@ -1,0 +1,13 @@
+//! The TOP wire protocol: signing, common parameters, the issuing APIs as data, response parsing,
+//! outcome classification and the HTTP client.
+
+pub mod api;
+pub mod apis;
+pub mod outcome;
+pub mod params;
+pub mod sign;
+
+pub use api::{APIS, ApiSpec, FieldKind, FieldSpec, find_api};
+pub use outcome::{Outcome, OutcomeClass, PlatformError};
+pub use params::Credentials;
+pub use sign::SignMethod;
