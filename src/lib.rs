@@ -9,5 +9,6 @@ pub mod ledger;
 pub mod progress;
 pub mod results;
 pub mod runner;
+pub mod secret;
 pub mod sim;
 pub mod top;
