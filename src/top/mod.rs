@@ -5,9 +5,11 @@ pub mod api;
 pub mod apis;
 pub mod outcome;
 pub mod params;
+pub mod response;
 pub mod sign;
 
 pub use api::{APIS, ApiSpec, FieldKind, FieldSpec, find_api};
-pub use outcome::{Outcome, OutcomeClass, PlatformError};
+pub use outcome::{Outcome, OutcomeClass, PlatformError, classify_error};
 pub use params::Credentials;
+pub use response::{Parsed, parse_response};
 pub use sign::SignMethod;

@@ -1,11 +1,13 @@
 //! `tmall.nrt.certificate.send`: issues an electronic certificate to a Taobao `open_id`.
 //! Not idempotent: the platform has no key to deduplicate a resent request.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::top::api::{ApiSpec, FieldKind, FieldSpec, check_plain_id};
+use crate::top::response::{field_text, not_a_top_answer};
 use crate::top::{Outcome, PlatformError};
 
+/// `tmall.nrt.certificate.send`.
 pub static SPEC: ApiSpec = ApiSpec {
     method: "tmall.nrt.certificate.send",
     object_param: "nrt_certificate_send_d_t_o",
@@ -38,11 +40,115 @@ pub static SPEC: ApiSpec = ApiSpec {
     read_success,
 };
 
-/// `result.code == "0"` with a `model.certificate_code` is issued; anything else is a permanent
-/// failure that keeps the platform's code and message.
+/// `result.code == "0"` (string or number) with a `model.certificate_code` is issued; the
+/// detail is the model's other fields and `message`. A certificate code with no `code` at all
+/// also counts as issued: for an API that cannot be resent safely, calling a real issuance a
+/// failure is the worse mistake. Any other code, or no certificate code, is a permanent failure
+/// that keeps the platform's code and message (the raw `result` when there is no message).
+/// An answer without a `result` object is not a TOP answer (unknown outcome).
 fn read_success(body: &Value) -> Outcome {
-    todo!("helper A: {body}")
+    let Some(result) = body.get("result").and_then(Value::as_object) else {
+        return not_a_top_answer(SPEC.is_idempotent(), "answer has no `result` object", body);
+    };
+    let code = field_text(result, "code");
+    let message = field_text(result, "message");
+    let model = result.get("model").and_then(Value::as_object);
+    let certificate = model.and_then(|m| field_text(m, "certificate_code"));
+    match (code.as_deref(), certificate, model) {
+        (Some("0") | None, Some(issued_id), Some(model)) => {
+            let mut detail: Map<String, Value> = model
+                .iter()
+                .filter(|(name, _)| *name != "certificate_code")
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            if let Some(message) = message {
+                detail.insert("message".to_owned(), Value::String(message));
+            }
+            Outcome::Issued {
+                issued_id,
+                detail: Value::Object(detail).to_string(),
+            }
+        }
+        _ => {
+            let message = message.unwrap_or_else(|| Value::Object(result.clone()).to_string());
+            Outcome::Permanent(PlatformError::new(code.as_deref(), None, message))
+        }
+    }
 }
 
-#[allow(dead_code)]
-fn _unused(_: PlatformError) {}
+/// The seed document's success example (`seeds/`), as the JSON the gateway sends.
+#[cfg(test)]
+pub(crate) const SEED_SUCCESS: &str = r#"{"tmall_nrt_certificate_send_response":{"result":{"model":{"status":"0","modified_time":"12","create_time":"12","start_time":"12","end_time":"12","certificate_code":"3839772921","out_id":282399,"channel":7,"open_id":"AXA"},"message":"xxx","code":"0"},"request_id":"tmall-rid-1"}}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::top::OutcomeClass;
+
+    fn read(json: &str) -> Outcome {
+        read_success(&serde_json::from_str(json).unwrap())
+    }
+
+    fn seed_answer() -> Value {
+        let seed: Value = serde_json::from_str(SEED_SUCCESS).unwrap();
+        seed["tmall_nrt_certificate_send_response"].clone()
+    }
+
+    #[test]
+    fn seed_example_is_issued_with_the_rest_as_detail() {
+        let Outcome::Issued { issued_id, detail } = read_success(&seed_answer()) else {
+            panic!("not issued")
+        };
+        assert_eq!(issued_id, "3839772921");
+        assert_eq!(
+            detail,
+            r#"{"status":"0","modified_time":"12","create_time":"12","start_time":"12","end_time":"12","out_id":282399,"channel":7,"open_id":"AXA","message":"xxx"}"#
+        );
+    }
+
+    #[test]
+    fn numeric_code_and_large_numeric_certificate_keep_their_digits() {
+        let outcome =
+            read(r#"{"result":{"code":0,"model":{"certificate_code":18446744073709551615}}}"#);
+        assert_eq!(
+            outcome,
+            Outcome::Issued {
+                issued_id: "18446744073709551615".to_owned(),
+                detail: "{}".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn non_zero_code_is_permanent_with_the_platforms_code_and_message() {
+        let outcome = read(r#"{"result":{"code":"1001","message":"template offline"}}"#);
+        let Outcome::Permanent(error) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(error.code.as_deref(), Some("1001"));
+        assert_eq!(error.message, "template offline");
+        let with_model =
+            read(r#"{"result":{"code":2,"message":"m","model":{"certificate_code":"C"}}}"#);
+        assert_eq!(with_model.class(), OutcomeClass::Permanent);
+    }
+
+    #[test]
+    fn zero_code_without_a_certificate_is_permanent_and_keeps_the_raw_result() {
+        let outcome = read(r#"{"result":{"code":"0","model":{"status":"1"}}}"#);
+        let Outcome::Permanent(error) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(error.code.as_deref(), Some("0"));
+        assert_eq!(error.message, r#"{"code":"0","model":{"status":"1"}}"#);
+    }
+
+    #[test]
+    fn answer_without_result_is_an_unknown_outcome() {
+        let outcome = read(r#"{"something":"else"}"#);
+        assert_eq!(outcome.class(), OutcomeClass::Unknown);
+        assert_eq!(
+            outcome.error().unwrap().sub_code.as_deref(),
+            Some("malformed-body")
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! Reading one gateway answer: `error_response` bodies, both success shapes (wrapped in
+//! `<name>_response`, or `simplify=true` where the root object is the answer), HTTP errors and
+//! bodies that are not a TOP answer. Turns each into an [`Outcome`] plus the platform's
+//! `request_id`; the API's own `read_success` reads the inside of a success answer.
+
+use serde_json::{Map, Value};
+
+use super::api::ApiSpec;
+use super::outcome::{Outcome, PlatformError, classify_error};
+
+/// A classified answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed {
+    pub outcome: Outcome,
+    /// The platform's `request_id` (for support tickets), when the answer carried one.
+    pub top_request_id: Option<String>,
+}
+
+/// How much of a body that is not a TOP answer is kept in the error message.
+const SNIPPET_CHARS: usize = 200;
+
+/// Classifies one HTTP answer from the gateway for `api`.
+///
+/// An `error_response` is classified by [`classify_error`] whatever the HTTP status, because it
+/// is the platform's own word that the call was refused. Any other answer counts only with
+/// HTTP 200; otherwise (HTTP 5xx, other statuses, bodies that are not JSON or not a TOP answer)
+/// the answer is lost: [`Outcome::answer_lost`] with sub-code `http-NNN` or `malformed-body`.
+pub fn parse_response(api: &ApiSpec, http_status: u16, body: &[u8]) -> Parsed {
+    let idempotent = api.is_idempotent();
+    let json = serde_json::from_slice::<Value>(body).ok();
+    if let Some(error) = json.as_ref().and_then(|v| v.get("error_response")) {
+        return parse_error(error, idempotent);
+    }
+    if http_status != 200 {
+        let error = PlatformError::transport(
+            &format!("http-{http_status}"),
+            format!("HTTP {http_status}: {}", snippet(body)),
+        );
+        return lost(idempotent, error);
+    }
+    let Some(root @ Value::Object(root_map)) = &json else {
+        return lost(idempotent, malformed(body));
+    };
+    let answer = match root_map.get(&api.response_key()) {
+        Some(wrapped @ Value::Object(_)) => wrapped,
+        Some(_) => return lost(idempotent, malformed(body)),
+        None => root,
+    };
+    Parsed {
+        outcome: (api.read_success)(answer),
+        top_request_id: answer.get("request_id").and_then(scalar_text),
+    }
+}
+
+/// The outcome for a success-shaped answer that lacks what the API always sends: the body is
+/// not an answer we can trust, so it counts as lost (sub-code `malformed-body`).
+pub fn not_a_top_answer(idempotent: bool, why: &str, answer: &Value) -> Outcome {
+    let text = answer.to_string();
+    Outcome::answer_lost(
+        idempotent,
+        PlatformError::transport(
+            "malformed-body",
+            format!("{why}: {}", snippet(text.as_bytes())),
+        ),
+    )
+}
+
+/// The text of a JSON scalar: strings as they are, numbers with every digit kept, booleans as
+/// `true`/`false`. `None` for null, arrays and objects.
+pub fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A field of a JSON object as text, empty strings counting as absent.
+pub fn field_text(object: &Map<String, Value>, name: &str) -> Option<String> {
+    object
+        .get(name)
+        .and_then(scalar_text)
+        .filter(|s| !s.is_empty())
+}
+
+fn parse_error(error: &Value, idempotent: bool) -> Parsed {
+    let Some(fields) = error.as_object() else {
+        let text = error.to_string();
+        return lost(idempotent, malformed(text.as_bytes()));
+    };
+    let code = field_text(fields, "code");
+    let sub_code = field_text(fields, "sub_code");
+    let msg = field_text(fields, "msg").unwrap_or_default();
+    let sub_msg = field_text(fields, "sub_msg").unwrap_or_default();
+    Parsed {
+        outcome: classify_error(
+            code.as_deref(),
+            sub_code.as_deref(),
+            &msg,
+            &sub_msg,
+            idempotent,
+        ),
+        top_request_id: field_text(fields, "request_id"),
+    }
+}
+
+fn lost(idempotent: bool, error: PlatformError) -> Parsed {
+    Parsed {
+        outcome: Outcome::answer_lost(idempotent, error),
+        top_request_id: None,
+    }
+}
+
+fn malformed(body: &[u8]) -> PlatformError {
+    PlatformError::transport(
+        "malformed-body",
+        format!("not a TOP answer: {}", snippet(body)),
+    )
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text.chars().take(SNIPPET_CHARS).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::top::apis::{alsc, tmall};
+    use crate::top::outcome::OutcomeClass::*;
+
+    const ERROR_NUMBER: &str = r#"{"error_response":{"code":50,"msg":"Remote service error","sub_code":"isv.invalid-parameter","sub_msg":"非法参数","request_id":"rid-50"}}"#;
+
+    fn sub_code(parsed: &Parsed) -> Option<&str> {
+        parsed.outcome.error().and_then(|e| e.sub_code.as_deref())
+    }
+
+    #[test]
+    fn error_response_with_numeric_code_keeps_request_id() {
+        let parsed = parse_response(&tmall::SPEC, 200, ERROR_NUMBER.as_bytes());
+        assert_eq!(
+            parsed.outcome,
+            Outcome::Permanent(PlatformError::new(
+                Some("50"),
+                Some("isv.invalid-parameter"),
+                "非法参数"
+            ))
+        );
+        assert_eq!(parsed.top_request_id.as_deref(), Some("rid-50"));
+    }
+
+    #[test]
+    fn error_response_with_string_code_and_no_sub_code() {
+        let body = br#"{"error_response":{"code":"25","msg":"Invalid signature"}}"#;
+        let parsed = parse_response(&alsc::SPEC, 200, body);
+        assert_eq!(
+            parsed.outcome,
+            Outcome::Fatal(PlatformError::new(Some("25"), None, "Invalid signature"))
+        );
+        assert_eq!(parsed.top_request_id, None);
+    }
+
+    #[test]
+    fn error_response_counts_whatever_the_http_status() {
+        let body = br#"{"error_response":{"code":7,"msg":"App Call Limited","sub_code":"accesscontrol.limited-by-api-access-count","sub_msg":"This ban will last for 3 more seconds"}}"#;
+        let parsed = parse_response(&tmall::SPEC, 400, body);
+        assert!(matches!(
+            parsed.outcome,
+            Outcome::Throttled { ban: Some(b), .. } if b.as_secs() == 3
+        ));
+    }
+
+    #[test]
+    fn both_success_shapes_for_both_apis() {
+        for (api, seed, issued) in [
+            (&tmall::SPEC, tmall::SEED_SUCCESS, "3839772921"),
+            (&alsc::SPEC, alsc::SEED_SUCCESS, "7000246010032578xx"),
+        ] {
+            let wrapped = parse_response(api, 200, seed.as_bytes());
+            assert!(
+                matches!(&wrapped.outcome, Outcome::Issued { issued_id, .. } if issued_id == issued),
+                "{}: {wrapped:?}",
+                api.method
+            );
+            assert!(wrapped.top_request_id.is_some(), "{}", api.method);
+
+            let root: Value = serde_json::from_str(seed).unwrap();
+            let simplified = root[api.response_key()].to_string();
+            let parsed = parse_response(api, 200, simplified.as_bytes());
+            assert_eq!(parsed.outcome, wrapped.outcome, "{}", api.method);
+            assert_eq!(parsed.top_request_id, wrapped.top_request_id);
+        }
+    }
+
+    #[test]
+    fn http_errors_are_lost_answers_per_idempotency() {
+        let html = b"<html><body>502 Bad Gateway</body></html>";
+        let tmall = parse_response(&tmall::SPEC, 502, html);
+        assert_eq!(tmall.outcome.class(), Unknown);
+        assert_eq!(sub_code(&tmall), Some("http-502"));
+        assert!(
+            tmall
+                .outcome
+                .error()
+                .unwrap()
+                .message
+                .contains("Bad Gateway")
+        );
+        let alsc = parse_response(&alsc::SPEC, 503, b"");
+        assert_eq!(alsc.outcome.class(), Transient);
+        assert_eq!(sub_code(&alsc), Some("http-503"));
+        // A success-shaped body is not trusted off HTTP 200.
+        let odd = parse_response(&tmall::SPEC, 404, tmall::SEED_SUCCESS.as_bytes());
+        assert_eq!(odd.outcome.class(), Unknown);
+    }
+
+    #[test]
+    fn bodies_that_are_not_a_top_answer_are_lost_answers_per_idempotency() {
+        let long_garbage = "x".repeat(5000);
+        let bodies: [&[u8]; 6] = [
+            b"not json",
+            b"",
+            b"[1,2]",
+            b"{}",
+            br#"{"tmall_nrt_certificate_send_response":"oops","alibaba_alsc_right_decisionsend_response":7}"#,
+            long_garbage.as_bytes(),
+        ];
+        for body in bodies {
+            for (api, want) in [(&tmall::SPEC, Unknown), (&alsc::SPEC, Transient)] {
+                let parsed = parse_response(api, 200, body);
+                assert_eq!(
+                    parsed.outcome.class(),
+                    want,
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+                assert_eq!(sub_code(&parsed), Some("malformed-body"));
+                assert!(parsed.outcome.error().unwrap().message.len() < 300);
+            }
+        }
+    }
+}
