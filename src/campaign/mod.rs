@@ -1,0 +1,237 @@
+//! The campaign file (TOML): what to send, to whom, through which gateway and how fast; and the
+//! secrets, which come from the environment only.
+//!
+//! Every error names the file, line, column and field, e.g.
+//! `samples/x.toml:12:7: limits.qps: must be greater than 0`. Unknown keys are errors, and a key
+//! that looks like a secret gets a message pointing to the environment variable instead.
+
+mod doc;
+mod fields;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use encoding_rs::Encoding;
+use md5::{Digest, Md5};
+
+use crate::secret::Secret;
+use crate::top::{ApiSpec, SignMethod};
+
+/// The app key the simulator accepts by default, used when a `sim` campaign names none.
+pub const SIM_APP_KEY: &str = "10000001";
+/// The app secret a `sim` campaign uses when its variable is unset.
+pub const SIM_APP_SECRET: &str = "sim-secret";
+/// The session key a `sim` campaign uses when its variable is unset.
+pub const SIM_SESSION: &str = "sim-session";
+
+/// A loaded, validated campaign file. The CLI may override `input`, `results`, `state`,
+/// `encoding` and `limits` after loading.
+#[derive(Clone, Debug)]
+pub struct Campaign {
+    /// The campaign file, as given.
+    pub path: PathBuf,
+    /// Campaign identity; part of every generated request id.
+    pub name: String,
+    pub api: &'static ApiSpec,
+    /// Input CSV, resolved against the campaign file's directory.
+    pub input: PathBuf,
+    /// Results CSV (default `<name>.results.csv` next to the campaign file).
+    pub results: PathBuf,
+    /// Ledger (default `<name>.db` next to the campaign file).
+    pub state: PathBuf,
+    /// The input's encoding; `None`: detect it.
+    pub encoding: Option<&'static Encoding>,
+    pub gateway: Gateway,
+    pub limits: Limits,
+    /// Default object-param values for every row, as text, keyed by field name.
+    pub params: BTreeMap<String, String>,
+}
+
+/// Where requests go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GatewayUrl {
+    /// The built-in simulator, started in-process.
+    Sim,
+    /// A real (or external) TOP gateway.
+    Http(String),
+}
+
+/// The `[gateway]` table.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    pub url: GatewayUrl,
+    pub app_key: String,
+    pub sign_method: SignMethod,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// The environment variable holding the app secret (default `TOP_APP_SECRET`).
+    pub app_secret_env: String,
+    /// The environment variable holding the session key (default `TOP_SESSION`).
+    pub session_env: String,
+}
+
+/// The `[limits]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Requests per second, never exceeded in any one-second window.
+    pub qps: f64,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Attempts per row, transient failures only.
+    pub max_attempts: u32,
+    /// Halt when permanent failures exceed this share ...
+    pub max_failure_rate: f64,
+    /// ... of at least this many finished rows.
+    pub min_rows_for_halt: u64,
+    /// A flow-control ban longer than this halts the run.
+    pub max_ban_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            qps: 50.0,
+            concurrency: 16,
+            max_attempts: 5,
+            max_failure_rate: 0.5,
+            min_rows_for_halt: 200,
+            max_ban_wait: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The secrets of a run, read from the environment.
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    pub app_secret: Secret,
+    /// `None` when the API does not need a session and none is set.
+    pub session: Option<Secret>,
+}
+
+/// Why a campaign file (or its environment) is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}:{line}:{column}: {field}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        /// Dotted name, e.g. `limits.qps`.
+        field: String,
+        message: String,
+    },
+    /// A secret's environment variable is unset or unreadable; never carries its value.
+    #[error("{}: environment variable {var}: {message}", path.display())]
+    Environment {
+        path: PathBuf,
+        var: String,
+        message: String,
+    },
+}
+
+impl Campaign {
+    /// Reads and validates a campaign file. Relative paths in it are resolved against its
+    /// directory.
+    pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CampaignError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Campaign::parse(path, &text)
+    }
+
+    /// Validates campaign-file text as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> {
+        fields::parse(path, text.strip_prefix('\u{feff}').unwrap_or(text))
+    }
+
+    /// The app secret and session key from the environment variables the gateway names.
+    ///
+    /// For `url = "sim"`, unset variables fall back to the simulator's defaults. For a real
+    /// gateway, a missing app secret (or session, when the API needs one) is an error naming the
+    /// variable.
+    pub fn secrets(&self) -> Result<Secrets, CampaignError> {
+        let sim = self.gateway.url == GatewayUrl::Sim;
+        let app_secret = match self.env_secret(&self.gateway.app_secret_env)? {
+            Some(secret) => secret,
+            None if sim => Secret::new(SIM_APP_SECRET),
+            None => {
+                return Err(self.env_error(
+                    &self.gateway.app_secret_env,
+                    "not set; it must hold the app secret (name another variable with \
+                     gateway.app_secret_env)"
+                        .to_owned(),
+                ));
+            }
+        };
+        let session = match self.env_secret(&self.gateway.session_env)? {
+            Some(secret) => Some(secret),
+            None if sim => Some(Secret::new(SIM_SESSION)),
+            None if self.api.needs_session => {
+                return Err(self.env_error(
+                    &self.gateway.session_env,
+                    format!(
+                        "not set; {} needs the user's session key (name another variable with \
+                         gateway.session_env)",
+                        self.api.method
+                    ),
+                ));
+            }
+            None => None,
+        };
+        Ok(Secrets {
+            app_secret,
+            session,
+        })
+    }
+
+    /// A stable digest (MD5, lower-case hex) of the API and the sorted `[params]`: a change
+    /// means "campaign params changed since the last run".
+    pub fn params_fingerprint(&self) -> String {
+        let mut md5 = Md5::new();
+        md5.update(self.api.method.as_bytes());
+        md5.update(b"\n");
+        // Length-prefixed values: no two different maps digest the same text.
+        for (name, value) in &self.params {
+            md5.update(format!("{name}={}:", value.len()).as_bytes());
+            md5.update(value.as_bytes());
+            md5.update(b"\n");
+        }
+        hex::encode(md5.finalize())
+    }
+
+    fn env_secret(&self, var: &str) -> Result<Option<Secret>, CampaignError> {
+        match std::env::var_os(var) {
+            None => Ok(None),
+            Some(value) if value.is_empty() => Ok(None),
+            Some(value) => value
+                .into_string()
+                .map(|v| Some(Secret::new(v)))
+                .map_err(|_| self.env_error(var, "not valid UTF-8".to_owned())),
+        }
+    }
+
+    fn env_error(&self, var: &str, message: String) -> CampaignError {
+        CampaignError::Environment {
+            path: self.path.clone(),
+            var: var.to_owned(),
+            message,
+        }
+    }
+}

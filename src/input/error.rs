@@ -1,0 +1,80 @@
+//! Why an input file cannot be read. Every message names the file and the line, and the column
+//! when one is to blame; a malformed file stops the run before anything is sent.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A malformed or unreadable input file.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}:1: the file is empty: a header row is required", path.display())]
+    Empty { path: PathBuf },
+    #[error(
+        "{}:{line}: no `{expected}` column (the recipient of {api}); columns found: {}",
+        path.display(),
+        found.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    )]
+    MissingRecipient {
+        path: PathBuf,
+        line: u64,
+        expected: &'static str,
+        api: &'static str,
+        found: Vec<String>,
+    },
+    #[error("{}:{line}: column `{name}` appears twice (columns {first} and {second})", path.display())]
+    DuplicateColumn {
+        path: PathBuf,
+        line: u64,
+        name: String,
+        first: usize,
+        second: usize,
+    },
+    #[error(
+        "{}:{line}: unbalanced quotes: the quoted field opened on this line is never closed",
+        path.display()
+    )]
+    UnbalancedQuote { path: PathBuf, line: u64 },
+    #[error(
+        "{}:{line}: {found} fields where the header has {expected}: the file looks mangled \
+         (a shifted, split or merged row)",
+        path.display()
+    )]
+    FieldCount {
+        path: PathBuf,
+        line: u64,
+        expected: usize,
+        found: usize,
+    },
+    #[error(
+        "{}:{line}{}: bytes that are not valid {encoding} ({how}); save the file as UTF-8 or give \
+         the right encoding (utf-8, gbk, gb18030)",
+        path.display(),
+        column.as_ref().map(|c| format!(": column `{c}`")).unwrap_or_default()
+    )]
+    Undecodable {
+        path: PathBuf,
+        line: u64,
+        column: Option<String>,
+        encoding: &'static str,
+        /// `"given"` or `"detected"`.
+        how: &'static str,
+    },
+    #[error(
+        "{}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as CSV UTF-8 \
+         or GBK",
+        path.display()
+    )]
+    Utf16 { path: PathBuf },
+    #[error("{}:{line}: {message}", path.display())]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+}

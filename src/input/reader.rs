@@ -1,0 +1,255 @@
+//! Streaming the input CSV: one record at a time, whatever the file's size.
+//!
+//! The pipeline is file → [`sniff`](super::decode) (encoding) → strict decoder (legacy
+//! encodings only; UTF-8 is validated by the CSV reader per record) → [`Scanner`] (record lines,
+//! unclosed quotes) → `csv::Reader`.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use encoding_rs::{Encoding, UTF_8};
+
+use super::InputError;
+use super::decode::{Sniffed, StrictDecoder, Undecodable, sniff};
+use super::scan::{Scanner, UnclosedQuote};
+use crate::top::ApiSpec;
+
+const CSV_BUFFER: usize = 64 * 1024;
+
+/// The header row, and where the columns that matter are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Column names exactly as in the file.
+    pub columns: Vec<String>,
+    /// The physical line of the header row.
+    pub line: u64,
+    /// Index of the recipient column (`open_id` or `alipay_id`).
+    pub recipient: usize,
+    /// Per-row param columns `(field name, column index)`, in the API's field order; includes
+    /// `request_id` for the idempotent API when the file has that column.
+    pub params: Vec<(&'static str, usize)>,
+}
+
+impl Header {
+    fn new(
+        path: &Path,
+        line: u64,
+        columns: Vec<String>,
+        api: &'static ApiSpec,
+    ) -> Result<Self, InputError> {
+        // Names are matched trimmed: spreadsheet headers often carry stray spaces.
+        let names: Vec<&str> = columns.iter().map(|c| c.trim()).collect();
+        for (second, name) in names.iter().enumerate() {
+            if let Some(first) = names[..second]
+                .iter()
+                .position(|n| !n.is_empty() && n == name)
+            {
+                return Err(InputError::DuplicateColumn {
+                    path: path.to_owned(),
+                    line,
+                    name: (*name).to_owned(),
+                    first: first + 1,
+                    second: second + 1,
+                });
+            }
+        }
+        let index = |field: &str| names.iter().position(|n| *n == field);
+        let Some(recipient) = index(api.recipient) else {
+            return Err(InputError::MissingRecipient {
+                path: path.to_owned(),
+                line,
+                expected: api.recipient,
+                api: api.method,
+                found: columns,
+            });
+        };
+        let params = api
+            .param_fields()
+            .filter_map(|f| index(f.name).map(|i| (f.name, i)))
+            .collect();
+        Ok(Header {
+            columns,
+            line,
+            recipient,
+            params,
+        })
+    }
+}
+
+/// One data record.
+#[derive(Clone, Debug)]
+pub struct InputRow {
+    /// 1-based data row number (the header is not counted; blank lines are skipped).
+    pub row: u64,
+    /// Physical line (1-based) where the record starts.
+    pub line: u64,
+    /// The decoded fields, exactly as in the file.
+    pub record: csv::StringRecord,
+}
+
+/// A streaming reader of the input CSV.
+pub struct InputReader {
+    path: PathBuf,
+    encoding: &'static Encoding,
+    detected: bool,
+    header: Header,
+    csv: csv::Reader<Scanner<Box<dyn Read + Send>>>,
+    rows: u64,
+    done: bool,
+}
+
+impl InputReader {
+    /// Opens the file, settles its encoding (given, else detected) and reads the header row.
+    pub fn open(
+        path: &Path,
+        encoding: Option<&'static Encoding>,
+        api: &'static ApiSpec,
+    ) -> Result<InputReader, InputError> {
+        let io_err = |source| InputError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io_err)?;
+        let (encoding, detected, head) = match sniff(&mut file, encoding).map_err(io_err)? {
+            Sniffed::Utf16 => return Err(InputError::Utf16 { path: path.into() }),
+            Sniffed::Text {
+                encoding,
+                detected,
+                head,
+            } => (encoding, detected, head),
+        };
+        let source = head.chain(file);
+        let text: Box<dyn Read + Send> = if encoding == UTF_8 {
+            Box::new(source)
+        } else {
+            Box::new(StrictDecoder::new(source, encoding))
+        };
+        let csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(CSV_BUFFER)
+            .from_reader(Scanner::new(text));
+        let mut reader = InputReader {
+            path: path.to_owned(),
+            encoding,
+            detected,
+            header: Header {
+                columns: Vec::new(),
+                line: 1,
+                recipient: 0,
+                params: Vec::new(),
+            },
+            csv,
+            rows: 0,
+            done: false,
+        };
+        let (line, record) = match reader.read() {
+            None => return Err(InputError::Empty { path: path.into() }),
+            Some(result) => result?,
+        };
+        let columns = record.iter().map(str::to_owned).collect();
+        reader.header = Header::new(path, line, columns, api)?;
+        Ok(reader)
+    }
+
+    /// The header row.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The encoding the file is read with.
+    pub fn encoding(&self) -> &'static Encoding {
+        self.encoding
+    }
+
+    /// The next data record; `None` at the end or after an error (a malformed file stops).
+    pub fn next_row(&mut self) -> Option<Result<InputRow, InputError>> {
+        let (line, record) = match self.read()? {
+            Ok(read) => read,
+            Err(e) => return Some(Err(e)),
+        };
+        if record.len() != self.header.columns.len() {
+            self.done = true;
+            return Some(Err(InputError::FieldCount {
+                path: self.path.clone(),
+                line,
+                expected: self.header.columns.len(),
+                found: record.len(),
+            }));
+        }
+        self.rows += 1;
+        Some(Ok(InputRow {
+            row: self.rows,
+            line,
+            record,
+        }))
+    }
+
+    /// Reads one record with the line it starts on.
+    fn read(&mut self) -> Option<Result<(u64, csv::StringRecord), InputError>> {
+        if self.done {
+            return None;
+        }
+        let width = self.header.columns.len();
+        let mut record = csv::StringRecord::with_capacity(64, width);
+        let result = self.csv.read_record(&mut record);
+        let line = self.csv.get_mut().next_record_line();
+        match result {
+            Ok(true) => Some(Ok((line.unwrap_or(1), record))),
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(self.error(e, line)))
+            }
+        }
+    }
+
+    fn error(&self, e: csv::Error, record_line: Option<u64>) -> InputError {
+        let path = self.path.clone();
+        let line = record_line
+            .or_else(|| e.position().map(|p| p.line()))
+            .unwrap_or(1);
+        let how = if self.detected { "detected" } else { "given" };
+        let message = e.to_string();
+        match e.into_kind() {
+            csv::ErrorKind::Io(source) => {
+                let payload = source.get_ref();
+                if let Some(q) = payload.and_then(|p| p.downcast_ref::<UnclosedQuote>()) {
+                    InputError::UnbalancedQuote { path, line: q.line }
+                } else if let Some(u) = payload.and_then(|p| p.downcast_ref::<Undecodable>()) {
+                    InputError::Undecodable {
+                        path,
+                        line: u.line,
+                        column: None,
+                        encoding: self.encoding.name(),
+                        how,
+                    }
+                } else {
+                    InputError::Io { path, source }
+                }
+            }
+            csv::ErrorKind::Utf8 { err, .. } => InputError::Undecodable {
+                path,
+                line,
+                column: Some(
+                    self.header
+                        .columns
+                        .get(err.field())
+                        .cloned()
+                        .unwrap_or_else(|| format!("#{}", err.field() + 1)),
+                ),
+                encoding: self.encoding.name(),
+                how,
+            },
+            _ => InputError::Csv {
+                path,
+                line,
+                message,
+            },
+        }
+    }
+}
