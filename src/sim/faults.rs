@@ -1,0 +1,310 @@
+//! Fault injection: which faults to inject ([`Faults`]), the seeded per-call plan that decides
+//! them, and the flow control (per-second call limit with a ban, daily quota) answering code 7.
+//!
+//! A call's faults are a pure function of (seed, identity, per-identity call number), never of
+//! arrival order, so the same seed gives the same faults for the same requests under any
+//! concurrency.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::answer::{ErrorAnswer, MALFORMED_KINDS};
+
+/// Which faults the simulator injects, and how often. The default injects none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Faults {
+    /// Calls admitted in any sliding one-second window; the next is answered code 7
+    /// `accesscontrol.limited-by-api-access-count` and starts a ban of `ban_seconds`.
+    pub limit_qps: Option<u32>,
+    /// The ban announced after the per-second limit is passed; every call during it is refused.
+    pub ban_seconds: u64,
+    /// Calls admitted per GMT+8 day; after that, code 7 `accesscontrol.limited-by-app-access-count`
+    /// with a ban until midnight GMT+8.
+    pub daily_quota: Option<u64>,
+    /// Share of valid calls answered with an `isp.*` error; nothing is issued.
+    pub isp_error_rate: f64,
+    /// Share of valid calls that are processed (issuing if due), then answered
+    /// `isp.top-remote-connection-timeout`.
+    pub timeout_subcode_rate: f64,
+    /// Added before every answer.
+    pub latency: Duration,
+    /// Share of valid calls that are processed (issuing if due) and whose answer is held for
+    /// `withhold`, longer than a client waits.
+    pub withhold_rate: f64,
+    /// How long a withheld answer is held.
+    pub withhold: Duration,
+    /// Share of valid calls answered HTTP 502; nothing is issued.
+    pub http502_rate: f64,
+    /// Share of valid calls answered with HTTP 200 and a body that is not a TOP answer; nothing
+    /// is issued.
+    pub malformed_rate: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            limit_qps: None,
+            ban_seconds: 1,
+            daily_quota: None,
+            isp_error_rate: 0.0,
+            timeout_subcode_rate: 0.0,
+            latency: Duration::ZERO,
+            withhold_rate: 0.0,
+            withhold: Duration::from_secs(15),
+            http502_rate: 0.0,
+            malformed_rate: 0.0,
+        }
+    }
+}
+
+/// The `isp.*` errors of the `isp_error_rate` fault: server-side, safe to retry, not timeouts.
+const ISP_ERRORS: &[(&str, &str)] = &[
+    ("isp.top-remote-service-unavailable", "服务暂时不可用"),
+    ("isp.remote-connection-error", "remote connection error"),
+    ("isp.top-remote-unknown-error", "未知错误"),
+    ("isp.remote-service-error", "remote service error"),
+];
+
+/// A fault that replaces the call before the platform processes it: nothing is issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum EarlyFault {
+    Http502,
+    /// The malformed body number.
+    Malformed(usize),
+    Isp(ErrorAnswer),
+}
+
+/// The faults decided for one valid call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FaultPlan {
+    pub early: Option<EarlyFault>,
+    /// Process, then answer `isp.top-remote-connection-timeout`.
+    pub timeout_subcode: bool,
+    /// Process, then hold the answer.
+    pub withhold: bool,
+}
+
+impl Faults {
+    /// The faults for the `call`-th valid call (from 1) of one identity.
+    pub(crate) fn plan(&self, seed: u64, identity: &str, call: u32) -> FaultPlan {
+        let hash = call_hash(seed, identity, call);
+        let draw = |salt: u64| unit(mix(hash ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let pick = |salt: u64, n: usize| (mix(hash ^ salt) % n as u64) as usize;
+        let early = if draw(1) < self.http502_rate {
+            Some(EarlyFault::Http502)
+        } else if draw(2) < self.malformed_rate {
+            Some(EarlyFault::Malformed(pick(3, MALFORMED_KINDS)))
+        } else if draw(4) < self.isp_error_rate {
+            let (sub_code, sub_msg) = ISP_ERRORS[pick(5, ISP_ERRORS.len())];
+            Some(EarlyFault::Isp(ErrorAnswer::remote(sub_code, sub_msg)))
+        } else {
+            None
+        };
+        FaultPlan {
+            early,
+            timeout_subcode: draw(6) < self.timeout_subcode_rate,
+            withhold: draw(7) < self.withhold_rate,
+        }
+    }
+}
+
+/// The answer for a call that timed out in the back end after it was processed.
+pub(crate) fn timeout_subcode() -> ErrorAnswer {
+    ErrorAnswer::remote("isp.top-remote-connection-timeout", "远程服务调用超时")
+}
+
+/// FNV-1a over the inputs, then a finaliser: stable across platforms and Rust versions.
+fn call_hash(seed: u64, identity: &str, call: u32) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = seed
+        .to_le_bytes()
+        .into_iter()
+        .chain(identity.bytes())
+        .chain(call.to_le_bytes());
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    mix(hash)
+}
+
+/// SplitMix64's finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A uniform draw in [0, 1).
+fn unit(bits: u64) -> f64 {
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+const API_LIMIT: &str = "accesscontrol.limited-by-api-access-count";
+const APP_LIMIT: &str = "accesscontrol.limited-by-app-access-count";
+const GMT8_SECS: i64 = 8 * 3600;
+const DAY_SECS: i64 = 86_400;
+
+/// The platform's flow control for one app: admitted calls in the last second, the current
+/// ban, and the calls used today (GMT+8).
+#[derive(Debug)]
+pub(crate) struct FlowControl {
+    window: VecDeque<Instant>,
+    banned_until: Option<Instant>,
+    day: i64,
+    used_today: u64,
+}
+
+impl Default for FlowControl {
+    fn default() -> Self {
+        FlowControl {
+            window: VecDeque::new(),
+            banned_until: None,
+            day: i64::MIN,
+            used_today: 0,
+        }
+    }
+}
+
+impl FlowControl {
+    /// Admits a call arriving at `now` (`unix_secs` on the wall clock), or refuses it with code 7.
+    /// Refused calls do not count against the limits.
+    pub(crate) fn admit(
+        &mut self,
+        faults: &Faults,
+        now: Instant,
+        unix_secs: i64,
+    ) -> Result<(), ErrorAnswer> {
+        if let Some(quota) = faults.daily_quota {
+            let local = unix_secs + GMT8_SECS;
+            let day = local.div_euclid(DAY_SECS);
+            if day != self.day {
+                self.day = day;
+                self.used_today = 0;
+            }
+            if self.used_today >= quota {
+                let until_midnight = DAY_SECS - local.rem_euclid(DAY_SECS);
+                return Err(ErrorAnswer::flow_control(APP_LIMIT, until_midnight as u64));
+            }
+        }
+        if let Some(limit) = faults.limit_qps {
+            if let Some(until) = self.banned_until.filter(|until| *until > now) {
+                let left_ms = (until - now).as_millis() as u64;
+                return Err(ErrorAnswer::flow_control(
+                    API_LIMIT,
+                    left_ms.div_ceil(1000).max(1),
+                ));
+            }
+            if let Some(horizon) = now.checked_sub(Duration::from_secs(1)) {
+                while self.window.front().is_some_and(|t| *t <= horizon) {
+                    self.window.pop_front();
+                }
+            }
+            if self.window.len() >= limit as usize {
+                self.banned_until = Some(now + Duration::from_secs(faults.ban_seconds));
+                return Err(ErrorAnswer::flow_control(
+                    API_LIMIT,
+                    faults.ban_seconds.max(1),
+                ));
+            }
+            self.window.push_back(now);
+        }
+        self.used_today += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faulty() -> Faults {
+        Faults {
+            isp_error_rate: 0.2,
+            http502_rate: 0.1,
+            malformed_rate: 0.1,
+            timeout_subcode_rate: 0.1,
+            withhold_rate: 0.1,
+            ..Faults::default()
+        }
+    }
+
+    #[test]
+    fn plans_depend_only_on_seed_identity_and_call_number() {
+        let faults = faulty();
+        let plans = |seed| -> Vec<FaultPlan> {
+            (1..=200)
+                .map(|n| faults.plan(seed, &format!("id{}", n % 17), n))
+                .collect()
+        };
+        assert_eq!(plans(7), plans(7));
+        assert_ne!(plans(7), plans(8));
+    }
+
+    #[test]
+    fn rates_are_roughly_honoured_and_zero_means_never() {
+        let faults = faulty();
+        let n = 20_000;
+        let early = (0..n)
+            .filter(|i| faults.plan(1, "x", *i).early.is_some())
+            .count();
+        // 1 - 0.9 * 0.9 * 0.8 = 0.352 of calls get an early fault.
+        assert!((6_500..7_600).contains(&early), "{early}");
+        let none = Faults::default();
+        assert!((0..n).all(|i| none.plan(1, "x", i) == FaultPlan::default()));
+    }
+
+    #[test]
+    fn per_second_limit_bans_then_lets_through() {
+        let faults = Faults {
+            limit_qps: Some(2),
+            ban_seconds: 3,
+            ..Faults::default()
+        };
+        let mut flow = FlowControl::default();
+        let t0 = Instant::now() + Duration::from_secs(10);
+        assert!(flow.admit(&faults, t0, 0).is_ok());
+        assert!(
+            flow.admit(&faults, t0 + Duration::from_millis(10), 0)
+                .is_ok()
+        );
+        let refused = flow
+            .admit(&faults, t0 + Duration::from_millis(20), 0)
+            .unwrap_err();
+        assert_eq!(refused.code, 7);
+        assert_eq!(refused.sub_code, Some(API_LIMIT));
+        assert_eq!(
+            refused.sub_msg.as_deref(),
+            Some("This ban will last for 3 more seconds")
+        );
+        let during = flow
+            .admit(&faults, t0 + Duration::from_millis(1_500), 0)
+            .unwrap_err();
+        assert_eq!(
+            during.sub_msg.as_deref(),
+            Some("This ban will last for 2 more seconds")
+        );
+        assert!(flow.admit(&faults, t0 + Duration::from_secs(4), 0).is_ok());
+    }
+
+    #[test]
+    fn daily_quota_bans_until_gmt8_midnight_and_resets_next_day() {
+        let faults = Faults {
+            daily_quota: Some(2),
+            ..Faults::default()
+        };
+        let mut flow = FlowControl::default();
+        let now = Instant::now();
+        // 2016-01-01 12:00:00 GMT+8 is 04:00:00 UTC: 12 hours to midnight GMT+8.
+        let noon = 1_451_620_800;
+        assert!(flow.admit(&faults, now, noon).is_ok());
+        assert!(flow.admit(&faults, now, noon).is_ok());
+        let refused = flow.admit(&faults, now, noon).unwrap_err();
+        assert_eq!(refused.sub_code, Some(APP_LIMIT));
+        assert_eq!(
+            refused.sub_msg.as_deref(),
+            Some("This ban will last for 43200 more seconds")
+        );
+        assert!(flow.admit(&faults, now, noon + 43_200).is_ok());
+    }
+}

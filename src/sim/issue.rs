@@ -1,0 +1,399 @@
+//! Issuing: what a valid call does on the simulated platform. Certificate codes and right
+//! instances, idempotency on the API's key (alsc `request_id`), the data triggers that make
+//! business outcomes reproducible, and the per-identity counts behind `issued_by_identity` and
+//! `duplicates`.
+//!
+//! "First call" in a trigger means the identity's first call that reaches the business logic
+//! (early faults do not count), so triggers are deterministic under any concurrency.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value};
+
+use super::answer::ErrorAnswer;
+use super::check::ValidCall;
+use super::faults::{EarlyFault, Faults, timeout_subcode};
+use crate::top::ApiSpec;
+
+const TMALL: &str = "tmall.nrt.certificate.send";
+const ALSC: &str = "alibaba.alsc.right.decisionsend";
+
+/// The status of an alsc answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AlscStatus {
+    Success,
+    Fail { can_retry: bool },
+    Sending,
+    NoDecisionItem,
+}
+
+/// An alsc answer: its status, the serial its ids derive from, and how many rights it grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AlscResult {
+    pub status: AlscStatus,
+    pub serial: u64,
+    pub tickets: u16,
+}
+
+/// What the platform answers to one call, before rendering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// A certificate was issued; its code derives from `serial`.
+    TmallIssued {
+        serial: u64,
+    },
+    /// The tmall answer with a non-`"0"` `result.code` and no model.
+    TmallCode {
+        code: &'static str,
+        message: &'static str,
+    },
+    Alsc(AlscResult),
+    Error(ErrorAnswer),
+    Http502,
+    Malformed(usize),
+}
+
+/// The outcome of one valid call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Served {
+    pub answer: Answer,
+    pub issued: bool,
+    pub replayed: bool,
+    pub withhold: bool,
+}
+
+impl Served {
+    fn early(fault: EarlyFault) -> Self {
+        let answer = match fault {
+            EarlyFault::Http502 => Answer::Http502,
+            EarlyFault::Malformed(kind) => Answer::Malformed(kind),
+            EarlyFault::Isp(error) => Answer::Error(error),
+        };
+        Served {
+            answer,
+            issued: false,
+            replayed: false,
+            withhold: false,
+        }
+    }
+
+    /// The `calls_by_outcome` bucket.
+    pub(crate) fn bucket(&self) -> String {
+        match &self.answer {
+            Answer::Error(error) => error.bucket(),
+            Answer::Http502 => "http-502".to_owned(),
+            Answer::Malformed(_) => "malformed".to_owned(),
+            _ if self.replayed => "replayed".to_owned(),
+            Answer::TmallIssued { .. } => "issued".to_owned(),
+            Answer::TmallCode { code, .. } => format!("tmall:code:{code}"),
+            Answer::Alsc(result) => match result.status {
+                AlscStatus::Success => "issued".to_owned(),
+                AlscStatus::Fail { can_retry: false } => "alsc:FAIL".to_owned(),
+                AlscStatus::Fail { can_retry: true } => "alsc:FAIL:can_retry".to_owned(),
+                AlscStatus::Sending => "alsc:SENDING".to_owned(),
+                AlscStatus::NoDecisionItem => "alsc:NO_DECISION_ITEM".to_owned(),
+            },
+        }
+    }
+}
+
+/// What the business logic decided for one call, before ids are assigned.
+enum Verdict {
+    Issue { timeout: bool, withhold: bool },
+    Refuse(ErrorAnswer),
+    TmallCode(&'static str, &'static str),
+    AlscStatus { status: AlscStatus, stored: bool },
+}
+
+/// `tmall.nrt.certificate.send` triggers, by `open_id` prefix.
+fn tmall_verdict(open_id: &str, nth: u32) -> Verdict {
+    let first = nth == 1;
+    if open_id.starts_with("REFUSE") {
+        Verdict::Refuse(ErrorAnswer::remote(
+            "isv.user-not-qualified",
+            "该用户不符合领取条件",
+        ))
+    } else if open_id.starts_with("NOSTOCK") {
+        Verdict::TmallCode("1", "凭证库存不足")
+    } else if open_id.starts_with("FLAKY") && first {
+        Verdict::Refuse(ErrorAnswer::remote(
+            "isp.top-remote-service-unavailable",
+            "服务暂时不可用",
+        ))
+    } else {
+        Verdict::Issue {
+            timeout: first && open_id.starts_with("LOST"),
+            withhold: first && open_id.starts_with("SLOW"),
+        }
+    }
+}
+
+/// `alibaba.alsc.right.decisionsend` triggers, by the last four digits of `alipay_id`.
+fn alsc_verdict(alipay_id: &str, nth: u32) -> Verdict {
+    let first = nth == 1;
+    let status = |status, stored| Verdict::AlscStatus { status, stored };
+    match alipay_id.get(alipay_id.len().saturating_sub(4)..) {
+        Some("9901") => status(AlscStatus::NoDecisionItem, true),
+        Some("9902") => status(AlscStatus::Fail { can_retry: false }, true),
+        Some("9903") if first => status(AlscStatus::Fail { can_retry: true }, false),
+        Some("9904") if first => status(AlscStatus::Sending, false),
+        Some("9905") => Verdict::Refuse(ErrorAnswer::remote(
+            "isv.user-not-qualified",
+            "the user is not eligible for this right",
+        )),
+        Some("9906") if first => Verdict::Issue {
+            timeout: true,
+            withhold: false,
+        },
+        Some("9907") if first => Verdict::Issue {
+            timeout: false,
+            withhold: true,
+        },
+        _ => Verdict::Issue {
+            timeout: false,
+            withhold: false,
+        },
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    calls: u32,
+    business_calls: u32,
+    issued: u32,
+}
+
+/// The simulated platform's books: per-identity counters, stored idempotent answers, totals.
+#[derive(Debug, Default)]
+pub(crate) struct Book {
+    identities: HashMap<String, Counters>,
+    /// Final answers by idempotency key value, replayed to a repeated key.
+    stored: HashMap<String, Answer>,
+    issued: u64,
+    duplicates: u64,
+    serial: u64,
+}
+
+impl Book {
+    /// Processes one valid call: faults, idempotent replay, triggers, issuance.
+    pub(crate) fn serve(&mut self, call: &ValidCall, faults: &Faults, seed: u64) -> Served {
+        let counters = self.identities.entry(call.identity.clone()).or_default();
+        counters.calls += 1;
+        let plan = faults.plan(seed, &call.identity, counters.calls);
+        if let Some(fault) = plan.early {
+            return Served::early(fault);
+        }
+        counters.business_calls += 1;
+        let nth = counters.business_calls;
+        let key = call.idempotency_key();
+
+        let mut served = Served {
+            answer: Answer::Http502,
+            issued: false,
+            replayed: false,
+            withhold: plan.withhold,
+        };
+        let mut timeout = plan.timeout_subcode;
+        if let Some(stored) = key.and_then(|k| self.stored.get(k)) {
+            served.answer = stored.clone();
+            served.replayed = true;
+        } else {
+            let verdict = match call.api.method {
+                TMALL => tmall_verdict(call.recipient(), nth),
+                ALSC => alsc_verdict(call.recipient(), nth),
+                _ => Verdict::Refuse(
+                    ErrorAnswer::new(22, "Invalid method")
+                        .with_sub_msg("the simulator has no business logic for this API"),
+                ),
+            };
+            self.serial += 1;
+            let serial = self.serial;
+            let (answer, store) = match verdict {
+                Verdict::Issue {
+                    timeout: forced_timeout,
+                    withhold,
+                } => {
+                    timeout |= forced_timeout;
+                    served.withhold |= withhold;
+                    served.issued = true;
+                    counters.issued += 1;
+                    if counters.issued == 2 {
+                        self.duplicates += 1;
+                    }
+                    self.issued += 1;
+                    let answer = if call.api.method == TMALL {
+                        Answer::TmallIssued { serial }
+                    } else {
+                        Answer::Alsc(AlscResult {
+                            status: AlscStatus::Success,
+                            serial,
+                            tickets: ticket_count(&call.object),
+                        })
+                    };
+                    (answer, true)
+                }
+                Verdict::Refuse(error) => (Answer::Error(error), false),
+                Verdict::TmallCode(code, message) => (Answer::TmallCode { code, message }, false),
+                Verdict::AlscStatus { status, stored } => (
+                    Answer::Alsc(AlscResult {
+                        status,
+                        serial,
+                        tickets: 0,
+                    }),
+                    stored,
+                ),
+            };
+            if let Some(key) = key.filter(|_| store) {
+                self.stored.insert(key.to_owned(), answer.clone());
+            }
+            served.answer = answer;
+        }
+        if timeout {
+            served.answer = Answer::Error(timeout_subcode());
+        }
+        served
+    }
+
+    pub(crate) fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    pub(crate) fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    pub(crate) fn issued_by_identity(&self) -> BTreeMap<String, u64> {
+        self.identities
+            .iter()
+            .filter(|(_, c)| c.issued > 0)
+            .map(|(identity, c)| (identity.clone(), u64::from(c.issued)))
+            .collect()
+    }
+}
+
+/// One right per entry of `right_act_list`, else of `act_codes`, else one; at most 20.
+fn ticket_count(object: &Map<String, Value>) -> u16 {
+    let len = |name| object.get(name).and_then(Value::as_array).map(Vec::len);
+    let n = len("right_act_list")
+        .filter(|n| *n > 0)
+        .or(len("act_codes"))
+        .unwrap_or(1);
+    n.clamp(1, 20) as u16
+}
+
+/// The identity issuances are counted by: the method, a space, then the object param without
+/// the idempotency key as compact JSON with keys sorted at every level.
+pub(crate) fn identity(api: &ApiSpec, object: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(128);
+    out.push_str(api.method);
+    out.push(' ');
+    write_object(&mut out, object, api.idempotency_key);
+    out
+}
+
+fn write_object(out: &mut String, object: &Map<String, Value>, skip: Option<&str>) {
+    let mut keys: Vec<&String> = object.keys().filter(|k| Some(k.as_str()) != skip).collect();
+    keys.sort_unstable();
+    out.push('{');
+    for (i, key) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_canonical(out, &Value::String(key.clone()));
+        out.push(':');
+        write_canonical(out, &object[key.as_str()]);
+    }
+    out.push('}');
+}
+
+fn write_canonical(out: &mut String, value: &Value) {
+    match value {
+        Value::Object(map) => write_object(out, map, None),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(out, item);
+            }
+            out.push(']');
+        }
+        scalar => {
+            let _ = write!(out, "{scalar}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::top::find_api;
+
+    #[test]
+    fn identity_sorts_keys_and_drops_request_id() {
+        let alsc = find_api(ALSC).unwrap();
+        let a: Map<String, Value> = serde_json::from_str(
+            r#"{"scene_code":"s","request_id":"r1","alipay_id":"2088000000000001","right_act_list":[{"rightId":1,"actCode":"x"}]}"#,
+        )
+        .unwrap();
+        let b: Map<String, Value> = serde_json::from_str(
+            r#"{"right_act_list":[{"actCode":"x","rightId":1}],"alipay_id":"2088000000000001","request_id":"r2","scene_code":"s"}"#,
+        )
+        .unwrap();
+        assert_eq!(identity(alsc, &a), identity(alsc, &b));
+        assert_eq!(
+            identity(alsc, &a),
+            r#"alibaba.alsc.right.decisionsend {"alipay_id":"2088000000000001","right_act_list":[{"actCode":"x","rightId":1}],"scene_code":"s"}"#
+        );
+    }
+
+    #[test]
+    fn triggers_change_after_the_first_business_call() {
+        assert!(matches!(
+            tmall_verdict("FLAKY1", 1),
+            Verdict::Refuse(ErrorAnswer {
+                sub_code: Some("isp.top-remote-service-unavailable"),
+                ..
+            })
+        ));
+        assert!(matches!(
+            tmall_verdict("FLAKY1", 2),
+            Verdict::Issue {
+                timeout: false,
+                withhold: false
+            }
+        ));
+        assert!(matches!(
+            alsc_verdict("2088000000009904", 1),
+            Verdict::AlscStatus {
+                status: AlscStatus::Sending,
+                stored: false
+            }
+        ));
+        assert!(matches!(
+            alsc_verdict("2088000000009904", 2),
+            Verdict::Issue { .. }
+        ));
+        assert!(matches!(
+            alsc_verdict("2088000000009901", 5),
+            Verdict::AlscStatus {
+                status: AlscStatus::NoDecisionItem,
+                stored: true
+            }
+        ));
+    }
+
+    #[test]
+    fn tickets_follow_the_lists() {
+        let obj = |json| serde_json::from_str::<Map<String, Value>>(json).unwrap();
+        assert_eq!(ticket_count(&obj(r#"{}"#)), 1);
+        assert_eq!(ticket_count(&obj(r#"{"act_codes":["a","b"]}"#)), 2);
+        assert_eq!(
+            ticket_count(&obj(r#"{"right_act_list":[1,2,3],"act_codes":["a"]}"#)),
+            3
+        );
+        assert_eq!(ticket_count(&obj(r#"{"act_codes":[]}"#)), 1);
+    }
+}

@@ -1,0 +1,145 @@
+//! The simulator's counters and the JSON that `GET /sim/stats` answers with.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The counters at `GET /sim/stats` (and [`SimServer::stats`](super::SimServer::stats)).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    /// Every request to the gateway path, valid or not.
+    pub calls: u64,
+    /// Issuances (certificate codes and right grants); an idempotent replay is not one.
+    pub issued: u64,
+    /// Identities issued more than once; 0 after a correct campaign.
+    pub duplicates: u64,
+    /// The most calls that arrived within any sliding one-second window.
+    pub peak_calls_per_second: u64,
+    /// Calls refused for a missing or wrong signature or `sign_method` (codes 24 and 25).
+    pub rejected_signatures: u64,
+    /// Calls refused by flow control (code 7).
+    pub throttled: u64,
+    /// alsc calls answered from the stored result of an earlier call with the same `request_id`.
+    pub replayed: u64,
+    /// Answers held back by the withhold fault or trigger.
+    pub withheld: u64,
+    /// Issuances per identity (method, then the object param without `request_id`, keys sorted).
+    pub issued_by_identity: BTreeMap<String, u64>,
+    /// Calls per kind of answer: `issued`, `replayed`, `alsc:STATUS`, `tmall:code:CODE`,
+    /// `error:CODE[:SUB_CODE]`, `http-502`, `malformed`. Sums to `calls`.
+    pub calls_by_outcome: BTreeMap<String, u64>,
+}
+
+/// The call-level counters; issuance counts live with the issuing state.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    calls: u64,
+    recent: VecDeque<Instant>,
+    peak: u64,
+    rejected_signatures: u64,
+    throttled: u64,
+    replayed: u64,
+    withheld: u64,
+    by_outcome: HashMap<String, u64>,
+}
+
+impl Stats {
+    /// Records a call arriving at `now`; arrivals must be recorded in time order.
+    pub(crate) fn arrive(&mut self, now: Instant) {
+        self.calls += 1;
+        if let Some(horizon) = now.checked_sub(Duration::from_secs(1)) {
+            while self.recent.front().is_some_and(|t| *t <= horizon) {
+                self.recent.pop_front();
+            }
+        }
+        self.recent.push_back(now);
+        self.peak = self.peak.max(self.recent.len() as u64);
+    }
+
+    /// Counts one answer in its `calls_by_outcome` bucket.
+    pub(crate) fn answered(&mut self, bucket: &str) {
+        match self.by_outcome.get_mut(bucket) {
+            Some(count) => *count += 1,
+            None => {
+                self.by_outcome.insert(bucket.to_owned(), 1);
+            }
+        }
+    }
+
+    pub(crate) fn rejected_signature(&mut self) {
+        self.rejected_signatures += 1;
+    }
+
+    pub(crate) fn throttled(&mut self) {
+        self.throttled += 1;
+    }
+
+    pub(crate) fn replayed(&mut self) {
+        self.replayed += 1;
+    }
+
+    pub(crate) fn withheld(&mut self) {
+        self.withheld += 1;
+    }
+
+    /// The public counters; the issuance fields are filled in by the caller.
+    pub(crate) fn snapshot(&self) -> SimStats {
+        SimStats {
+            calls: self.calls,
+            peak_calls_per_second: self.peak,
+            rejected_signatures: self.rejected_signatures,
+            throttled: self.throttled,
+            replayed: self.replayed,
+            withheld: self.withheld,
+            calls_by_outcome: self
+                .by_outcome
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            ..SimStats::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_is_the_busiest_sliding_second() {
+        let mut stats = Stats::default();
+        let t0 = Instant::now() + Duration::from_secs(5);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // Two bursts of 3 that a fixed-second bucket would split, 600 ms apart: 6 in one window.
+        for ms in [700, 800, 900, 1_300, 1_400, 1_500] {
+            stats.arrive(at(ms));
+        }
+        for ms in [3_000, 3_100] {
+            stats.arrive(at(ms));
+        }
+        let snap = stats.snapshot();
+        assert_eq!(snap.calls, 8);
+        assert_eq!(snap.peak_calls_per_second, 6);
+    }
+
+    #[test]
+    fn a_call_exactly_one_second_later_starts_a_new_window() {
+        let mut stats = Stats::default();
+        let t0 = Instant::now() + Duration::from_secs(5);
+        stats.arrive(t0);
+        stats.arrive(t0 + Duration::from_secs(1));
+        assert_eq!(stats.snapshot().peak_calls_per_second, 1);
+    }
+
+    #[test]
+    fn buckets_count_answers() {
+        let mut stats = Stats::default();
+        stats.answered("issued");
+        stats.answered("issued");
+        stats.answered("error:25");
+        let snap = stats.snapshot();
+        assert_eq!(snap.calls_by_outcome["issued"], 2);
+        assert_eq!(snap.calls_by_outcome["error:25"], 1);
+    }
+}
