@@ -3,12 +3,14 @@
 
 pub mod api;
 pub mod apis;
+pub mod client;
 pub mod outcome;
 pub mod params;
 pub mod response;
 pub mod sign;
 
 pub use api::{APIS, ApiSpec, FieldKind, FieldSpec, find_api};
+pub use client::{Attempt, Client, ClientConfig, ClientError};
 pub use outcome::{Outcome, OutcomeClass, PlatformError, classify_error};
 pub use params::Credentials;
 pub use response::{Parsed, parse_response};

@@ -1,0 +1,252 @@
+//! The HTTP client for one issuing API: signs the form, POSTs it to the gateway over a pooled
+//! connection, and turns whatever happens (answer, connect failure, timeout, reset) into an
+//! [`Outcome`]. It never retries; the runner decides.
+//!
+//! The distinction that matters: a connect error means the request never left, so it is
+//! `Transient` (sub-code `connect`) for every API; any failure after the request may have been
+//! written (timeout, reset, truncated body) lost the answer, so it is [`Outcome::answer_lost`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
+
+use super::api::ApiSpec;
+use super::outcome::{Outcome, PlatformError};
+use super::params::{Credentials, signed_form, timestamp_now};
+use super::response::{Parsed, parse_response};
+use super::sign::SignMethod;
+use crate::secret::Secret;
+
+/// Idle connections kept per host: enough for hundreds of requests in flight over HTTP/1.1.
+const POOL_PER_HOST: usize = 1024;
+/// Idle connections are dropped well before a typical server keep-alive timeout (60 s), so a
+/// request is rarely written onto a connection the server is closing, which would lose the
+/// answer and make a non-idempotent row uncertain.
+const POOL_IDLE: Duration = Duration::from_secs(20);
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded;charset=UTF-8";
+
+/// Where and as whom to call the gateway.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The gateway, e.g. `https://eco.taobao.com/router/rest`.
+    pub url: String,
+    pub app_key: String,
+    pub secret: Secret,
+    /// The user's session key; sent only to APIs that need it.
+    pub session: Option<Secret>,
+    pub sign_method: SignMethod,
+    /// Time allowed to open a connection (the request has not left yet).
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole call, connect included, until the answer is read.
+    pub request_timeout: Duration,
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("gateway url {url:?} is not an http(s) URL: {reason}")]
+    Url { url: String, reason: String },
+    #[error("{method} needs a user session key, but none was given")]
+    MissingSession { method: &'static str },
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
+/// A client for one API. Cloning is cheap and shares the connection pool.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    app_key: String,
+    secret: Secret,
+    session: Option<Secret>,
+    sign_method: SignMethod,
+    api: &'static ApiSpec,
+}
+
+/// One call: its classified outcome, the platform's `request_id` and the time it took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub top_request_id: Option<String>,
+    pub latency: Duration,
+}
+
+impl Client {
+    /// Builds a client for `api`. Fails on a URL that is not http(s) and on a missing session
+    /// for an API that needs one.
+    pub fn new(config: ClientConfig, api: &'static ApiSpec) -> Result<Client, ClientError> {
+        let url_error = |reason: String| ClientError::Url {
+            url: config.url.clone(),
+            reason,
+        };
+        let url = reqwest::Url::parse(&config.url).map_err(|e| url_error(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(url_error(
+                "expected http://HOST/... or https://HOST/...".to_owned(),
+            ));
+        }
+        let session = config
+            .session
+            .filter(|s| !s.expose().trim().is_empty() && api.needs_session);
+        if api.needs_session && session.is_none() {
+            return Err(ClientError::MissingSession { method: api.method });
+        }
+        let http = reqwest::Client::builder()
+            // A connect that outlived the whole-call timeout would be reported as a timeout
+            // (answer lost) although nothing was sent.
+            .connect_timeout(config.connect_timeout.min(config.request_timeout))
+            .timeout(config.request_timeout)
+            .pool_max_idle_per_host(POOL_PER_HOST)
+            .pool_idle_timeout(POOL_IDLE)
+            .tcp_nodelay(true)
+            .gzip(true)
+            .user_agent(concat!("campaign/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ClientError::Build)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                url,
+                app_key: config.app_key,
+                secret: config.secret,
+                session,
+                sign_method: config.sign_method,
+                api,
+            }),
+        })
+    }
+
+    /// The API this client calls.
+    pub fn api(&self) -> &'static ApiSpec {
+        self.inner.api
+    }
+
+    /// Sends one call with `object_json` (the object param, serialised once by the caller) as
+    /// the value of the API's object param, exactly as given.
+    pub async fn send(&self, object_json: &str) -> Attempt {
+        let inner = &*self.inner;
+        let api = inner.api;
+        let started = Instant::now();
+        let credentials = Credentials {
+            app_key: &inner.app_key,
+            secret: inner.secret.expose(),
+            session: inner.session.as_ref().map(Secret::expose),
+            sign_method: inner.sign_method,
+        };
+        let timestamp = timestamp_now();
+        let form = signed_form(
+            api.method,
+            (api.object_param, object_json),
+            &credentials,
+            &timestamp,
+        );
+        tracing::debug!(method = api.method, form = %Redacted(&form), "sending");
+        let parsed = match serde_urlencoded::to_string(&form) {
+            Ok(body) => self.post(body).await,
+            // Cannot happen for string pairs; if it did, nothing was sent and nothing will be.
+            Err(e) => Parsed {
+                outcome: Outcome::Fatal(PlatformError::transport("encode", e.to_string())),
+                top_request_id: None,
+            },
+        };
+        let latency = started.elapsed();
+        tracing::debug!(
+            method = api.method,
+            class = parsed.outcome.class().as_str(),
+            top_request_id = parsed.top_request_id.as_deref(),
+            latency_ms = latency.as_millis() as u64,
+            "answered"
+        );
+        Attempt {
+            outcome: parsed.outcome,
+            top_request_id: parsed.top_request_id,
+            latency,
+        }
+    }
+
+    async fn post(&self, body: String) -> Parsed {
+        let inner = &*self.inner;
+        let sent = inner
+            .http
+            .post(inner.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE))
+            .body(body)
+            .send()
+            .await;
+        let failure = match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match response.bytes().await {
+                    Ok(bytes) => return parse_response(inner.api, status, &bytes),
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        Parsed {
+            outcome: transport_failure(&failure, inner.api.is_idempotent()),
+            top_request_id: None,
+        }
+    }
+}
+
+/// Classifies a failure of the HTTP exchange itself.
+fn transport_failure(error: &reqwest::Error, idempotent: bool) -> Outcome {
+    let message = describe(error);
+    if error.is_connect() {
+        Outcome::Transient(PlatformError::transport("connect", message))
+    } else if error.is_timeout() {
+        Outcome::answer_lost(idempotent, PlatformError::transport("timeout", message))
+    } else {
+        Outcome::answer_lost(idempotent, PlatformError::transport("io", message))
+    }
+}
+
+/// The error and its causes on one line, without the URL.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_connect() {
+        "cannot connect".to_owned()
+    } else if error.is_timeout() {
+        "no answer in time".to_owned()
+    } else {
+        "connection failed".to_owned()
+    };
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A form for logs: `session` and `sign` masked. The secret itself is never in the form.
+struct Redacted<'a>(&'a [(String, String)]);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            let shown = match name.as_str() {
+                "session" | "sign" => "***",
+                _ => value.as_str(),
+            };
+            write!(f, "{}{name}={shown}", if i == 0 { "" } else { "&" })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
