@@ -100,7 +100,12 @@ impl Client {
         if api.needs_session && session.is_none() {
             return Err(ClientError::MissingSession { method: api.method });
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if is_loopback(&url) {
+            // A local gateway (the simulator) is never reached through an HTTP(S)_PROXY.
+            builder = builder.no_proxy();
+        }
+        let http = builder
             // A connect that outlived the whole-call timeout would be reported as a timeout
             // (answer lost) although nothing was sent.
             .connect_timeout(config.connect_timeout.min(config.request_timeout))
@@ -197,6 +202,17 @@ impl Client {
             top_request_id: None,
         }
     }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 /// Classifies a failure of the HTTP exchange itself.

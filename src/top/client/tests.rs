@@ -254,6 +254,19 @@ fn config_errors_and_redaction() {
     .unwrap();
     assert!(!format!("{ok:?}").contains("the-s"));
 
+    for (url, loopback) in [
+        ("http://127.0.0.1:9/r", true),
+        ("http://[::1]:9/r", true),
+        ("http://LOCALHOST/r", true),
+        ("https://eco.taobao.com/router/rest", false),
+    ] {
+        assert_eq!(
+            is_loopback(&reqwest::Url::parse(url).unwrap()),
+            loopback,
+            "{url}"
+        );
+    }
+
     let credentials = Credentials {
         app_key: "k",
         secret: "the-secret",
