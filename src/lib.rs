@@ -2,7 +2,9 @@
 //!
 //! Data flows one way: input → ledger → runner → top → ledger → results.
 
+pub mod audit;
 pub mod campaign;
+pub mod cli;
 pub mod exit;
 pub mod input;
 pub mod ledger;

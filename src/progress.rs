@@ -1,1 +1,141 @@
-//! TODO
+//! Progress display: an indicatif bar on a terminal, a plain line every few seconds otherwise,
+//! and a log writer that never tears the bar.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::runner::stats::{Snapshot, Stats};
+
+/// How often the bar is refreshed.
+const TICK: Duration = Duration::from_millis(200);
+/// How often a progress line is printed when stderr is not a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// The bar currently on screen, if any: log lines are printed around it.
+static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// A running progress display; [`Progress::finish`] stops it.
+pub struct Progress {
+    task: Option<tokio::task::JoinHandle<()>>,
+    bar: Option<ProgressBar>,
+}
+
+/// The one-line description of where a run stands.
+pub fn describe(s: &Snapshot, total: u64, rate: f64) -> String {
+    format!(
+        "{}/{} done · issued {} · failed {} · uncertain {} · retrying {} · {:.1}/s",
+        s.done(),
+        total,
+        s.issued,
+        s.failed,
+        s.uncertain,
+        s.retrying,
+        rate
+    )
+}
+
+impl Progress {
+    /// Starts showing progress of `total` rows to send, or nothing when `quiet`.
+    pub fn start(total: u64, stats: Arc<Stats>, quiet: bool) -> Progress {
+        if quiet || total == 0 {
+            return Progress {
+                task: None,
+                bar: None,
+            };
+        }
+        let started = Instant::now();
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30.green/dim} {pos}/{len} {msg} · ETA {eta}")
+                    .expect("a valid template")
+                    .progress_chars("━╸ "),
+            );
+            *ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar.clone());
+            let shown = bar.clone();
+            let task = tokio::spawn(async move {
+                loop {
+                    let s = stats.snapshot();
+                    let rate = s.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    shown.set_position(s.done());
+                    shown.set_message(format!(
+                        "· issued {} · failed {} · uncertain {} · retrying {} · {rate:.1}/s",
+                        s.issued, s.failed, s.uncertain, s.retrying
+                    ));
+                    tokio::time::sleep(TICK).await;
+                }
+            });
+            Progress {
+                task: Some(task),
+                bar: Some(bar),
+            }
+        } else {
+            let task = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LINE_EVERY).await;
+                    let s = stats.snapshot();
+                    let rate = s.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    eprintln!("campaign: {}", describe(&s, total, rate));
+                }
+            });
+            Progress {
+                task: Some(task),
+                bar: None,
+            }
+        }
+    }
+
+    /// Stops the display and clears the bar.
+    pub fn finish(self) {
+        if let Some(task) = self.task {
+            task.abort();
+        }
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+            *ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+}
+
+/// A `tracing` writer to stderr that suspends the progress bar while a line is printed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogWriter;
+
+/// One log event, buffered and printed whole when dropped.
+pub struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let print = || {
+            let _ = std::io::stderr().lock().write_all(&self.0);
+        };
+        let bar = ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LogLine(Vec::with_capacity(256))
+    }
+}

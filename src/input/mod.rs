@@ -11,6 +11,8 @@ mod error;
 mod prepare;
 mod reader;
 mod scan;
+#[cfg(test)]
+mod tests;
 
 use std::fs::File;
 use std::io::{self, Read};

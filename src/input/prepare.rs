@@ -27,9 +27,9 @@ use super::Header;
 use crate::top::{ApiSpec, FieldKind};
 
 /// The namespace of generated request ids: UUID v3 of `urn:campaign-runner:request-id` in the
-/// URL namespace (`6ba7b811-9dad-11d1-80b4-00c04fd430c8`). Fixed forever: changing it would
+/// URL namespace: `6de40c75-97d7-3606-89a6-ccac798a3bee`. Fixed forever: changing it would
 /// change every request id and defeat the platform's deduplication on resume.
-pub const REQUEST_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5a8e_3a54_2c3e_3b8e_b0f7_8c1d_9e55_0c1b);
+pub const REQUEST_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6de4_0c75_97d7_3606_89a6_ccac_798a_3bee);
 
 /// A row ready to send, or the reason it cannot be.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,5 +176,271 @@ fn push_pair(out: &mut String, name: &str, value: &str) {
             '=' => out.push_str("%3D"),
             c => out.push(c),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::top::find_api;
+
+    fn tmall() -> &'static ApiSpec {
+        find_api("tmall.nrt.certificate.send").unwrap()
+    }
+
+    fn alsc() -> &'static ApiSpec {
+        find_api("alibaba.alsc.right.decisionsend").unwrap()
+    }
+
+    fn header(api: &'static ApiSpec, columns: &[&str]) -> Header {
+        let recipient = columns.iter().position(|c| *c == api.recipient).unwrap();
+        let params = api
+            .param_fields()
+            .filter_map(|f| {
+                columns
+                    .iter()
+                    .position(|c| *c == f.name)
+                    .map(|i| (f.name, i))
+            })
+            .collect();
+        Header {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            line: 1,
+            recipient,
+            params,
+        }
+    }
+
+    fn defaults(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn run(
+        api: &'static ApiSpec,
+        columns: &[&str],
+        defaults_: &[(&str, &str)],
+        row: &[&str],
+    ) -> Prepared {
+        let record = csv::StringRecord::from(row.to_vec());
+        prepare(
+            "spring",
+            api,
+            &header(api, columns),
+            &defaults(defaults_),
+            &record,
+        )
+    }
+
+    fn reason(p: Prepared) -> String {
+        match p {
+            Prepared::Invalid { reason } => reason,
+            valid => panic!("expected invalid, got {valid:?}"),
+        }
+    }
+
+    const TMALL_DEFAULTS: &[(&str, &str)] =
+        &[("channel", "7"), ("out_id", "123"), ("biz_code", "23")];
+    const ALSC_DEFAULTS: &[(&str, &str)] = &[("scene_code", "s"), ("biz_code", "b")];
+
+    #[test]
+    fn namespace_is_what_the_docs_say() {
+        assert_eq!(
+            REQUEST_ID_NAMESPACE,
+            Uuid::new_v3(&Uuid::NAMESPACE_URL, b"urn:campaign-runner:request-id")
+        );
+    }
+
+    #[test]
+    fn request_id_is_uuid_v3_of_campaign_and_identity() {
+        let id = request_id_for("campaign", "open_id=A");
+        assert_eq!(id, "bda2a153-eff0-3afc-ba89-5c6adb4f2a9c");
+        assert_eq!(
+            id,
+            Uuid::new_v3(&REQUEST_ID_NAMESPACE, b"8:campaignopen_id=A").to_string()
+        );
+        assert_eq!(id, request_id_for("campaign", "open_id=A"));
+        assert_ne!(id, request_id_for("campaign2", "open_id=A"));
+        assert_ne!(request_id_for("ab", "c"), request_id_for("a", "bc"));
+    }
+
+    #[test]
+    fn valid_row_uses_row_values_over_defaults() {
+        let p = run(
+            tmall(),
+            &["open_id", "channel", "note"],
+            TMALL_DEFAULTS,
+            &["AXBZ", "9", "张三"],
+        );
+        assert_eq!(
+            p,
+            Prepared::Valid {
+                identity: "open_id=AXBZ&channel=9".into(),
+                request_id: None,
+                object_json: r#"{"channel":9,"open_id":"AXBZ","out_id":123,"biz_code":"23"}"#
+                    .into(),
+            }
+        );
+        let p = run(
+            tmall(),
+            &["open_id", "channel"],
+            TMALL_DEFAULTS,
+            &["AXBZ", ""],
+        );
+        let Prepared::Valid {
+            identity,
+            object_json,
+            ..
+        } = p
+        else {
+            panic!()
+        };
+        assert_eq!(identity, "open_id=AXBZ");
+        assert!(object_json.starts_with(r#"{"channel":7,"#));
+    }
+
+    #[test]
+    fn identity_leaves_defaults_out() {
+        let identity = |d: &[(&str, &str)]| match run(tmall(), &["open_id"], d, &["A"]) {
+            Prepared::Valid { identity, .. } => identity,
+            other => panic!("{other:?}"),
+        };
+        let other_defaults = [("channel", "8"), ("out_id", "1"), ("biz_code", "x")];
+        assert_eq!(identity(TMALL_DEFAULTS), "open_id=A");
+        assert_eq!(identity(TMALL_DEFAULTS), identity(&other_defaults));
+    }
+
+    #[test]
+    fn identity_escapes_so_rows_never_collide() {
+        let cols = ["alipay_id", "scene_code", "biz_code"];
+        let identity = |row: &[&str]| match run(alsc(), &cols, &[], row) {
+            Prepared::Valid { identity, .. } => identity,
+            other => panic!("{other:?}"),
+        };
+        let a = identity(&["2088111111111111", "x&biz_code=y", "z"]);
+        let b = identity(&["2088111111111111", "x", "y&biz_code=z"]);
+        assert_eq!(
+            a,
+            "alipay_id=2088111111111111&scene_code=x%26biz_code%3Dy&biz_code=z"
+        );
+        assert_ne!(a, b);
+        assert_ne!(
+            identity(&["2088111111111111", "%26", "z"]),
+            identity(&["2088111111111111", "&", "z"])
+        );
+    }
+
+    #[test]
+    fn identity_is_canonical_for_numbers_and_lists() {
+        let id = |row: &[&str]| match run(alsc(), &["alipay_id", "act_codes"], ALSC_DEFAULTS, row) {
+            Prepared::Valid { identity, .. } => identity,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            id(&["2088111111111111", "[ \"a\" ]"]),
+            "alipay_id=2088111111111111&act_codes=[\"a\"]"
+        );
+        let tmall_id = |channel: &str| match run(
+            tmall(),
+            &["open_id", "channel"],
+            TMALL_DEFAULTS,
+            &["A", channel],
+        ) {
+            Prepared::Valid { identity, .. } => identity,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(tmall_id("07"), tmall_id("7"));
+    }
+
+    #[test]
+    fn request_ids_generated_or_supplied() {
+        let cols = ["alipay_id", "request_id"];
+        let Prepared::Valid {
+            identity,
+            request_id,
+            object_json,
+        } = run(alsc(), &cols, ALSC_DEFAULTS, &["2088111111111111", ""])
+        else {
+            panic!()
+        };
+        assert_eq!(identity, "alipay_id=2088111111111111");
+        let generated = request_id_for("spring", &identity);
+        assert_eq!(request_id.as_deref(), Some(generated.as_str()));
+        assert!(object_json.contains(&format!(r#""request_id":"{generated}""#)));
+
+        let Prepared::Valid {
+            identity,
+            request_id,
+            object_json,
+        } = run(
+            alsc(),
+            &cols,
+            ALSC_DEFAULTS,
+            &["2088111111111111", "mine-1"],
+        )
+        else {
+            panic!()
+        };
+        assert_eq!(identity, "alipay_id=2088111111111111&request_id=mine-1");
+        assert_eq!(request_id.as_deref(), Some("mine-1"));
+        assert!(object_json.contains(r#""request_id":"mine-1""#));
+        assert!(
+            reason(run(
+                alsc(),
+                &cols,
+                ALSC_DEFAULTS,
+                &["2088111111111111", " r"]
+            ))
+            .starts_with("request_id: has leading")
+        );
+    }
+
+    #[test]
+    fn each_invalid_reason_names_its_column() {
+        let t = |row: &[&str]| reason(run(tmall(), &["open_id", "channel"], TMALL_DEFAULTS, row));
+        assert_eq!(t(&["", "7"]), "open_id: empty");
+        assert_eq!(t(&["   ", "7"]), "open_id: empty");
+        assert_eq!(
+            t(&[" A", "7"]),
+            "open_id: has leading or trailing whitespace: \" A\""
+        );
+        assert_eq!(t(&["A", "7.5"]), "channel: not a whole number: \"7.5\"");
+        assert_eq!(t(&["A", "seven"]), "channel: not a whole number: \"seven\"");
+
+        let a = |row: &[&str]| {
+            reason(run(
+                alsc(),
+                &["alipay_id", "act_codes", "scene_code"],
+                ALSC_DEFAULTS,
+                row,
+            ))
+        };
+        assert_eq!(
+            a(&["2088123", "", ""]),
+            "alipay_id: not 2088 followed by 12 digits: \"2088123\""
+        );
+        assert_eq!(
+            a(&["2089111111111111", "", ""]),
+            "alipay_id: not 2088 followed by 12 digits: \"2089111111111111\""
+        );
+        assert!(a(&["2088111111111111", "[\"a\"", ""]).starts_with("act_codes: malformed JSON"));
+        assert_eq!(
+            a(&["2088111111111111", "{}", ""]),
+            "act_codes: must be a JSON array"
+        );
+        assert_eq!(a(&["2088111111111111", "", "  "]), "scene_code: blank");
+
+        let missing = reason(run(
+            alsc(),
+            &["alipay_id"],
+            &[("biz_code", "b")],
+            &["2088111111111111"],
+        ));
+        assert_eq!(
+            missing,
+            "scene_code: required: empty in this row and no default in [params]"
+        );
     }
 }

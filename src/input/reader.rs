@@ -99,6 +99,17 @@ pub struct InputReader {
     done: bool,
 }
 
+impl std::fmt::Debug for InputReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputReader")
+            .field("path", &self.path)
+            .field("encoding", &self.encoding.name())
+            .field("header", &self.header)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
 impl InputReader {
     /// Opens the file, settles its encoding (given, else detected) and reads the header row.
     pub fn open(

@@ -1,1 +1,308 @@
-//! TODO
+//! The ledger: the SQLite state file that is the source of truth for a campaign.
+//!
+//! It records every input row, every identity's sending state (exactly one `entries` row per
+//! identity, so an identity can never be issued twice), every attempt and every run. During a
+//! run one thread owns the connection ([`writer`]); everything else talks to it over a channel.
+
+pub mod ingest;
+pub mod query;
+pub mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+/// Bumped when the schema changes incompatibly.
+const SCHEMA_VERSION: &str = "1";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- One row per identity: the state that must change at most once from pending to issued.
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    identity TEXT NOT NULL UNIQUE,
+    generation INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    request_id TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    issued_id TEXT,
+    detail TEXT,
+    error_code TEXT,
+    error_sub_code TEXT,
+    error_message TEXT,
+    top_request_id TEXT,
+    finished_at TEXT
+);
+-- Partial indexes: resuming finds the remaining work without touching finished rows.
+CREATE INDEX IF NOT EXISTS entries_pending ON entries (generation, row) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS entries_inflight ON entries (id) WHERE status = 'inflight';
+-- The current input file, one row per data row, in input order.
+CREATE TABLE IF NOT EXISTS rows (
+    row INTEGER PRIMARY KEY,
+    line INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    entry_id INTEGER,
+    reason TEXT
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    entry_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    latency_ms INTEGER NOT NULL,
+    class TEXT NOT NULL,
+    code TEXT,
+    sub_code TEXT,
+    message TEXT,
+    top_request_id TEXT,
+    request_id TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_entry ON attempts (entry_id, attempt);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    ending TEXT,
+    sent INTEGER NOT NULL DEFAULT 0,
+    issued INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    uncertain INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0,
+    throttle_events INTEGER NOT NULL DEFAULT 0,
+    elapsed_ms INTEGER NOT NULL DEFAULT 0
+);
+";
+
+/// Row states stored in `entries.status`.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const INFLIGHT: &str = "inflight";
+    pub const ISSUED: &str = "issued";
+    pub const FAILED: &str = "failed";
+    pub const UNCERTAIN: &str = "uncertain";
+}
+
+/// Kinds of `rows.kind`.
+pub mod kind {
+    pub const ENTRY: &str = "entry";
+    pub const INVALID: &str = "invalid";
+    pub const DUPLICATE: &str = "duplicate";
+}
+
+/// Ledger errors, each naming the state file.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}: cannot open the lock file: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: another `campaign run` is using this state file right now; wait for it to finish \
+         (or stop it) and run again"
+    )]
+    Busy { path: PathBuf },
+    #[error(
+        "{path}: this state file belongs to campaign {found:?}, not {expected:?}; use another --state"
+    )]
+    OtherCampaign {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("{path}: no state file yet: nothing has been run for this campaign")]
+    Missing { path: PathBuf },
+}
+
+/// An open ledger.
+pub struct Ledger {
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
+}
+
+/// Holds the exclusive right to run a campaign on a state file; released on drop.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+/// The lock file beside a state file.
+pub fn lock_path(state: &Path) -> PathBuf {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the run lock of a state file, or says that another run holds it.
+pub fn lock(state: &Path) -> Result<RunLock, LedgerError> {
+    let path = lock_path(state);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| LedgerError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(RunLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Busy {
+            path: state.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(LedgerError::Lock { path, source }),
+    }
+}
+
+/// Whether a run holds the state file right now (without taking the lock for long).
+pub fn is_locked(state: &Path) -> bool {
+    match File::options().write(true).open(lock_path(state)) {
+        Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the state file for `campaign`, checking it belongs to it.
+    pub fn open(path: &Path, campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
+        let conn = Connection::open(path).map_err(|source| sqlite(path, source))?;
+        let ledger = Ledger {
+            conn,
+            path: path.to_owned(),
+        };
+        ledger.init(campaign, api)?;
+        Ok(ledger)
+    }
+
+    /// An in-memory ledger, for `--dry-run` on a campaign that has never run, and for tests.
+    pub fn in_memory(campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| sqlite(&path, source))?;
+        let ledger = Ledger { conn, path };
+        ledger.init(campaign, api)?;
+        Ok(ledger)
+    }
+
+    /// Opens an existing state file read-only, for `status`, `export` and `verify`; works while a
+    /// run is writing it.
+    pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
+        if !path.exists() {
+            return Err(LedgerError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|source| sqlite(path, source))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|source| sqlite(path, source))?;
+        Ok(Ledger {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    fn init(&self, campaign: &str, api: &str) -> Result<(), LedgerError> {
+        let wrap = |source| sqlite(&self.path, source);
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;",
+            )
+            .map_err(wrap)?;
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(wrap)?;
+        self.conn.execute_batch(SCHEMA).map_err(wrap)?;
+        match self.meta("campaign")? {
+            Some(found) if found != campaign => {
+                return Err(LedgerError::OtherCampaign {
+                    path: self.path.clone(),
+                    found,
+                    expected: campaign.to_owned(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.set_meta("campaign", campaign)?;
+                self.set_meta("api", api)?;
+                self.set_meta("schema_version", SCHEMA_VERSION)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads a `meta` value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|source| sqlite(&self.path, source))
+    }
+
+    /// Writes a `meta` value.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(|source| sqlite(&self.path, source))
+    }
+
+    /// The current ingest generation (0 before the first ingest).
+    pub fn generation(&self) -> Result<i64, LedgerError> {
+        Ok(self.meta("gen")?.and_then(|g| g.parse().ok()).unwrap_or(0))
+    }
+
+    pub(crate) fn wrap(&self, source: rusqlite::Error) -> LedgerError {
+        sqlite(&self.path, source)
+    }
+}
+
+pub(crate) fn sqlite(path: &Path, source: rusqlite::Error) -> LedgerError {
+    LedgerError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_state_file_of_another_campaign() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        Ledger::open(&path, "a", "m").unwrap();
+        let err = Ledger::open(&path, "b", "m").err().unwrap();
+        assert!(matches!(err, LedgerError::OtherCampaign { .. }), "{err}");
+    }
+
+    #[test]
+    fn second_lock_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let first = lock(&path).unwrap();
+        assert!(is_locked(&path));
+        assert!(matches!(lock(&path), Err(LedgerError::Busy { .. })));
+        drop(first);
+        assert!(!is_locked(&path));
+        lock(&path).unwrap();
+    }
+}

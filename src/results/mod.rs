@@ -1,1 +1,7 @@
-//! TODO
+//! The results CSV, the end-of-run summary and the dry-run plan.
+
+pub mod summary;
+pub mod write;
+
+pub use summary::{Summary, print_plan, print_summary};
+pub use write::{COLUMNS, ResultsError, neutralise, write_results};

@@ -1,1 +1,443 @@
-//! TODO
+//! `campaign run`: prepares the ledger, dispatches the remaining rows concurrently under the
+//! rate limit, stops cleanly on a halt or an interruption, and writes the results.
+
+mod backoff;
+mod halt;
+pub mod pace;
+pub mod stats;
+mod worker;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use self::backoff::Backoff;
+pub use self::halt::Halt;
+use self::pace::Pacer;
+use self::stats::Stats;
+use crate::campaign::{Campaign, GatewayUrl, Limits, Secrets};
+use crate::exit::Exit;
+use crate::ledger::writer::{AttemptLog, Job, Msg, Settle, Writer};
+use crate::ledger::{self, Ledger};
+use crate::progress::Progress;
+use crate::results;
+use crate::top::client::{Client, ClientConfig};
+
+/// Rows fetched from the ledger per query.
+const FETCH_CHUNK: usize = 512;
+/// Extra time, beyond the request timeout, that in-flight requests get to finish after a stop.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// Retry backoff: first ceiling and cap.
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// `campaign run` flags beyond the campaign file.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub retry_failed: bool,
+    pub resend_uncertain: bool,
+    /// Write the results with a UTF-8 byte-order mark.
+    pub bom: bool,
+    pub quiet: bool,
+}
+
+/// Everything the workers share.
+pub(crate) struct Ctx {
+    client: Client,
+    ledger: mpsc::Sender<Msg>,
+    pacer: Pacer,
+    in_flight: Semaphore,
+    stop: CancellationToken,
+    stats: Arc<Stats>,
+    limits: Limits,
+    backoff: Backoff,
+    halt: Mutex<Option<Halt>>,
+}
+
+impl Ctx {
+    async fn send(&self, msg: Msg) -> Result<(), worker::LedgerGone> {
+        self.ledger.send(msg).await.map_err(|_| worker::LedgerGone)
+    }
+
+    async fn record(
+        &self,
+        job: &Job,
+        attempt: Option<AttemptLog>,
+        counted: bool,
+        settle: Settle,
+        top_request_id: Option<String>,
+    ) -> Result<(), worker::LedgerGone> {
+        let finished_at = (!matches!(settle, Settle::Pending(_))).then(now_rfc3339);
+        self.send(Msg::Record {
+            entry_id: job.entry_id,
+            attempt,
+            counted,
+            settle,
+            top_request_id,
+            finished_at,
+        })
+        .await
+    }
+
+    /// Stops the run for `reason` (the first reason wins).
+    fn halt(&self, reason: Halt) {
+        let mut halt = self.halt.lock().unwrap_or_else(|p| p.into_inner());
+        if halt.is_none() {
+            tracing::error!("halting: {reason}");
+            *halt = Some(reason);
+        }
+        self.stop.cancel();
+    }
+
+    fn check_failure_rate(&self) {
+        let (failed, finished) = self.stats.failure_tally();
+        let limit = self.limits.max_failure_rate;
+        if finished >= self.limits.min_rows_for_halt
+            && finished > 0
+            && failed as f64 > limit * finished as f64
+        {
+            self.halt(Halt::FailureRate {
+                failed,
+                finished,
+                limit,
+            });
+        }
+    }
+}
+
+/// The current time as RFC 3339 with the local offset, as the ledger and results store it.
+pub fn now_rfc3339() -> String {
+    chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
+/// How the dispatch ended.
+#[derive(Clone, Debug)]
+enum Ending {
+    Finished,
+    Halted(Halt),
+    Interrupted,
+}
+
+/// Runs (or resumes) a campaign; returns the exit code. Errors are usage or environment
+/// problems found before anything was sent.
+pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit> {
+    let secrets = campaign.secrets()?;
+    if options.dry_run {
+        return dry_run(&campaign);
+    }
+    let _lock = ledger::lock(&campaign.state)?;
+    let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
+    prepare(&mut ledger, &campaign, &options)?;
+
+    let sim = match &campaign.gateway.url {
+        GatewayUrl::Sim => Some(start_sim(&campaign, &secrets).await?),
+        GatewayUrl::Http(_) => None,
+    };
+    let url = match (&campaign.gateway.url, &sim) {
+        (GatewayUrl::Http(url), _) => url.clone(),
+        (GatewayUrl::Sim, Some(sim)) => sim.url(),
+        (GatewayUrl::Sim, None) => unreachable!("the simulator was started above"),
+    };
+    let client = Client::new(
+        ClientConfig {
+            url,
+            app_key: campaign.gateway.app_key.clone(),
+            secret: secrets.app_secret.clone(),
+            session: secrets.session.clone(),
+            sign_method: campaign.gateway.sign_method,
+            connect_timeout: campaign.gateway.connect_timeout,
+            request_timeout: campaign.gateway.timeout,
+        },
+        campaign.api,
+    )
+    .context("cannot build the HTTP client")?;
+
+    let started = Instant::now();
+    let started_at = now_rfc3339();
+    let run_id = ledger.begin_run(&started_at)?;
+    let generation = ledger.generation()?;
+    let to_send = ledger.counts(generation)?.to_send;
+    let stats = Arc::new(Stats::default());
+    let (earlier_issued, earlier_failed) = ledger.issued_and_failed()?;
+    stats
+        .earlier_issued
+        .store(earlier_issued, std::sync::atomic::Ordering::Relaxed);
+    stats
+        .earlier_failed
+        .store(earlier_failed, std::sync::atomic::Ordering::Relaxed);
+
+    let writer = Writer::start(ledger, 8192);
+    let ctx = Arc::new(Ctx {
+        client,
+        ledger: writer.tx.clone(),
+        pacer: Pacer::new(campaign.limits.qps, campaign.limits.max_ban_wait),
+        in_flight: Semaphore::new(campaign.limits.concurrency),
+        stop: CancellationToken::new(),
+        stats: stats.clone(),
+        limits: campaign.limits.clone(),
+        backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX, None),
+        halt: Mutex::new(None),
+    });
+    let progress = Progress::start(to_send, stats.clone(), options.quiet);
+    let interrupted = watch_signals(ctx.stop.clone());
+    let drain_limit = campaign.gateway.timeout + campaign.gateway.connect_timeout + DRAIN_GRACE;
+    dispatch(&ctx, generation, drain_limit).await;
+    progress.finish();
+
+    let ending = if let Some(halt) = ctx.halt.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Ending::Halted(halt)
+    } else if interrupted.is_cancelled() {
+        Ending::Interrupted
+    } else {
+        Ending::Finished
+    };
+    let pacer_rate = ctx.pacer.rate();
+    drop(ctx);
+    let (mut ledger, written) = writer.finish();
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    let ending = match written {
+        Ok(()) => ending,
+        Err(e) => {
+            tracing::error!("{e}");
+            Ending::Halted(Halt::Ledger)
+        }
+    };
+    let elapsed = started.elapsed();
+    let snapshot = stats.snapshot();
+    let ending_name = match &ending {
+        Ending::Finished => "finished",
+        Ending::Halted(_) => "halted",
+        Ending::Interrupted => "interrupted",
+    };
+    ledger.end_run(run_id, &now_rfc3339(), ending_name, &snapshot, elapsed)?;
+    let digest = results::write_results(&campaign, &mut ledger, &campaign.results, options.bom)
+        .with_context(|| format!("cannot write the results to {}", campaign.results.display()))?;
+    let counts = ledger.status_counts()?;
+    if !options.quiet {
+        results::print_summary(&results::Summary {
+            counts: &counts,
+            elapsed,
+            snapshot,
+            final_rate: pacer_rate,
+            results: &campaign.results,
+            digest: &digest,
+        });
+    }
+    Ok(match ending {
+        Ending::Halted(halt) => {
+            eprintln!("campaign: halted: {halt}");
+            eprintln!("campaign: progress is saved; run the same command again to resume");
+            Exit::Halted
+        }
+        Ending::Interrupted => {
+            eprintln!(
+                "campaign: interrupted; progress is saved: run the same command again to resume"
+            );
+            Exit::Interrupted
+        }
+        Ending::Finished => {
+            let unhappy = counts
+                .iter()
+                .filter(|(status, _)| matches!(*status, "failed" | "invalid" | "uncertain"))
+                .any(|(_, n)| *n > 0);
+            if unhappy { Exit::RowsFailed } else { Exit::Ok }
+        }
+    })
+}
+
+/// Crash recovery, ingest, and the user's reopen flags, with what they found said out loud.
+fn prepare(ledger: &mut Ledger, campaign: &Campaign, options: &RunOptions) -> anyhow::Result<()> {
+    let recovered = ledger.recover_in_flight(campaign.api.is_idempotent(), &now_rfc3339())?;
+    if recovered > 0 {
+        if campaign.api.is_idempotent() {
+            tracing::warn!(
+                "{recovered} rows were in flight when the last run stopped; they will be sent again with the same request_id"
+            );
+        } else {
+            tracing::warn!(
+                "{recovered} rows were in flight when the last run stopped and are now `uncertain`: \
+                 the platform may have issued them; check, then use --resend-uncertain if needed"
+            );
+        }
+    }
+    let report = ledger.ingest(campaign, true)?;
+    if report.input_changed {
+        tracing::warn!(
+            "the input file changed since the last run; rows were re-read, and rows already sent keep their state (nothing is issued twice)"
+        );
+    }
+    if report.params_changed {
+        tracing::warn!(
+            "the campaign params changed since the last run; they apply to rows not yet sent, and rows already sent are not sent again"
+        );
+    }
+    let reopened = ledger.reopen(options.retry_failed, options.resend_uncertain)?;
+    if reopened > 0 {
+        tracing::info!("{reopened} rows reopened for sending");
+    }
+    Ok(())
+}
+
+/// Feeds pending rows to the workers until none are left or the run stops, then drains.
+async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) {
+    let workers = ctx.limits.concurrency * 2 + 2;
+    let (jobs_tx, jobs_rx) = async_channel(workers);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let ctx = ctx.clone();
+        let jobs = jobs_rx.clone();
+        tasks.spawn(async move {
+            loop {
+                let job = { jobs.lock().await.recv().await };
+                let Some(job) = job else { return };
+                if worker::process(&ctx, job).await.is_err() {
+                    ctx.halt(Halt::Ledger);
+                    return;
+                }
+            }
+        });
+    }
+    drop(jobs_rx);
+
+    let mut after_row = 0;
+    'feed: while !ctx.stop.is_cancelled() {
+        let (reply, chunk) = tokio::sync::oneshot::channel();
+        let asked = Msg::NextPending {
+            generation,
+            after_row,
+            limit: FETCH_CHUNK,
+            reply,
+        };
+        if ctx.send(asked).await.is_err() {
+            ctx.halt(Halt::Ledger);
+            break;
+        }
+        let Ok(chunk) = chunk.await else {
+            ctx.halt(Halt::Ledger);
+            break;
+        };
+        let Some(last) = chunk.last() else { break };
+        after_row = last.row;
+        for job in chunk {
+            tokio::select! {
+                sent = jobs_tx.send(job) => if sent.is_err() { break 'feed },
+                () = ctx.stop.cancelled() => break 'feed,
+            }
+        }
+    }
+    drop(jobs_tx);
+
+    let mut deadline = None;
+    loop {
+        let joined = match deadline {
+            None => tokio::select! {
+                joined = tasks.join_next() => joined,
+                () = ctx.stop.cancelled() => {
+                    deadline = Some(tokio::time::Instant::now() + drain_limit);
+                    continue;
+                }
+            },
+            Some(deadline) => match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    tracing::warn!(
+                        "in-flight requests did not finish within {} s; they stay in flight in the ledger",
+                        drain_limit.as_secs()
+                    );
+                    tasks.abort_all();
+                    return;
+                }
+            },
+        };
+        if joined.is_none() {
+            return;
+        }
+    }
+}
+
+/// A job queue many workers can take from.
+type SharedJobs = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
+
+fn async_channel(capacity: usize) -> (mpsc::Sender<Job>, SharedJobs) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
+}
+
+/// First Ctrl-C or SIGTERM: stop sending and drain. Second: exit at once (still resumable:
+/// every in-flight mark is on disk). Returns a token cancelled on the first signal.
+fn watch_signals(stop: CancellationToken) -> CancellationToken {
+    let interrupted = CancellationToken::new();
+    let flag = interrupted.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!("cannot watch SIGTERM: {e}");
+                    return;
+                }
+            };
+        for round in 0..2 {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if round == 0 {
+                eprintln!(
+                    "\ncampaign: stopping: finishing in-flight requests (Ctrl-C again to quit at once)"
+                );
+                flag.cancel();
+                stop.cancel();
+            } else {
+                eprintln!("\ncampaign: quitting now; run again to resume");
+                std::process::exit(Exit::Interrupted as i32);
+            }
+        }
+    });
+    interrupted
+}
+
+async fn start_sim(
+    campaign: &Campaign,
+    secrets: &Secrets,
+) -> anyhow::Result<crate::sim::SimServer> {
+    let config = crate::sim::SimConfig {
+        app_key: campaign.gateway.app_key.clone(),
+        secret: secrets.app_secret.expose().to_owned(),
+        session: secrets
+            .session
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default(),
+        ..crate::sim::SimConfig::default()
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    crate::sim::start(config, addr)
+        .await
+        .context("cannot start the built-in simulator")
+}
+
+/// `--dry-run`: ingest into a transaction that is rolled back, and print the plan.
+fn dry_run(campaign: &Campaign) -> anyhow::Result<Exit> {
+    let (_lock, mut ledger) = if campaign.state.exists() {
+        let lock = ledger::lock(&campaign.state)?;
+        (
+            Some(lock),
+            Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?,
+        )
+    } else {
+        (
+            None,
+            Ledger::in_memory(&campaign.name, campaign.api.method)?,
+        )
+    };
+    let report = ledger.ingest(campaign, false)?;
+    results::print_plan(campaign, &report);
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,218 @@
+//! The command line: clap definitions and dispatch to the commands.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::campaign::Campaign;
+use crate::exit::Exit;
+use crate::progress::LogWriter;
+use crate::runner::{self, RunOptions};
+
+/// Issue vouchers and rights to lists of recipients through the Taobao Open Platform: exactly
+/// once, under a rate limit, resumable, audited.
+#[derive(Debug, Parser)]
+#[command(name = "campaign", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Only errors: no progress, no summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run (or resume) a campaign: send every row not yet done, then write the results CSV.
+    Run(RunArgs),
+    /// Counts by status, progress, last errors, from the ledger (works during a run).
+    Status(StatusArgs),
+    /// Write the results CSV (and the per-attempt log) from the ledger.
+    Export(ExportArgs),
+    /// Audit: the input, the ledger and the results file reconcile; exit 1 on any mismatch.
+    Verify(VerifyArgs),
+    /// A local TOP gateway for rehearsals and tests.
+    Sim(crate::sim::SimArgs),
+}
+
+/// Paths that override the campaign file's.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The campaign file (TOML).
+    pub campaign: PathBuf,
+    /// The recipients CSV (default: `input` in the campaign file).
+    #[arg(long, value_name = "F")]
+    pub input: Option<PathBuf>,
+    /// The state file (default: `state` in the campaign file).
+    #[arg(long, value_name = "F")]
+    pub state: Option<PathBuf>,
+    /// Encoding of the input: utf-8, gbk or gb18030 (default: detected).
+    #[arg(long, value_name = "E")]
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Where to write the results CSV (default: `results` in the campaign file).
+    #[arg(long, value_name = "F")]
+    pub results: Option<PathBuf>,
+    /// Requests per second, never exceeded in any one-second window.
+    #[arg(long, value_name = "N")]
+    pub qps: Option<f64>,
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Validate everything and print the plan; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send failed rows again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Send uncertain rows again (they may already have been issued: check first).
+    #[arg(long)]
+    pub resend_uncertain: bool,
+    /// Start the results CSV with a UTF-8 byte-order mark (for spreadsheet programs).
+    #[arg(long)]
+    pub bom: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Machine-readable JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Where to write the results CSV (default: `results` in the campaign file).
+    #[arg(long, value_name = "F")]
+    pub results: Option<PathBuf>,
+    /// Also write the per-attempt log to this CSV.
+    #[arg(long, value_name = "F")]
+    pub attempts: Option<PathBuf>,
+    /// Start the results CSV with a UTF-8 byte-order mark.
+    #[arg(long)]
+    pub bom: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// The results file to check (default: `results` in the campaign file).
+    #[arg(long, value_name = "F")]
+    pub results: Option<PathBuf>,
+}
+
+impl FileArgs {
+    /// Loads the campaign file and applies the path overrides.
+    pub fn load(&self) -> anyhow::Result<Campaign> {
+        let mut campaign = Campaign::load(&self.campaign)?;
+        if let Some(input) = &self.input {
+            campaign.input = input.clone();
+        }
+        if let Some(state) = &self.state {
+            campaign.state = state.clone();
+        }
+        if let Some(label) = &self.encoding {
+            let encoding = crate::input::parse_encoding(label)
+                .map_err(|e| anyhow::anyhow!("--encoding: {e}"))?;
+            campaign.encoding = Some(encoding);
+        }
+        Ok(campaign)
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = if cli.verbose {
+        "campaign=debug"
+    } else if cli.quiet {
+        "campaign=error"
+    } else {
+        "campaign=info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(LogWriter)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs a parsed command line; returns the exit code. Errors are printed here.
+pub fn run(cli: Cli) -> Exit {
+    init_logging(&cli);
+    match execute(&cli) {
+        Ok(exit) => exit,
+        Err(e) => {
+            eprintln!("campaign: error: {e:#}");
+            Exit::Usage
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn execute(cli: &Cli) -> anyhow::Result<Exit> {
+    match &cli.command {
+        Command::Run(args) => {
+            let mut campaign = args.files.load()?;
+            if let Some(results) = &args.results {
+                campaign.results = results.clone();
+            }
+            if let Some(qps) = args.qps {
+                anyhow::ensure!(
+                    qps > 0.0 && qps.is_finite(),
+                    "--qps: must be greater than 0"
+                );
+                campaign.limits.qps = qps;
+            }
+            if let Some(concurrency) = args.concurrency {
+                anyhow::ensure!(concurrency > 0, "--concurrency: must be at least 1");
+                campaign.limits.concurrency = concurrency;
+            }
+            let options = RunOptions {
+                dry_run: args.dry_run,
+                retry_failed: args.retry_failed,
+                resend_uncertain: args.resend_uncertain,
+                bom: args.bom,
+                quiet: cli.quiet,
+            };
+            runtime()?.block_on(runner::run(campaign, options))
+        }
+        Command::Status(args) => crate::audit::status(&args.files.load()?, args.json),
+        Command::Export(args) => {
+            let mut campaign = args.files.load()?;
+            if let Some(results) = &args.results {
+                campaign.results = results.clone();
+            }
+            crate::audit::export(&campaign, args.attempts.as_deref(), args.bom, cli.quiet)
+        }
+        Command::Verify(args) => {
+            let mut campaign = args.files.load()?;
+            if let Some(results) = &args.results {
+                campaign.results = results.clone();
+            }
+            crate::audit::verify(&campaign)
+        }
+        Command::Sim(args) => crate::sim::run_cli(args.clone()),
+    }
+}

@@ -1,0 +1,268 @@
+//! Tests of reading input files: encodings, detection, malformed files and line numbers.
+
+use std::path::PathBuf;
+
+use encoding_rs::{GB18030, GBK, UTF_8};
+
+use super::*;
+use crate::top::{ApiSpec, find_api};
+
+fn tmall() -> &'static ApiSpec {
+    find_api("tmall.nrt.certificate.send").unwrap()
+}
+
+fn alsc() -> &'static ApiSpec {
+    find_api("alibaba.alsc.right.decisionsend").unwrap()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn file(bytes: &[u8]) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.csv");
+    std::fs::write(&path, bytes).unwrap();
+    Fixture { _dir: dir, path }
+}
+
+/// Every row as `(row, line, fields)`, or the error's message with the temp dir cut off.
+fn read(
+    bytes: &[u8],
+    encoding: Option<&'static Encoding>,
+    api: &'static ApiSpec,
+) -> Result<(InputReader, Vec<(u64, u64, Vec<String>)>), String> {
+    let f = file(bytes);
+    let shown = |e: InputError| {
+        e.to_string()
+            .replace(&f.path.display().to_string(), "in.csv")
+    };
+    let mut reader = InputReader::open(&f.path, encoding, api).map_err(shown)?;
+    let mut rows = Vec::new();
+    while let Some(row) = reader.next_row() {
+        let row = row.map_err(shown)?;
+        rows.push((
+            row.row,
+            row.line,
+            row.record.iter().map(str::to_owned).collect(),
+        ));
+    }
+    Ok((reader, rows))
+}
+
+fn fields(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+use encoding_rs::Encoding;
+
+#[test]
+fn reads_utf8_with_header_and_param_columns() {
+    let (reader, rows) = read(b"note,open_id,channel\nhi,A1,7\nyo,A2,\n", None, tmall()).unwrap();
+    let header = reader.header();
+    assert_eq!(header.columns, fields(&["note", "open_id", "channel"]));
+    assert_eq!(header.recipient, 1);
+    assert_eq!(header.params, vec![("channel", 2)]);
+    assert_eq!(reader.encoding(), UTF_8);
+    assert_eq!(
+        rows,
+        vec![
+            (1, 2, fields(&["hi", "A1", "7"])),
+            (2, 3, fields(&["yo", "A2", ""]))
+        ]
+    );
+}
+
+#[test]
+fn request_id_is_a_param_column_only_for_the_idempotent_api() {
+    let (r, _) = read(b"alipay_id,request_id,act_codes\n", None, alsc()).unwrap();
+    assert_eq!(r.header().params, vec![("act_codes", 2), ("request_id", 1)]);
+    let (r, _) = read(b"open_id,request_id\n", None, tmall()).unwrap();
+    assert!(r.header().params.is_empty());
+}
+
+#[test]
+fn utf8_bom_is_skipped() {
+    let (reader, rows) = read(
+        b"\xEF\xBB\xBFopen_id,\xE5\xA7\x93\xE5\x90\x8D\nA1,\xE5\xBC\xA0\xE4\xB8\x89\n",
+        None,
+        tmall(),
+    )
+    .unwrap();
+    assert_eq!(reader.header().columns, fields(&["open_id", "姓名"]));
+    assert_eq!(reader.encoding(), UTF_8);
+    assert_eq!(rows[0].2, fields(&["A1", "张三"]));
+}
+
+#[test]
+fn gbk_is_detected_and_chinese_columns_survive() {
+    let text = "open_id,姓名,备注\nA1,张三,\"春节, 礼物\"\nA2,李四,𠀀\n";
+    let (bytes, _, unmappable) = GB18030.encode(text);
+    assert!(!unmappable);
+    assert!(std::str::from_utf8(&bytes).is_err());
+    let (reader, rows) = read(&bytes, None, tmall()).unwrap();
+    assert_eq!(reader.encoding(), GB18030);
+    assert_eq!(
+        reader.header().columns,
+        fields(&["open_id", "姓名", "备注"])
+    );
+    assert_eq!(rows[0].2, fields(&["A1", "张三", "春节, 礼物"]));
+    assert_eq!(rows[1].2, fields(&["A2", "李四", "𠀀"]));
+
+    let (gbk, _, _) = GBK.encode("open_id,姓名\nA1,王五\n");
+    let (reader, rows) = read(&gbk, Some(GBK), tmall()).unwrap();
+    assert_eq!(reader.encoding(), GBK);
+    assert_eq!(rows[0].2, fields(&["A1", "王五"]));
+}
+
+#[test]
+fn a_character_cut_at_the_sniff_boundary_still_means_utf8() {
+    let mut text = String::from("open_id,note\n");
+    while text.len() < decode::SNIFF_LEN - 100 {
+        text.push_str("A1,x\n");
+    }
+    text.push_str("A9,");
+    let pad = decode::SNIFF_LEN - 1 - text.len();
+    text.push_str(&"y".repeat(pad));
+    text.push_str("汉\n");
+    assert!(!text.is_char_boundary(decode::SNIFF_LEN));
+    let (reader, rows) = read(text.as_bytes(), None, tmall()).unwrap();
+    assert_eq!(reader.encoding(), UTF_8);
+    assert_eq!(rows.last().unwrap().2[1], format!("{}汉", "y".repeat(pad)));
+}
+
+#[test]
+fn undecodable_bytes_name_their_line() {
+    let mut late_gbk = b"open_id,note\n".to_vec();
+    for _ in 0..20_000 {
+        late_gbk.extend_from_slice(b"A1,x\n");
+    }
+    late_gbk.extend_from_slice(b"A2,\xD5\xC5\n");
+    let e = read(&late_gbk, None, tmall()).unwrap_err();
+    assert_eq!(
+        e,
+        "in.csv:20002: column `note`: bytes that are not valid UTF-8 (detected); save the file as \
+         UTF-8 or give the right encoding (utf-8, gbk, gb18030)"
+    );
+
+    let (gbk, _, _) = GBK.encode("open_id,姓名\nA1,王五\n");
+    let e = read(&gbk, Some(UTF_8), tmall()).unwrap_err();
+    assert!(
+        e.starts_with("in.csv:1: column `#2`: bytes that are not valid UTF-8 (given)"),
+        "{e}"
+    );
+
+    let e = read(b"open_id,n\nA1,x\nA2,\"a\nb\xFF\"\n", Some(GBK), tmall()).unwrap_err();
+    assert!(
+        e.starts_with("in.csv:4: bytes that are not valid GBK (given)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_recipient_names_file_line_expected_and_found() {
+    let e = read(b"openid,channel\nA1,7\n", None, tmall()).unwrap_err();
+    assert_eq!(
+        e,
+        "in.csv:1: no `open_id` column (the recipient of tmall.nrt.certificate.send); columns \
+         found: `openid`, `channel`"
+    );
+    let e = read(b"open_id\nA1\n", None, alsc()).unwrap_err();
+    assert!(e.contains("no `alipay_id` column"), "{e}");
+}
+
+#[test]
+fn header_names_are_matched_trimmed_and_must_be_unique() {
+    let (r, _) = read(b" open_id ,x,,\nA,1,,\n", None, tmall()).unwrap();
+    assert_eq!(r.header().recipient, 0);
+    assert_eq!(r.header().columns[0], " open_id ");
+    let e = read(b"open_id,channel,channel\n", None, tmall()).unwrap_err();
+    assert_eq!(
+        e,
+        "in.csv:1: column `channel` appears twice (columns 2 and 3)"
+    );
+}
+
+#[test]
+fn unbalanced_quote_reports_where_it_opened() {
+    let e = read(
+        b"open_id,note\nA1,ok\nA2,\"never closed\nA3,x\nA4,y\n",
+        None,
+        tmall(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "in.csv:3: unbalanced quotes: the quoted field opened on this line is never closed"
+    );
+    let (gbk, _, _) = GBK.encode("open_id,备注\nA1,\"张三\n");
+    assert!(
+        read(&gbk, None, tmall())
+            .unwrap_err()
+            .starts_with("in.csv:2: unbalanced quotes")
+    );
+}
+
+#[test]
+fn wrong_field_count_is_a_malformed_file() {
+    let e = read(b"open_id,a,b\nA1,1,2\nA2,1\n", None, tmall()).unwrap_err();
+    assert_eq!(
+        e,
+        "in.csv:3: 2 fields where the header has 3: the file looks mangled (a shifted, split or \
+         merged row)"
+    );
+}
+
+#[test]
+fn quoted_newlines_commas_and_blank_lines_keep_line_numbers_right() {
+    let text =
+        b"open_id,note\r\n\r\nA1,\"two\r\nlines, and \"\"quotes\"\"\"\r\n\nA2,\"a,b\"\r\nA3,last";
+    let (_, rows) = read(text, None, tmall()).unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (1, 3, fields(&["A1", "two\r\nlines, and \"quotes\""])),
+            (2, 6, fields(&["A2", "a,b"])),
+            (3, 7, fields(&["A3", "last"])),
+        ]
+    );
+}
+
+#[test]
+fn empty_and_utf16_files_are_refused() {
+    assert_eq!(
+        read(b"", None, tmall()).unwrap_err(),
+        "in.csv:1: the file is empty: a header row is required"
+    );
+    assert_eq!(
+        read(b"\n\r\n", None, tmall()).unwrap_err(),
+        "in.csv:1: the file is empty: a header row is required"
+    );
+    assert!(
+        read(b"\xFF\xFEo\0", None, tmall())
+            .unwrap_err()
+            .contains("UTF-16")
+    );
+    let e = InputReader::open(Path::new("/nonexistent/in.csv"), None, tmall())
+        .err()
+        .unwrap();
+    assert!(e.to_string().starts_with("/nonexistent/in.csv: "), "{e}");
+}
+
+#[test]
+fn fingerprint_is_md5_of_the_bytes() {
+    let f = file(b"abc");
+    assert_eq!(
+        fingerprint(&f.path).unwrap(),
+        "900150983cd24fb0d6963f7d28e17f72"
+    );
+}
+
+#[test]
+fn parse_encoding_knows_three_names() {
+    assert_eq!(parse_encoding("UTF-8").unwrap(), UTF_8);
+    assert_eq!(parse_encoding("gbk").unwrap(), GBK);
+    assert_eq!(parse_encoding("GB18030").unwrap(), GB18030);
+    assert!(parse_encoding("latin1").is_err());
+}

@@ -1,0 +1,292 @@
+//! Bringing the input file into the ledger, and getting a state file ready for a run.
+//!
+//! Ingest streams the input once, validates each row, and upserts one `entries` row per
+//! identity; a second row with the same identity is a duplicate. When neither the input file
+//! nor the campaign params changed since the last complete ingest, it is skipped: resuming costs
+//! a few meta reads. When they did change, rows are re-read, but an identity that was already
+//! sent keeps its state, so nothing is issued twice because of it.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Ledger, LedgerError, kind, status};
+use crate::campaign::Campaign;
+use crate::input::{self, InputError, InputReader, Prepared};
+
+/// Rows are committed in groups of this many during ingest.
+const INGEST_GROUP: u64 = 20_000;
+
+/// What ingest found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Data rows in the input.
+    pub rows: u64,
+    pub invalid: u64,
+    pub duplicates: u64,
+    /// Rows whose identity still has to be sent.
+    pub to_send: u64,
+    /// Rows whose identity already reached a final state in an earlier run.
+    pub already_done: u64,
+    /// The input and params were unchanged since the last ingest, which was reused.
+    pub reused: bool,
+    pub input_changed: bool,
+    pub params_changed: bool,
+    /// Identities recorded earlier that are no longer in the input (kept, never sent).
+    pub orphaned: u64,
+    /// The first few invalid rows, as `row N (line L): reason`, when this ingest read the file.
+    pub invalid_examples: Vec<String>,
+}
+
+/// How many invalid rows an ingest report quotes.
+const INVALID_EXAMPLES: usize = 10;
+
+/// Ingest failures.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Ledger {
+    /// Brings the input into the ledger (or reuses the last ingest when nothing changed).
+    ///
+    /// With `keep` false (a dry run) everything is rolled back at the end.
+    pub fn ingest(&mut self, campaign: &Campaign, keep: bool) -> Result<IngestReport, IngestError> {
+        let fingerprint =
+            input::fingerprint(&campaign.input).map_err(|source| IngestError::Io {
+                path: campaign.input.clone(),
+                source,
+            })?;
+        let params_fingerprint = campaign.params_fingerprint();
+        let previous_input = self.meta("input_fingerprint")?;
+        let previous_params = self.meta("params_fingerprint")?;
+        let complete = self.meta("ingested")?.as_deref() == Some("1");
+        let input_changed = previous_input.as_ref().is_some_and(|p| *p != fingerprint);
+        let params_changed = previous_params
+            .as_ref()
+            .is_some_and(|p| *p != params_fingerprint);
+        if complete && !input_changed && !params_changed {
+            let mut report = self.counts(self.generation()?)?;
+            report.reused = true;
+            return Ok(report);
+        }
+
+        let generation = self.generation()? + 1;
+        let mut reader = InputReader::open(&campaign.input, campaign.encoding, campaign.api)?;
+        self.conn.execute_batch("BEGIN").map_err(|e| self.wrap(e))?;
+        let mut examples = Vec::new();
+        let result = self.ingest_rows(campaign, &mut reader, generation, keep, &mut examples);
+        let finish = match (&result, keep) {
+            (Ok(()), true) => {
+                self.set_meta("input_fingerprint", &fingerprint)?;
+                self.set_meta("params_fingerprint", &params_fingerprint)?;
+                self.set_meta("input_path", &campaign.input.display().to_string())?;
+                self.set_meta("ingested", "1")?;
+                "COMMIT"
+            }
+            _ => "ROLLBACK",
+        };
+        let report = match result {
+            Ok(()) => self.counts(generation),
+            Err(e) => {
+                self.conn.execute_batch(finish).map_err(|e| self.wrap(e))?;
+                return Err(e);
+            }
+        };
+        let report = report.map(|r| IngestReport {
+            input_changed,
+            params_changed,
+            invalid_examples: examples,
+            ..r
+        });
+        self.conn.execute_batch(finish).map_err(|e| self.wrap(e))?;
+        Ok(report?)
+    }
+
+    fn ingest_rows(
+        &self,
+        campaign: &Campaign,
+        reader: &mut InputReader,
+        generation: i64,
+        keep: bool,
+        examples: &mut Vec<String>,
+    ) -> Result<(), IngestError> {
+        let wrap = |e| self.wrap(e);
+        self.set_meta("ingested", "0")?;
+        self.set_meta("gen", &generation.to_string())?;
+        self.conn.execute("DELETE FROM rows", []).map_err(wrap)?;
+        let header = reader.header().clone();
+        let mut upsert = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO entries (identity, generation, row, payload, request_id, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending')
+                 ON CONFLICT (identity) DO UPDATE SET generation = excluded.generation, row = excluded.row,
+                     payload = CASE WHEN status = 'pending' AND attempts = 0
+                                    THEN excluded.payload ELSE payload END
+                 WHERE entries.generation <> excluded.generation
+                 RETURNING id",
+            )
+            .map_err(wrap)?;
+        let mut first = self
+            .conn
+            .prepare_cached("SELECT id, row FROM entries WHERE identity = ?1")
+            .map_err(wrap)?;
+        let mut insert_row = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO rows (row, line, kind, entry_id, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(wrap)?;
+        while let Some(next) = reader.next_row() {
+            let row = next?;
+            let number = row.row as i64;
+            match input::prepare(
+                &campaign.name,
+                campaign.api,
+                &header,
+                &campaign.params,
+                &row.record,
+            ) {
+                Prepared::Invalid { reason } => {
+                    if examples.len() < INVALID_EXAMPLES {
+                        examples.push(format!("row {} (line {}): {reason}", row.row, row.line));
+                    }
+                    insert_row
+                        .execute(params![
+                            number,
+                            row.line as i64,
+                            kind::INVALID,
+                            None::<i64>,
+                            reason
+                        ])
+                        .map_err(wrap)?;
+                }
+                Prepared::Valid {
+                    identity,
+                    request_id,
+                    object_json,
+                } => {
+                    let inserted: Option<i64> = upsert
+                        .query_row(
+                            params![identity, generation, number, object_json, request_id],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(wrap)?;
+                    let (kind, entry_id, reason) = match inserted {
+                        Some(id) => (kind::ENTRY, id, None),
+                        None => {
+                            let (id, earlier): (i64, i64) = first
+                                .query_row([&identity], |r| Ok((r.get(0)?, r.get(1)?)))
+                                .map_err(wrap)?;
+                            (
+                                kind::DUPLICATE,
+                                id,
+                                Some(format!("same recipient and params as row {earlier}")),
+                            )
+                        }
+                    };
+                    insert_row
+                        .execute(params![number, row.line as i64, kind, entry_id, reason])
+                        .map_err(wrap)?;
+                }
+            }
+            if keep && row.row % INGEST_GROUP == 0 {
+                self.conn.execute_batch("COMMIT; BEGIN").map_err(wrap)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Row counts of generation `generation`.
+    pub fn counts(&self, generation: i64) -> Result<IngestReport, LedgerError> {
+        let wrap = |e| self.wrap(e);
+        let count = |sql: &str| -> Result<u64, LedgerError> {
+            self.conn
+                .query_row(sql, [generation], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(wrap)
+        };
+        let rows: u64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM rows", [], |r| r.get::<_, i64>(0))
+            .map_err(wrap)? as u64;
+        let kinds = |k: &str| -> Result<u64, LedgerError> {
+            self.conn
+                .query_row("SELECT COUNT(*) FROM rows WHERE kind = ?1", [k], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+                .map_err(wrap)
+        };
+        Ok(IngestReport {
+            rows,
+            invalid: kinds(kind::INVALID)?,
+            duplicates: kinds(kind::DUPLICATE)?,
+            to_send: count(
+                "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status IN ('pending', 'inflight')",
+            )?,
+            already_done: count(
+                "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status IN ('issued', 'failed', 'uncertain')",
+            )?,
+            orphaned: count("SELECT COUNT(*) FROM entries WHERE generation <> ?1")?,
+            ..IngestReport::default()
+        })
+    }
+
+    /// After a crash, rows left in flight may or may not have reached the platform. For an
+    /// idempotent API they are simply sent again (same idempotency key); otherwise they become
+    /// `uncertain`. Returns how many rows were found in flight.
+    pub fn recover_in_flight(&self, idempotent: bool, now: &str) -> Result<u64, LedgerError> {
+        let (to, message) = if idempotent {
+            (
+                status::PENDING,
+                "in flight when the previous run stopped; sent again with the same request_id",
+            )
+        } else {
+            (
+                status::UNCERTAIN,
+                "in flight when the previous run stopped: the platform may have issued it; \
+                 check, then use --resend-uncertain to send it again",
+            )
+        };
+        self.conn
+            .execute(
+                "UPDATE entries SET status = ?1, error_code = 'interrupted', error_sub_code = NULL,
+                 error_message = ?2, finished_at = CASE WHEN ?1 = 'uncertain' THEN ?3 END
+                 WHERE status = 'inflight'",
+                params![to, message, now],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Puts final rows back to pending at the user's request (`--retry-failed`,
+    /// `--resend-uncertain`). Only rows of the current input count. Returns how many rows were
+    /// reopened.
+    pub fn reopen(&self, failed: bool, uncertain: bool) -> Result<u64, LedgerError> {
+        let generation = self.generation()?;
+        let mut reopened = 0;
+        for (wanted, state) in [(failed, status::FAILED), (uncertain, status::UNCERTAIN)] {
+            if wanted {
+                reopened += self
+                    .conn
+                    .execute(
+                        "UPDATE entries SET status = 'pending', finished_at = NULL
+                         WHERE status = ?1 AND generation = ?2",
+                        params![state, generation],
+                    )
+                    .map_err(|e| self.wrap(e))? as u64;
+            }
+        }
+        Ok(reopened)
+    }
+}

@@ -1,0 +1,195 @@
+//! Read-side queries: the per-row results in input order, status counts, error groups.
+
+use rusqlite::params;
+
+use super::{Ledger, LedgerError, kind, status};
+
+/// One input row's final picture, as the results CSV shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResultRow {
+    pub row: i64,
+    pub line: i64,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub request_id: Option<String>,
+    pub issued_id: Option<String>,
+    pub detail: Option<String>,
+    pub error_code: Option<String>,
+    pub error_sub_code: Option<String>,
+    pub error_message: Option<String>,
+    pub top_request_id: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// The statuses a results row can have, in the order summaries list them.
+pub const RESULT_STATUSES: [&str; 6] = [
+    "issued",
+    "failed",
+    "invalid",
+    "duplicate",
+    "uncertain",
+    "pending",
+];
+
+fn result_status(kind: &str, entry_status: Option<&str>) -> &'static str {
+    match (kind, entry_status) {
+        (kind::INVALID, _) => "invalid",
+        (kind::DUPLICATE, _) => "duplicate",
+        (_, Some(status::ISSUED)) => "issued",
+        (_, Some(status::FAILED)) => "failed",
+        (_, Some(status::UNCERTAIN)) => "uncertain",
+        _ => "pending",
+    }
+}
+
+impl Ledger {
+    /// Calls `each` for every row of the current input, in input order, streaming.
+    pub fn for_each_result<E: From<LedgerError>>(
+        &self,
+        mut each: impl FnMut(ResultRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let wrap = |e| self.wrap(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.row, r.line, r.kind, r.reason, e.status, e.attempts, e.request_id,
+                        e.issued_id, e.detail, e.error_code, e.error_sub_code, e.error_message,
+                        e.top_request_id, e.finished_at
+                 FROM rows r LEFT JOIN entries e ON e.id = r.entry_id ORDER BY r.row",
+            )
+            .map_err(wrap)?;
+        let mut rows = stmt.query([]).map_err(wrap)?;
+        while let Some(r) = rows.next().map_err(wrap)? {
+            let kind: String = r.get(2).map_err(wrap)?;
+            let entry_status: Option<String> = r.get(4).map_err(wrap)?;
+            let status = result_status(&kind, entry_status.as_deref());
+            let result = if kind == kind::ENTRY {
+                ResultRow {
+                    row: r.get(0).map_err(wrap)?,
+                    line: r.get(1).map_err(wrap)?,
+                    status,
+                    attempts: r.get::<_, Option<i64>>(5).map_err(wrap)?.unwrap_or(0),
+                    request_id: r.get(6).map_err(wrap)?,
+                    issued_id: r.get(7).map_err(wrap)?,
+                    detail: r.get(8).map_err(wrap)?,
+                    error_code: r.get(9).map_err(wrap)?,
+                    error_sub_code: r.get(10).map_err(wrap)?,
+                    error_message: r.get(11).map_err(wrap)?,
+                    top_request_id: r.get(12).map_err(wrap)?,
+                    finished_at: r.get(13).map_err(wrap)?,
+                }
+            } else {
+                ResultRow {
+                    row: r.get(0).map_err(wrap)?,
+                    line: r.get(1).map_err(wrap)?,
+                    status,
+                    error_message: r.get(3).map_err(wrap)?,
+                    ..ResultRow::default()
+                }
+            };
+            each(result)?;
+        }
+        Ok(())
+    }
+
+    /// Rows of the current input per result status, in [`RESULT_STATUSES`] order.
+    pub fn status_counts(&self) -> Result<Vec<(&'static str, u64)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.kind, e.status, COUNT(*) FROM rows r LEFT JOIN entries e ON e.id = r.entry_id
+                 GROUP BY r.kind, e.status",
+            )
+            .map_err(|e| self.wrap(e))?;
+        let mut counts: Vec<(&'static str, u64)> =
+            RESULT_STATUSES.iter().map(|s| (*s, 0)).collect();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| self.wrap(e))?;
+        for row in rows {
+            let (kind, entry_status, n) = row.map_err(|e| self.wrap(e))?;
+            let status = result_status(&kind, entry_status.as_deref());
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+                slot.1 += n as u64;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Identities that had more than one issuing attempt succeed: always empty in a correct
+    /// ledger; `verify` reports any.
+    pub fn doubly_issued(&self) -> Result<Vec<(i64, i64)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT entry_id, COUNT(*) FROM attempts WHERE class = 'issued'
+                 GROUP BY entry_id HAVING COUNT(*) > 1",
+            )
+            .map_err(|e| self.wrap(e))?;
+        let rows = stmt
+            .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.wrap(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.wrap(e))
+    }
+}
+
+/// The `runs` table: one row per `campaign run`.
+impl Ledger {
+    /// Records the start of a run; returns its id.
+    pub fn begin_run(&self, started_at: &str) -> Result<i64, LedgerError> {
+        self.conn
+            .execute("INSERT INTO runs (started_at) VALUES (?1)", [started_at])
+            .map_err(|e| self.wrap(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records how a run ended and what it did.
+    pub fn end_run(
+        &self,
+        id: i64,
+        ended_at: &str,
+        ending: &str,
+        stats: &crate::runner::stats::Snapshot,
+        elapsed: std::time::Duration,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET ended_at = ?2, ending = ?3, sent = ?4, issued = ?5, failed = ?6,
+                 uncertain = ?7, retries = ?8, throttle_events = ?9, elapsed_ms = ?10 WHERE id = ?1",
+                params![
+                    id,
+                    ended_at,
+                    ending,
+                    stats.sent as i64,
+                    stats.issued as i64,
+                    stats.failed as i64,
+                    stats.uncertain as i64,
+                    stats.retries as i64,
+                    stats.throttle_events as i64,
+                    elapsed.as_millis() as i64
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Issued and failed identities of the current input, for the failure-rate rule.
+    pub fn issued_and_failed(&self) -> Result<(u64, u64), LedgerError> {
+        let generation = self.generation()?;
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(status = 'issued'), 0), COALESCE(SUM(status = 'failed'), 0)
+                 FROM entries WHERE generation = ?1",
+                [generation],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(|e| self.wrap(e))
+    }
+}

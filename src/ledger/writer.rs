@@ -1,0 +1,248 @@
+//! The ledger's owner during a run: one thread holds the connection and applies messages from
+//! the workers in grouped transactions.
+//!
+//! The one rule it exists for: a row's in-flight mark is committed (fsync'd) before the worker
+//! that asked for it is told to go ahead, so no request ever leaves without its mark on disk.
+//! Everything queued while one commit runs goes into the next, so the cost of durability is one
+//! fsync per group, not per row.
+
+use std::thread::JoinHandle;
+
+use rusqlite::{Transaction, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Ledger, LedgerError, status};
+use crate::top::{OutcomeClass, PlatformError};
+
+/// Largest number of messages applied in one transaction.
+const MAX_GROUP: usize = 4096;
+
+/// A row to send, as read from the ledger.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub entry_id: i64,
+    pub row: i64,
+    pub payload: String,
+    pub request_id: Option<String>,
+    /// Attempts already made in earlier runs.
+    pub attempts: u32,
+}
+
+/// One attempt, for the attempts table.
+#[derive(Clone, Debug)]
+pub struct AttemptLog {
+    pub attempt: u32,
+    pub started_at: String,
+    pub latency_ms: i64,
+    pub class: OutcomeClass,
+    pub error: Option<PlatformError>,
+    pub top_request_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Where a row stands after an attempt (or after being let go unsent).
+#[derive(Clone, Debug)]
+pub enum Settle {
+    /// Not final: waits for a retry or the next run; the last error (if any) is kept.
+    Pending(Option<PlatformError>),
+    Issued {
+        issued_id: String,
+        detail: String,
+    },
+    Failed(PlatformError),
+    Uncertain(PlatformError),
+}
+
+/// What the workers tell the ledger.
+#[derive(Debug)]
+pub enum Msg {
+    /// Mark a row in flight; `ack` fires once the mark is durable.
+    InFlight {
+        entry_id: i64,
+        ack: oneshot::Sender<()>,
+    },
+    /// Record an attempt (if one was made) and the row's new state.
+    Record {
+        entry_id: i64,
+        attempt: Option<AttemptLog>,
+        counted: bool,
+        settle: Settle,
+        top_request_id: Option<String>,
+        finished_at: Option<String>,
+    },
+    /// The next rows to send after `after_row`, in input order.
+    NextPending {
+        generation: i64,
+        after_row: i64,
+        limit: usize,
+        reply: oneshot::Sender<Vec<Job>>,
+    },
+    /// Fires once everything sent before it is committed.
+    Flush { ack: oneshot::Sender<()> },
+}
+
+/// The handle the run keeps: send messages, then [`Writer::finish`] to get the ledger back.
+pub struct Writer {
+    pub tx: mpsc::Sender<Msg>,
+    thread: JoinHandle<(Ledger, Result<(), LedgerError>)>,
+}
+
+impl Writer {
+    /// Moves the ledger onto its own thread.
+    pub fn start(ledger: Ledger, capacity: usize) -> Writer {
+        let (tx, rx) = mpsc::channel(capacity);
+        let thread = std::thread::Builder::new()
+            .name("ledger".to_owned())
+            .spawn(move || {
+                let mut ledger = ledger;
+                let result = serve(&mut ledger, rx);
+                (ledger, result)
+            })
+            .expect("spawn the ledger thread");
+        Writer { tx, thread }
+    }
+
+    /// Waits until every sender is gone and the last group is committed; returns the ledger and
+    /// the first error the thread met, if any.
+    pub fn finish(self) -> (Ledger, Result<(), LedgerError>) {
+        drop(self.tx);
+        self.thread
+            .join()
+            .expect("the ledger thread does not panic")
+    }
+}
+
+fn serve(ledger: &mut Ledger, mut rx: mpsc::Receiver<Msg>) -> Result<(), LedgerError> {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(msg) => group.push(msg),
+                Err(_) => break,
+            }
+        }
+        let path = ledger.path.clone();
+        let tx = ledger
+            .conn
+            .transaction()
+            .map_err(|e| super::sqlite(&path, e))?;
+        let mut replies = Vec::with_capacity(group.len());
+        for msg in group.drain(..) {
+            if let Some(reply) = apply(&tx, msg).map_err(|e| super::sqlite(&path, e))? {
+                replies.push(reply);
+            }
+        }
+        tx.commit().map_err(|e| super::sqlite(&path, e))?;
+        for reply in replies {
+            reply.send();
+        }
+    }
+    Ok(())
+}
+
+enum Reply {
+    Ack(oneshot::Sender<()>),
+    Jobs(oneshot::Sender<Vec<Job>>, Vec<Job>),
+}
+
+impl Reply {
+    fn send(self) {
+        // A worker that stopped waiting (interrupted) no longer needs the answer.
+        match self {
+            Reply::Ack(ack) => drop(ack.send(())),
+            Reply::Jobs(reply, jobs) => drop(reply.send(jobs)),
+        }
+    }
+}
+
+fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
+    match msg {
+        Msg::InFlight { entry_id, ack } => {
+            tx.prepare_cached("UPDATE entries SET status = ?2 WHERE id = ?1")?
+                .execute(params![entry_id, status::INFLIGHT])?;
+            Ok(Some(Reply::Ack(ack)))
+        }
+        Msg::Record {
+            entry_id,
+            attempt,
+            counted,
+            settle,
+            top_request_id,
+            finished_at,
+        } => {
+            if let Some(a) = attempt {
+                let e = a.error.unwrap_or_default();
+                tx.prepare_cached(
+                    "INSERT INTO attempts (entry_id, attempt, started_at, latency_ms, class, code,
+                     sub_code, message, top_request_id, request_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
+                    entry_id,
+                    a.attempt,
+                    a.started_at,
+                    a.latency_ms,
+                    a.class.as_str(),
+                    e.code,
+                    e.sub_code,
+                    e.message,
+                    a.top_request_id,
+                    a.request_id
+                ])?;
+            }
+            let (state, issued_id, detail, error) = match settle {
+                Settle::Pending(error) => (status::PENDING, None, None, error),
+                Settle::Issued { issued_id, detail } => {
+                    (status::ISSUED, Some(issued_id), Some(detail), None)
+                }
+                Settle::Failed(error) => (status::FAILED, None, None, Some(error)),
+                Settle::Uncertain(error) => (status::UNCERTAIN, None, None, Some(error)),
+            };
+            let error = error.unwrap_or_default();
+            tx.prepare_cached(
+                "UPDATE entries SET status = ?2, attempts = attempts + ?3, issued_id = ?4,
+                 detail = ?5, error_code = ?6, error_sub_code = ?7, error_message = ?8,
+                 top_request_id = COALESCE(?9, top_request_id), finished_at = ?10
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                entry_id,
+                state,
+                i64::from(counted),
+                issued_id,
+                detail,
+                error.code,
+                error.sub_code,
+                (!error.message.is_empty()).then_some(error.message),
+                top_request_id,
+                finished_at
+            ])?;
+            Ok(None)
+        }
+        Msg::NextPending {
+            generation,
+            after_row,
+            limit,
+            reply,
+        } => {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, row, payload, request_id, attempts FROM entries
+                 WHERE generation = ?1 AND row > ?2 AND status = 'pending' ORDER BY row LIMIT ?3",
+            )?;
+            let jobs = stmt
+                .query_map(params![generation, after_row, limit as i64], |r| {
+                    Ok(Job {
+                        entry_id: r.get(0)?,
+                        row: r.get(1)?,
+                        payload: r.get(2)?,
+                        request_id: r.get(3)?,
+                        attempts: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(Reply::Jobs(reply, jobs)))
+        }
+        Msg::Flush { ack } => Ok(Some(Reply::Ack(ack))),
+    }
+}

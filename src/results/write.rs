@@ -1,0 +1,209 @@
+//! Writing the results CSV: every input row in input order with its columns as they were, then
+//! the outcome columns; atomically (temporary file, then rename), its MD5 recorded in the ledger.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+
+use crate::campaign::Campaign;
+use crate::input::{InputError, InputReader};
+use crate::ledger::query::ResultRow;
+use crate::ledger::{Ledger, LedgerError};
+
+/// The columns appended after the input's own.
+pub const COLUMNS: [&str; 11] = [
+    "row",
+    "status",
+    "attempts",
+    "request_id",
+    "issued_id",
+    "detail",
+    "error_code",
+    "error_sub_code",
+    "error_message",
+    "top_request_id",
+    "finished_at",
+];
+
+/// The UTF-8 byte-order mark, written first with `--bom`.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Results failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Csv {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+    #[error(
+        "{path}: the input file changed since it was read (row {row} differs); run `campaign run` \
+         again to re-read it, then export"
+    )]
+    InputChanged { path: PathBuf, row: i64 },
+}
+
+/// Makes a cell safe to open in a spreadsheet: text that a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// The outcome columns of one row, in [`COLUMNS`] order.
+pub fn outcome_cells(r: &ResultRow) -> [String; 11] {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        r.row.to_string(),
+        r.status.to_owned(),
+        r.attempts.to_string(),
+        text(&r.request_id),
+        text(&r.issued_id),
+        text(&r.detail),
+        text(&r.error_code),
+        text(&r.error_sub_code),
+        text(&r.error_message),
+        text(&r.top_request_id),
+        text(&r.finished_at),
+    ]
+}
+
+/// A writer that digests everything that goes through it.
+struct Digesting<W> {
+    inner: W,
+    md5: Md5,
+}
+
+impl<W: Write> Write for Digesting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.md5.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the results file for the current input from the ledger, atomically, and records its
+/// MD5 in the ledger. Returns the digest (lower-case hex).
+pub fn write_results(
+    campaign: &Campaign,
+    ledger: &mut Ledger,
+    path: &Path,
+    bom: bool,
+) -> Result<String, ResultsError> {
+    let io = |source| ResultsError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let csv_err = |source| ResultsError::Csv {
+        path: path.to_owned(),
+        source,
+    };
+    let mut input = InputReader::open(&campaign.input, campaign.encoding, campaign.api)?;
+    let temp = temporary_path(path);
+    let file = File::create(&temp).map_err(io)?;
+    let mut digesting = Digesting {
+        inner: BufWriter::with_capacity(256 * 1024, file),
+        md5: Md5::new(),
+    };
+    if bom {
+        digesting.write_all(BOM).map_err(io)?;
+    }
+    let mut out = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(digesting);
+    let header: Vec<Cow<'_, str>> = input
+        .header()
+        .columns
+        .iter()
+        .map(|c| neutralise(c))
+        .collect();
+    out.write_record(header.iter().map(|c| c.as_ref()).chain(COLUMNS))
+        .map_err(csv_err)?;
+
+    let written = ledger.for_each_result(|result| {
+        let row = match input.next_row() {
+            Some(Ok(row)) if row.row as i64 == result.row => row,
+            Some(Err(e)) => return Err(ResultsError::Input(e)),
+            _ => {
+                return Err(ResultsError::InputChanged {
+                    path: campaign.input.clone(),
+                    row: result.row,
+                });
+            }
+        };
+        let cells = outcome_cells(&result);
+        let record = row
+            .record
+            .iter()
+            .chain(cells.iter().map(String::as_str))
+            .map(neutralise);
+        out.write_record(record.collect::<Vec<_>>().iter().map(|c| c.as_bytes()))
+            .map_err(csv_err)
+    });
+    let finished = written.and_then(|()| match input.next_row() {
+        None => Ok(()),
+        Some(Err(e)) => Err(ResultsError::Input(e)),
+        Some(Ok(extra)) => Err(ResultsError::InputChanged {
+            path: campaign.input.clone(),
+            row: extra.row as i64,
+        }),
+    });
+    if let Err(e) = finished {
+        drop(out);
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    let digesting = out.into_inner().map_err(|e| io(e.into_error()))?;
+    let digest = hex::encode(digesting.md5.finalize());
+    let file = digesting
+        .inner
+        .into_inner()
+        .map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)?;
+    ledger.set_meta("results_md5", &digest)?;
+    ledger.set_meta("results_path", &path.display().to_string())?;
+    ledger.set_meta("results_written_at", &crate::runner::now_rfc3339())?;
+    Ok(digest)
+}
+
+fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".tmp-{}", std::process::id()));
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_plain_text_is_not() {
+        for cell in ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx"] {
+            assert_eq!(neutralise(cell), format!("'{cell}"));
+        }
+        for cell in ["", "AXBZ", "2088111111111111", "a=b", "中文"] {
+            assert!(matches!(neutralise(cell), Cow::Borrowed(_)), "{cell}");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Why a run halted, and what the user should do about it.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::top::PlatformError;
+
+/// A reason to stop sending and exit 3, leaving the remaining rows pending.
+#[derive(Clone, Debug)]
+pub enum Halt {
+    /// The platform refused the configuration (signature, app key, session, permission, ...).
+    Fatal(PlatformError),
+    /// A flow-control ban longer than `max_ban_wait_s`: typically the daily quota is used up.
+    LongBan { ban: Duration, error: PlatformError },
+    /// Permanent failures passed `max_failure_rate`.
+    FailureRate {
+        failed: u64,
+        finished: u64,
+        limit: f64,
+    },
+    /// The ledger could not be written: nothing more may be sent.
+    Ledger,
+}
+
+/// What to fix for a fatal platform error code.
+fn remedy(code: Option<&str>) -> &'static str {
+    match code.unwrap_or("") {
+        "24" | "25" => {
+            "the signature was rejected: check the app secret in the environment and gateway.sign_method"
+        }
+        "26" | "27" => {
+            "the session key is missing, invalid or expired: have the shop re-authorise and set the session variable"
+        }
+        "28" | "29" => "the app key was rejected: check gateway.app_key",
+        "30" | "31" => {
+            "the timestamp was rejected: check this machine's clock (TOP allows 10 minutes of skew)"
+        }
+        "11" | "12" | "13" => {
+            "the app lacks permission for this API (or this IP is not whitelisted): fix it in the TOP console"
+        }
+        "21" | "22" => "the API method was rejected: check `api` in the campaign file",
+        _ => "fix the configuration the platform complained about",
+    }
+}
+
+impl fmt::Display for Halt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Halt::Fatal(e) => write!(
+                f,
+                "the platform refused the request (code {}{}: {}); {}",
+                e.code.as_deref().unwrap_or("?"),
+                e.sub_code
+                    .as_deref()
+                    .map(|s| format!(", {s}"))
+                    .unwrap_or_default(),
+                e.message,
+                remedy(e.code.as_deref())
+            ),
+            Halt::LongBan { ban, error } => {
+                let ends =
+                    chrono::Local::now() + chrono::Duration::from_std(*ban).unwrap_or_default();
+                write!(
+                    f,
+                    "flow control banned calls for {} s ({}: {}), longer than max_ban_wait_s; \
+                     the ban ends around {}: run again after that",
+                    ban.as_secs(),
+                    error.sub_code.as_deref().unwrap_or("throttled"),
+                    error.message,
+                    ends.format("%Y-%m-%d %H:%M:%S %:z")
+                )
+            }
+            Halt::FailureRate {
+                failed,
+                finished,
+                limit,
+            } => write!(
+                f,
+                "{failed} of {finished} finished rows failed, more than max_failure_rate = {limit}; \
+                 look at the failures (campaign status) before running again"
+            ),
+            Halt::Ledger => f.write_str("the state file could not be written"),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! One row's journey: mark in flight (durably), wait for a slot, send, record, and retry or
+//! settle according to the outcome class.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::{Ctx, Halt};
+use crate::ledger::writer::{AttemptLog, Job, Msg, Settle};
+use crate::top::{Outcome, PlatformError};
+
+use super::pace::ThrottleVerdict;
+
+/// The ledger thread is gone: nothing more can be recorded, so nothing more may be sent.
+#[derive(Debug)]
+pub(crate) struct LedgerGone;
+
+/// Sends one row until it settles, the run stops, or the ledger fails.
+pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job) -> Result<(), LedgerGone> {
+    let mut tries_this_run: u32 = 0;
+    loop {
+        if ctx.stop.is_cancelled() {
+            return Ok(());
+        }
+        let permit = tokio::select! {
+            permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed"),
+            () = ctx.stop.cancelled() => return Ok(()),
+        };
+        tokio::select! {
+            () = ctx.pacer.wait_pause() => {}
+            () = ctx.stop.cancelled() => return Ok(()),
+        }
+
+        let (ack, marked) = oneshot::channel();
+        ctx.send(Msg::InFlight {
+            entry_id: job.entry_id,
+            ack,
+        })
+        .await?;
+        marked.await.map_err(|_| LedgerGone)?;
+        let sent = tokio::select! {
+            () = ctx.pacer.wait_slot() => true,
+            () = ctx.stop.cancelled() => false,
+        };
+        if !sent {
+            // Marked but never sent: let it go back to pending, untouched.
+            ctx.record(&job, None, false, Settle::Pending(None), None)
+                .await?;
+            return Ok(());
+        }
+
+        let started_at = super::now_rfc3339();
+        let started = Instant::now();
+        ctx.stats.sent();
+        let attempt = ctx.client.send(&job.payload).await;
+        let latency_ms = started.elapsed().as_millis() as i64;
+        let class = attempt.outcome.class();
+        let counted = !matches!(
+            attempt.outcome,
+            Outcome::Throttled { .. } | Outcome::Fatal(_)
+        );
+        if counted {
+            tries_this_run += 1;
+        }
+        let log = AttemptLog {
+            attempt: job.attempts + tries_this_run + u32::from(!counted),
+            started_at,
+            latency_ms,
+            class,
+            error: attempt.outcome.error().cloned(),
+            top_request_id: attempt.top_request_id.clone(),
+            request_id: job.request_id.clone(),
+        };
+        let top_request_id = attempt.top_request_id;
+        if !matches!(attempt.outcome, Outcome::Throttled { .. }) {
+            ctx.pacer.on_clean_answer();
+        }
+
+        let settle = match attempt.outcome {
+            Outcome::Issued { issued_id, detail } => {
+                ctx.stats.issued();
+                Settle::Issued { issued_id, detail }
+            }
+            Outcome::Permanent(error) => {
+                ctx.stats.failed();
+                Settle::Failed(error)
+            }
+            Outcome::Unknown(error) => {
+                ctx.stats.uncertain();
+                Settle::Uncertain(error)
+            }
+            Outcome::Transient(error) if tries_this_run >= ctx.limits.max_attempts => {
+                ctx.stats.failed();
+                Settle::Failed(PlatformError {
+                    message: format!(
+                        "retries exhausted after {tries_this_run} attempts; last: {}",
+                        error.message
+                    ),
+                    ..error
+                })
+            }
+            Outcome::Transient(error) => {
+                ctx.record(
+                    &job,
+                    Some(log),
+                    true,
+                    Settle::Pending(Some(error)),
+                    top_request_id,
+                )
+                .await?;
+                drop(permit);
+                ctx.stats.retry_started();
+                let delay = ctx.backoff.delay(tries_this_run);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = ctx.stop.cancelled() => {}
+                }
+                ctx.stats.retry_ended();
+                continue;
+            }
+            Outcome::Throttled { ban, error } => {
+                ctx.stats.throttled();
+                ctx.record(
+                    &job,
+                    Some(log),
+                    false,
+                    Settle::Pending(Some(error.clone())),
+                    top_request_id,
+                )
+                .await?;
+                if let ThrottleVerdict::TooLong(ban) = ctx.pacer.on_throttle(ban) {
+                    ctx.halt(Halt::LongBan { ban, error });
+                }
+                continue;
+            }
+            Outcome::Fatal(error) => {
+                ctx.record(
+                    &job,
+                    Some(log),
+                    false,
+                    Settle::Pending(Some(error.clone())),
+                    top_request_id,
+                )
+                .await?;
+                ctx.halt(Halt::Fatal(error));
+                return Ok(());
+            }
+        };
+        ctx.record(&job, Some(log), counted, settle, top_request_id)
+            .await?;
+        ctx.check_failure_rate();
+        return Ok(());
+    }
+}

@@ -1,0 +1,505 @@
+//! The simulator driven in-process over HTTP on 127.0.0.1: checks, answer shapes, idempotency,
+//! data triggers, flow control, seeded faults and the stats endpoint.
+
+use std::time::Duration;
+
+use campaign::sim::{self, Faults, SimConfig, SimServer, SimStats};
+use campaign::top::SignMethod;
+use campaign::top::params::{Credentials, format_timestamp, signed_form, timestamp_now};
+use campaign::top::sign::sign;
+use serde_json::Value;
+
+type Form = Vec<(String, String)>;
+
+const TMALL: &str = "tmall.nrt.certificate.send";
+const ALSC: &str = "alibaba.alsc.right.decisionsend";
+
+async fn start(config: SimConfig) -> SimServer {
+    sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind 127.0.0.1:0")
+}
+
+fn creds(method: SignMethod, session: Option<&'static str>) -> Credentials<'static> {
+    Credentials {
+        app_key: "10000001",
+        secret: "sim-secret",
+        session,
+        sign_method: method,
+    }
+}
+
+fn tmall_form(open_id: &str, creds: &Credentials<'_>) -> Form {
+    let object = format!(r#"{{"channel":7,"open_id":"{open_id}","out_id":123,"biz_code":"23"}}"#);
+    signed_form(
+        TMALL,
+        ("nrt_certificate_send_d_t_o", &object),
+        creds,
+        &timestamp_now(),
+    )
+}
+
+fn tmall(open_id: &str) -> Form {
+    tmall_form(open_id, &creds(SignMethod::Md5, Some("sim-session")))
+}
+
+fn alsc_form(alipay_id: &str, request_id: &str, method: SignMethod) -> Form {
+    let object = format!(
+        r#"{{"scene_code":"s","request_id":"{request_id}","biz_code":"ISV-1","alipay_id":"{alipay_id}","act_codes":["a","b"]}}"#
+    );
+    signed_form(
+        ALSC,
+        ("req", &object),
+        &creds(method, None),
+        &timestamp_now(),
+    )
+}
+
+fn alsc(alipay_id: &str, request_id: &str) -> Form {
+    alsc_form(alipay_id, request_id, SignMethod::HmacSha256)
+}
+
+/// Sets `name` and signs the form again, as a client that sends it would.
+fn resigned(form: &Form, name: &str, value: &str) -> Form {
+    let mut form: Form = form
+        .iter()
+        .filter(|(n, _)| n != name && n != "sign")
+        .cloned()
+        .collect();
+    form.push((name.to_owned(), value.to_owned()));
+    let method: SignMethod = form
+        .iter()
+        .find(|(n, _)| n == "sign_method")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let signature = sign(
+        form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        "sim-secret",
+        method,
+    );
+    form.push(("sign".to_owned(), signature));
+    form
+}
+
+async fn post(server: &SimServer, form: &Form) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(server.url())
+        .form(form)
+        .send()
+        .await
+        .expect("simulator answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+async fn post_json(server: &SimServer, form: &Form) -> Value {
+    let (status, body) = post(server, form).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// `(code, sub_code)` of an `error_response`, which must carry a `request_id`.
+fn error_of(answer: &Value) -> Option<(i64, String)> {
+    let error = answer.get("error_response")?;
+    assert!(error["request_id"].is_string(), "{answer}");
+    Some((
+        error["code"].as_i64().unwrap(),
+        error["sub_code"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+fn result<'a>(answer: &'a Value, method: &str) -> &'a Value {
+    let key = format!("{}_response", method.replace('.', "_"));
+    assert!(answer[&key]["request_id"].is_string(), "{answer}");
+    &answer[&key]["result"]
+}
+
+fn alsc_status(answer: &Value) -> &str {
+    result(answer, ALSC)["result_obj"]["status"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no status: {answer}"))
+}
+
+/// The number of seconds in `This ban will last for N more seconds`.
+fn ban_seconds(answer: &Value) -> u64 {
+    let text = answer["error_response"]["sub_msg"].as_str().unwrap();
+    let rest = text
+        .strip_prefix("This ban will last for ")
+        .unwrap_or_else(|| panic!("{text}"));
+    rest.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn accepts_signed_calls_with_every_method_for_both_apis() {
+    let server = start(SimConfig::default()).await;
+    for (i, method) in SignMethod::ALL.into_iter().enumerate() {
+        let form = tmall_form(&format!("AXBZ{i}"), &creds(method, Some("sim-session")));
+        let answer = post_json(&server, &form).await;
+        let tmall_result = result(&answer, TMALL);
+        assert_eq!(tmall_result["code"], "0", "{answer}");
+        assert_eq!(tmall_result["model"]["open_id"], format!("AXBZ{i}"));
+        assert!(tmall_result["model"]["certificate_code"].is_string());
+
+        let answer = post_json(
+            &server,
+            &alsc_form("2088111111111111", &format!("r{i}"), method),
+        )
+        .await;
+        assert_eq!(alsc_status(&answer), "SUCCESS");
+        let tickets =
+            &result(&answer, ALSC)["result_obj"]["right_ticket_list"]["right_send_ticket_d_t_o"];
+        assert_eq!(tickets.as_array().unwrap().len(), 2, "{answer}");
+    }
+    assert_eq!(server.stats().issued, 6);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn accepts_get_and_answers_simplified_when_asked() {
+    let server = start(SimConfig::default()).await;
+    let form = resigned(&alsc("2088111111111112", "g1"), "simplify", "true");
+    let query = serde_urlencoded::to_string(&form).unwrap();
+    let body = reqwest::get(format!("{}?{query}", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer["result"]["result_obj"]["status"], "SUCCESS",
+        "{answer}"
+    );
+    assert!(answer["result"]["result_obj"]["right_ticket_list"].is_array());
+    assert!(answer["request_id"].is_string());
+
+    let put = reqwest::Client::new()
+        .put(server.url())
+        .form(&tmall("A"))
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&put.text().await.unwrap()).unwrap();
+    assert_eq!(error_of(&answer).unwrap().0, 9);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rejects_bad_requests_with_the_platform_codes() {
+    let server = start(SimConfig::default()).await;
+    let good = tmall("AXBZ");
+    let mut bad_sign = good.clone();
+    bad_sign.last_mut().unwrap().1 = "0123456789ABCDEF0123456789ABCDEF".to_owned();
+    let stale = format_timestamp(chrono::Utc::now() - chrono::Duration::minutes(11));
+    let wrong_key = resigned(&good, "app_key", "12345678");
+    let no_session = tmall_form("AXBZ", &creds(SignMethod::Hmac, None));
+    let typed = resigned(
+        &good,
+        "nrt_certificate_send_d_t_o",
+        r#"{"channel":"7","open_id":"AXBZ","out_id":123,"biz_code":"23"}"#,
+    );
+    let bad_alipay = alsc("2089111111111111", "r1");
+    let cases: [(&str, Form, i64, &str); 6] = [
+        ("wrong signature", bad_sign, 25, ""),
+        (
+            "stale timestamp",
+            resigned(&good, "timestamp", &stale),
+            31,
+            "",
+        ),
+        ("wrong app key", wrong_key, 29, ""),
+        ("missing session", no_session, 26, ""),
+        ("wrongly typed field", typed, 50, "isv.invalid-parameter"),
+        ("bad alipay_id", bad_alipay, 50, "isv.invalid-parameter"),
+    ];
+    for (what, form, code, sub_code) in cases {
+        let answer = post_json(&server, &form).await;
+        assert_eq!(
+            error_of(&answer),
+            Some((code, sub_code.to_owned())),
+            "{what}: {answer}"
+        );
+    }
+    let stats = server.stats();
+    assert_eq!(stats.rejected_signatures, 1);
+    assert_eq!(stats.issued, 0);
+    assert_eq!(stats.calls, 6);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn alsc_answers_a_repeated_request_id_from_its_books() {
+    let server = start(SimConfig::default()).await;
+    let first = post_json(&server, &alsc("2088222222222222", "same")).await;
+    let again = post_json(&server, &alsc("2088222222222222", "same")).await;
+    assert_eq!(result(&first, ALSC), result(&again, ALSC));
+    let other = post_json(&server, &alsc("2088222222222222", "other")).await;
+    assert_ne!(result(&first, ALSC), result(&other, ALSC));
+    let stats = server.stats();
+    assert_eq!((stats.issued, stats.replayed, stats.duplicates), (2, 1, 1));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn data_triggers_give_the_documented_outcomes() {
+    let server = start(SimConfig {
+        faults: Faults {
+            withhold: Duration::ZERO,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let refused = post_json(&server, &tmall("REFUSE-1")).await;
+    assert_eq!(
+        error_of(&refused),
+        Some((15, "isv.user-not-qualified".into()))
+    );
+    let no_stock = post_json(&server, &tmall("NOSTOCK-1")).await;
+    assert_eq!(result(&no_stock, TMALL)["code"], "1");
+    assert!(result(&no_stock, TMALL).get("model").is_none());
+    let flaky = post_json(&server, &tmall("FLAKY-1")).await;
+    assert_eq!(
+        error_of(&flaky).unwrap().1,
+        "isp.top-remote-service-unavailable"
+    );
+    assert_eq!(
+        result(&post_json(&server, &tmall("FLAKY-1")).await, TMALL)["code"],
+        "0"
+    );
+    let lost = post_json(&server, &tmall("LOST-1")).await;
+    assert_eq!(
+        error_of(&lost).unwrap().1,
+        "isp.top-remote-connection-timeout"
+    );
+    let slow = post_json(&server, &tmall("SLOW-1")).await;
+    assert_eq!(result(&slow, TMALL)["code"], "0");
+
+    let status = |answer: Value| alsc_status(&answer).to_owned();
+    let no_item = post_json(&server, &alsc("2088000000009901", "a1")).await;
+    assert_eq!(status(no_item), "NO_DECISION_ITEM");
+    let fail = post_json(&server, &alsc("2088000000009902", "a2")).await;
+    assert_eq!(status(fail.clone()), "FAIL");
+    assert_eq!(result(&fail, ALSC)["can_retry"], false);
+    let retry = post_json(&server, &alsc("2088000000009903", "a3")).await;
+    assert_eq!(status(retry.clone()), "FAIL");
+    assert_eq!(result(&retry, ALSC)["can_retry"], true);
+    assert_eq!(
+        status(post_json(&server, &alsc("2088000000009903", "a3")).await),
+        "SUCCESS"
+    );
+    assert_eq!(
+        status(post_json(&server, &alsc("2088000000009904", "a4")).await),
+        "SENDING"
+    );
+    assert_eq!(
+        status(post_json(&server, &alsc("2088000000009904", "a4")).await),
+        "SUCCESS"
+    );
+    let refused = post_json(&server, &alsc("2088000000009905", "a5")).await;
+    assert_eq!(
+        error_of(&refused),
+        Some((15, "isv.user-not-qualified".into()))
+    );
+    let lost = post_json(&server, &alsc("2088000000009906", "a6")).await;
+    assert_eq!(
+        error_of(&lost).unwrap().1,
+        "isp.top-remote-connection-timeout"
+    );
+    assert_eq!(
+        status(post_json(&server, &alsc("2088000000009906", "a6")).await),
+        "SUCCESS"
+    );
+
+    let stats = server.stats();
+    // FLAKY, LOST and SLOW on tmall; 9903, 9904 and 9906 on alsc: each issued exactly once.
+    assert_eq!(stats.issued, 6, "{stats:?}");
+    assert_eq!(stats.duplicates, 0);
+    assert_eq!(stats.withheld, 1);
+    assert_eq!(stats.replayed, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn per_second_limit_answers_code_7_with_a_parseable_ban() {
+    let server = start(SimConfig {
+        faults: Faults {
+            limit_qps: Some(2),
+            ban_seconds: 30,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let mut limited = None;
+    for i in 0..50 {
+        let answer = post_json(&server, &tmall(&format!("Q{i}"))).await;
+        if error_of(&answer).is_some() {
+            limited = Some(answer);
+            break;
+        }
+    }
+    let limited = limited.expect("the limit was never hit");
+    assert_eq!(
+        error_of(&limited),
+        Some((7, "accesscontrol.limited-by-api-access-count".into()))
+    );
+    assert_eq!(ban_seconds(&limited), 30);
+    let during = post_json(&server, &tmall("Q-during")).await;
+    assert!((1..=30).contains(&ban_seconds(&during)));
+    let stats = server.stats();
+    assert_eq!(stats.throttled, 2);
+    assert!(stats.peak_calls_per_second >= 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn daily_quota_bans_until_midnight_gmt8() {
+    let server = start(SimConfig {
+        faults: Faults {
+            daily_quota: Some(2),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    for id in ["D1", "D2"] {
+        assert!(error_of(&post_json(&server, &tmall(id)).await).is_none());
+    }
+    let refused = post_json(&server, &tmall("D3")).await;
+    assert_eq!(
+        error_of(&refused),
+        Some((7, "accesscontrol.limited-by-app-access-count".into()))
+    );
+    assert!((1..=86_400).contains(&ban_seconds(&refused)));
+    server.shutdown().await;
+}
+
+/// One word per answer: `ok`, `http-NNN`, `malformed` or `error:CODE:SUB_CODE`.
+async fn fault_run(seed: u64) -> (Vec<String>, SimStats) {
+    let server = start(SimConfig {
+        seed,
+        faults: Faults {
+            isp_error_rate: 0.15,
+            timeout_subcode_rate: 0.1,
+            http502_rate: 0.1,
+            malformed_rate: 0.1,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let mut words = Vec::new();
+    for i in 0..60 {
+        let (status, body) = post(&server, &tmall(&format!("F{i}"))).await;
+        let word = match serde_json::from_str::<Value>(&body) {
+            _ if status != 200 => format!("http-{status}"),
+            Ok(answer) => match error_of(&answer) {
+                Some((code, sub_code)) => format!("error:{code}:{sub_code}"),
+                None if answer.get("tmall_nrt_certificate_send_response").is_some() => "ok".into(),
+                None => "malformed".into(),
+            },
+            Err(_) => "malformed".into(),
+        };
+        words.push(word);
+    }
+    let stats = server.stats();
+    server.shutdown().await;
+    (words, stats)
+}
+
+#[tokio::test]
+async fn faults_repeat_with_a_seed_and_keep_issuance_exact() {
+    let (first, stats) = fault_run(42).await;
+    let (again, _) = fault_run(42).await;
+    let (other, _) = fault_run(43).await;
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    for kind in [
+        "ok",
+        "http-502",
+        "malformed",
+        "error:15:isp.top-remote-connection-timeout",
+    ] {
+        assert!(first.iter().any(|w| w == kind), "no {kind} in {first:?}");
+    }
+    // Answers lost after processing (timeout sub-code) issued; the early faults did not.
+    let count = |kind: &str| first.iter().filter(|w| *w == kind).count() as u64;
+    assert_eq!(
+        stats.issued,
+        count("ok") + count("error:15:isp.top-remote-connection-timeout")
+    );
+    assert_eq!(stats.calls_by_outcome["http-502"], count("http-502"));
+    assert_eq!(stats.duplicates, 0);
+}
+
+#[tokio::test]
+async fn a_withheld_answer_has_issued_when_the_client_gives_up() {
+    let server = start(SimConfig {
+        faults: Faults {
+            withhold_rate: 1.0,
+            withhold: Duration::from_secs(60),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let err = client
+        .post(server.url())
+        .form(&tmall("W1"))
+        .send()
+        .await
+        .expect_err("the answer is withheld");
+    assert!(err.is_timeout(), "{err}");
+    let stats = server.stats();
+    assert_eq!((stats.issued, stats.withheld), (1, 1));
+    // Shutdown cuts the 60 s hold short instead of waiting for it.
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("prompt shutdown");
+}
+
+#[tokio::test]
+async fn stats_endpoint_reports_the_counters() {
+    let server = start(SimConfig::default()).await;
+    post_json(&server, &tmall("S1")).await;
+    post_json(&server, &tmall("S1")).await;
+    post_json(&server, &tmall("S2")).await;
+    let mut bad = tmall("S3");
+    bad.last_mut().unwrap().1 = "00".to_owned();
+    post_json(&server, &bad).await;
+
+    let url = server.url().replace("/router/rest", "/sim/stats");
+    let body = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let stats: SimStats = serde_json::from_str(&body).unwrap();
+    let raw: Value = serde_json::from_str(&body).unwrap();
+    for field in [
+        "calls",
+        "issued",
+        "duplicates",
+        "peak_calls_per_second",
+        "rejected_signatures",
+        "issued_by_identity",
+        "calls_by_outcome",
+    ] {
+        assert!(raw.get(field).is_some(), "no {field} in {body}");
+    }
+    assert_eq!(stats, server.stats());
+    assert_eq!(stats.calls, 4);
+    assert_eq!(stats.issued, 3);
+    assert_eq!(stats.duplicates, 1);
+    assert_eq!(stats.rejected_signatures, 1);
+    assert!((1..=4).contains(&stats.peak_calls_per_second));
+    let identity =
+        r#"tmall.nrt.certificate.send {"biz_code":"23","channel":7,"open_id":"S1","out_id":123}"#;
+    assert_eq!(stats.issued_by_identity[identity], 2);
+    assert_eq!(stats.calls_by_outcome["issued"], 3);
+    assert_eq!(stats.calls_by_outcome["error:25"], 1);
+    server.shutdown().await;
+}
