@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use encoding_rs::{GB18030, GBK, UTF_8};
+use encoding_rs::{Encoding, GB18030, GBK, UTF_8};
 
 use super::*;
 use crate::top::{ApiSpec, find_api};
@@ -27,12 +27,15 @@ fn file(bytes: &[u8]) -> Fixture {
     Fixture { _dir: dir, path }
 }
 
+/// `(row, line, fields)`.
+type Row = (u64, u64, Vec<String>);
+
 /// Every row as `(row, line, fields)`, or the error's message with the temp dir cut off.
 fn read(
     bytes: &[u8],
     encoding: Option<&'static Encoding>,
     api: &'static ApiSpec,
-) -> Result<(InputReader, Vec<(u64, u64, Vec<String>)>), String> {
+) -> Result<(InputReader, Vec<Row>), String> {
     let f = file(bytes);
     let shown = |e: InputError| {
         e.to_string()
@@ -54,8 +57,6 @@ fn read(
 fn fields(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
-
-use encoding_rs::Encoding;
 
 #[test]
 fn reads_utf8_with_header_and_param_columns() {
