@@ -1,0 +1,521 @@
+//! `campaign run` end to end: the real binary against a simulator process on 127.0.0.1:0.
+
+mod common;
+
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    Folder, SECRET, SESSION, Sim, alsc_campaign, alsc_rows, campaign, count_status, tmall_campaign,
+    tmall_rows,
+};
+
+fn run(folder: &Folder, extra: &[&str]) -> Output {
+    campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .args(extra)
+        .output()
+        .expect("run campaign")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn spawn_run(folder: &Folder) -> Child {
+    campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls the ledger (read-only) until `sql` counts at least `n`; fails after a generous bound.
+fn wait_for_ledger(folder: &Folder, sql: &str, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = rusqlite::Connection::open_with_flags(
+            folder.path("state.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
+        .unwrap_or(0);
+        if done >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ledger never reached {n} for {sql}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ledger_count(folder: &Folder, sql: &str) -> i64 {
+    rusqlite::Connection::open(folder.path("state.db"))
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn tmall_happy_path_issues_every_row_once_and_keeps_extra_columns() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 200\nconcurrency = 8"),
+    );
+    folder.write("in.csv", tmall_rows(50));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = folder.path("out.csv");
+    assert_eq!(count_status(&results, "issued"), 50);
+    assert_eq!(common::column(&results, "note")[49], "note 50");
+    assert_eq!(
+        common::column(&results, "row"),
+        (1..=50).map(|i| i.to_string()).collect::<Vec<_>>()
+    );
+    let stats = sim.stats();
+    assert_eq!(stats["issued"], 50);
+    assert_eq!(stats["duplicates"], 0);
+    // Resuming a finished campaign sends nothing more.
+    let again = run(&folder, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(sim.stats()["calls"], stats["calls"]);
+}
+
+#[test]
+fn alsc_happy_path_sends_deterministic_request_ids() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", alsc_campaign(&sim.url, "qps = 200"));
+    folder.write("in.csv", alsc_rows(30));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = folder.path("out.csv");
+    assert_eq!(count_status(&results, "issued"), 30);
+    let ids = common::column(&results, "request_id");
+    assert!(
+        ids.iter()
+            .all(|id| uuid::Uuid::parse_str(id).map(|u| u.get_version_num()) == Ok(3)),
+        "{ids:?}"
+    );
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 30);
+    assert!(
+        common::column(&results, "issued_id")
+            .iter()
+            .all(|id| !id.is_empty())
+    );
+    assert_eq!(sim.stats()["duplicates"], 0);
+}
+
+#[test]
+fn every_status_lands_in_the_results() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
+    folder.write(
+        "in.csv",
+        "open_id,out_id,note\nOK1,,a\n,,empty\nOK2,x1,bad number\nOK1,,dup\nREFUSE-1,,refused\nLOST-1,,lost\nOK3,456,override\nOK1,456,other certificate\n",
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let results = folder.path("out.csv");
+    let statuses = common::column(&results, "status");
+    assert_eq!(
+        statuses,
+        [
+            "issued",
+            "invalid",
+            "invalid",
+            "duplicate",
+            "failed",
+            "uncertain",
+            "issued",
+            "issued"
+        ]
+    );
+    let messages = common::column(&results, "error_message");
+    assert!(messages[1].contains("open_id"), "{messages:?}");
+    assert!(messages[2].contains("out_id"), "{messages:?}");
+    assert!(messages[3].contains("row 1"), "{messages:?}");
+    assert_eq!(
+        common::column(&results, "error_sub_code")[4],
+        "isv.user-not-qualified"
+    );
+    // The uncertain row is never sent again without --resend-uncertain.
+    let calls = sim.stats()["calls"].as_u64().unwrap();
+    let again = run(&folder, &[]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert_eq!(sim.stats()["calls"].as_u64().unwrap(), calls);
+    let resent = run(&folder, &["--resend-uncertain"]);
+    assert_eq!(resent.status.code(), Some(1), "{}", text(&resent));
+    assert_eq!(sim.stats()["calls"].as_u64().unwrap(), calls + 1);
+    assert_eq!(common::column(&results, "status")[5], "issued");
+}
+
+#[test]
+fn throttling_slows_down_and_finishes_without_duplicates() {
+    let sim = Sim::start(&["--limit-qps", "10", "--ban-seconds", "1"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 40\nconcurrency = 8"),
+    );
+    folder.write("in.csv", tmall_rows(60));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(count_status(&folder.path("out.csv"), "issued"), 60);
+    let stats = sim.stats();
+    assert_eq!(stats["issued"], 60);
+    assert_eq!(stats["duplicates"], 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("throttle events"));
+    assert!(
+        ledger_count(
+            &folder,
+            "SELECT COUNT(*) FROM attempts WHERE class = 'throttled'"
+        ) > 0
+    );
+    // Throttled answers are not attempts.
+    assert_eq!(
+        common::column(&folder.path("out.csv"), "attempts")
+            .iter()
+            .filter(|a| *a != "1")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn isp_errors_are_retried_until_every_row_is_final() {
+    let sim = Sim::start(&["--isp-error-rate", "0.3", "--seed", "11"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        alsc_campaign(&sim.url, "qps = 500\nmax_attempts = 10"),
+    );
+    folder.write("in.csv", alsc_rows(80));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = folder.path("out.csv");
+    assert_eq!(count_status(&results, "issued"), 80);
+    assert!(
+        common::column(&results, "attempts")
+            .iter()
+            .any(|a| a != "1"),
+        "no retry happened"
+    );
+    assert_eq!(sim.stats()["duplicates"], 0);
+}
+
+#[test]
+fn no_one_second_window_exceeds_qps() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 25\nconcurrency = 16"),
+    );
+    folder.write("in.csv", tmall_rows(100));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stats = sim.stats();
+    assert_eq!(stats["issued"], 100);
+    let peak = stats["peak_calls_per_second"].as_u64().unwrap();
+    assert!(peak <= 25, "peak {peak} calls in one second with qps 25");
+    assert!(peak >= 20, "peak {peak}: the limiter is far too slow");
+}
+
+#[test]
+fn kill_9_then_resume_never_issues_twice_alsc() {
+    let sim = Sim::start(&["--latency-ms", "30"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        alsc_campaign(&sim.url, "qps = 200\nconcurrency = 8"),
+    );
+    folder.write("in.csv", alsc_rows(300));
+    let mut child = spawn_run(&folder);
+    wait_for_ledger(
+        &folder,
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        40,
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = folder.path("out.csv");
+    assert_eq!(count_status(&results, "issued"), 300);
+    let stats = sim.stats();
+    assert_eq!(stats["duplicates"], 0, "{stats}");
+    assert_eq!(stats["issued"], 300);
+}
+
+#[test]
+fn kill_9_leaves_at_most_concurrency_uncertain_rows_tmall() {
+    let sim = Sim::start(&["--latency-ms", "30"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 200\nconcurrency = 6"),
+    );
+    folder.write("in.csv", tmall_rows(300));
+    let mut child = spawn_run(&folder);
+    wait_for_ledger(
+        &folder,
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        40,
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out)); // uncertain rows remain
+    let results = folder.path("out.csv");
+    let uncertain = count_status(&results, "uncertain");
+    assert!(
+        uncertain <= 6,
+        "{uncertain} uncertain rows with concurrency 6"
+    );
+    assert_eq!(count_status(&results, "issued") + uncertain, 300);
+    let stats = sim.stats();
+    assert_eq!(stats["duplicates"], 0, "{stats}");
+}
+
+#[test]
+fn ctrl_c_exits_130_and_the_next_run_finishes() {
+    let sim = Sim::start(&["--latency-ms", "20"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        alsc_campaign(&sim.url, "qps = 100\nconcurrency = 4"),
+    );
+    folder.write("in.csv", alsc_rows(200));
+    let child = spawn_run(&folder);
+    wait_for_ledger(
+        &folder,
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        20,
+    );
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    // The interrupted run still wrote its results, with the rest pending.
+    let results = folder.path("out.csv");
+    assert!(count_status(&results, "pending") > 0);
+    assert_eq!(
+        ledger_count(
+            &folder,
+            "SELECT COUNT(*) FROM entries WHERE status = 'inflight'"
+        ),
+        0
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(count_status(&results, "issued"), 200);
+    assert_eq!(sim.stats()["duplicates"], 0);
+}
+
+#[test]
+fn wrong_secret_halts_with_3_and_nothing_issued_then_the_fix_completes() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
+    folder.write("in.csv", tmall_rows(20));
+    let out = campaign()
+        .env("TOP_APP_SECRET", "not-the-secret")
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("secret"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sim.stats()["issued"], 0);
+    assert_eq!(count_status(&folder.path("out.csv"), "pending"), 20);
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(sim.stats()["issued"], 20);
+}
+
+#[test]
+fn a_used_up_daily_quota_halts_and_says_when_it_ends() {
+    let sim = Sim::start(&["--daily-quota", "5"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 100\nconcurrency = 1\nmax_ban_wait_s = 60"),
+    );
+    folder.write("in.csv", tmall_rows(20));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ends around"), "{}", text(&out));
+    assert_eq!(count_status(&folder.path("out.csv"), "issued"), 5);
+    assert_eq!(count_status(&folder.path("out.csv"), "pending"), 15);
+}
+
+#[test]
+fn permanent_failures_over_the_limit_halt_the_run() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(
+            &sim.url,
+            "qps = 500\nconcurrency = 1\nmax_failure_rate = 0.2\nmin_rows_for_halt = 10",
+        ),
+    );
+    let mut csv = String::from("open_id\n");
+    for i in 0..100 {
+        csv.push_str(&format!("REFUSE-{i}\n"));
+    }
+    folder.write("in.csv", csv);
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("max_failure_rate"),
+        "{}",
+        text(&out)
+    );
+    assert!(count_status(&folder.path("out.csv"), "pending") > 50);
+}
+
+#[test]
+fn a_second_run_on_the_same_state_is_refused() {
+    let sim = Sim::start(&["--latency-ms", "50"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 20\nconcurrency = 2"),
+    );
+    folder.write("in.csv", tmall_rows(100));
+    let mut first = spawn_run(&folder);
+    wait_for_ledger(
+        &folder,
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        1,
+    );
+    let second = run(&folder, &[]);
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another `campaign run`"),
+        "{}",
+        text(&second)
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
+
+#[test]
+fn gbk_input_keeps_its_extra_columns_intact() {
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign("sim", "qps = 200").replace("hmac-sha256", "hmac"),
+    );
+    let (bytes, _, _) =
+        encoding_rs::GBK.encode("open_id,姓名,备注\r\nG1,张伟,会员，“引号”\r\nG2,王芳,普通\r\n");
+    folder.write("in.csv", bytes);
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = folder.path("out.csv");
+    assert_eq!(common::column(&results, "姓名"), ["张伟", "王芳"]);
+    assert_eq!(common::column(&results, "备注"), ["会员，“引号”", "普通"]);
+}
+
+#[test]
+fn secrets_never_reach_output_ledger_or_results() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
+    folder.write("in.csv", "open_id\nA1\nREFUSE-1\nLOST-1\n");
+    let out = campaign()
+        .env("RUST_LOG", "campaign=trace")
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .output()
+        .unwrap();
+    let wrong = campaign()
+        .env("TOP_APP_SECRET", "x")
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .arg("--retry-failed")
+        .output()
+        .unwrap();
+    let mut everything = [out.stdout, out.stderr, wrong.stdout, wrong.stderr].concat();
+    for file in ["state.db", "state.db-wal", "out.csv"] {
+        everything.extend(std::fs::read(folder.path(file)).unwrap_or_default());
+    }
+    let haystack = String::from_utf8_lossy(&everything);
+    assert!(haystack.contains("issued"), "the run did not happen");
+    assert!(!haystack.contains(SECRET), "the app secret leaked");
+    assert!(!haystack.contains(SESSION), "the session leaked");
+}
+
+#[test]
+fn dry_run_plans_and_sends_nothing() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 10"));
+    folder.write("in.csv", "open_id\nA1\nA2\n\nA1\n");
+    let out = run(&folder, &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("to send") && stdout.contains("duplicates"),
+        "{stdout}"
+    );
+    assert_eq!(sim.stats()["calls"], 0);
+    assert!(
+        !folder.path("state.db").exists(),
+        "a dry run created the state file"
+    );
+}
+
+#[test]
+fn a_malformed_file_stops_before_sending_with_its_line() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 10"));
+    folder.write("in.csv", "open_id,note\nA1,ok\nA2,\"unclosed\nA3,x\n");
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in.csv") && stderr.contains('3'),
+        "{stderr}"
+    );
+    assert_eq!(sim.stats()["calls"], 0);
+    let wrong_column = folder.write("in.csv", "alipay_id\n2088000000000001\n");
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("open_id"),
+        "{}",
+        text(&out)
+    );
+    drop(wrong_column);
+}
