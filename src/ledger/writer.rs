@@ -62,14 +62,7 @@ pub enum Msg {
         ack: oneshot::Sender<()>,
     },
     /// Record an attempt (if one was made) and the row's new state.
-    Record {
-        entry_id: i64,
-        attempt: Option<AttemptLog>,
-        counted: bool,
-        settle: Settle,
-        top_request_id: Option<String>,
-        finished_at: Option<String>,
-    },
+    Record(Box<Record>),
     /// The next rows to send after `after_row`, in input order.
     NextPending {
         generation: i64,
@@ -79,6 +72,19 @@ pub enum Msg {
     },
     /// Fires once everything sent before it is committed.
     Flush { ack: oneshot::Sender<()> },
+}
+
+/// An attempt's record and the row's new state.
+#[derive(Debug)]
+pub struct Record {
+    pub entry_id: i64,
+    pub attempt: Option<AttemptLog>,
+    /// Whether the attempt counts against `max_attempts` (throttled and fatal ones do not).
+    pub counted: bool,
+    pub settle: Settle,
+    pub top_request_id: Option<String>,
+    /// Set when the row reached a final state.
+    pub finished_at: Option<String>,
 }
 
 /// The handle the run keeps: send messages, then [`Writer::finish`] to get the ledger back.
@@ -163,14 +169,15 @@ fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
                 .execute(params![entry_id, status::INFLIGHT])?;
             Ok(Some(Reply::Ack(ack)))
         }
-        Msg::Record {
-            entry_id,
-            attempt,
-            counted,
-            settle,
-            top_request_id,
-            finished_at,
-        } => {
+        Msg::Record(record) => {
+            let Record {
+                entry_id,
+                attempt,
+                counted,
+                settle,
+                top_request_id,
+                finished_at,
+            } = *record;
             if let Some(a) = attempt {
                 let e = a.error.unwrap_or_default();
                 tx.prepare_cached(

@@ -20,7 +20,7 @@ use self::pace::Pacer;
 use self::stats::Stats;
 use crate::campaign::{Campaign, GatewayUrl, Limits, Secrets};
 use crate::exit::Exit;
-use crate::ledger::writer::{AttemptLog, Job, Msg, Settle, Writer};
+use crate::ledger::writer::{AttemptLog, Job, Msg, Record, Settle, Writer};
 use crate::ledger::{self, Ledger};
 use crate::progress::Progress;
 use crate::results;
@@ -72,14 +72,14 @@ impl Ctx {
         top_request_id: Option<String>,
     ) -> Result<(), worker::LedgerGone> {
         let finished_at = (!matches!(settle, Settle::Pending(_))).then(now_rfc3339);
-        self.send(Msg::Record {
+        self.send(Msg::Record(Box::new(Record {
             entry_id: job.entry_id,
             attempt,
             counted,
             settle,
             top_request_id,
             finished_at,
-        })
+        })))
         .await
     }
 
