@@ -6,6 +6,7 @@
 
 pub mod ingest;
 pub mod query;
+pub mod report;
 pub mod writer;
 
 use std::fs::File;

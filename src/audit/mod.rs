@@ -1,0 +1,78 @@
+//! Auditing and operations: `campaign status` (counts, progress, the last run, errors by code;
+//! works during a run), `campaign export` (the results CSV and the per-attempt log rewritten
+//! from the ledger) and `campaign verify` (the input, the ledger and the results file
+//! reconcile). The ledger is the source of truth for all three; only `export` writes anything.
+
+mod export;
+mod reconcile;
+mod status;
+mod verify;
+
+use std::path::Path;
+
+use crate::campaign::Campaign;
+use crate::exit::Exit;
+use crate::ledger::{Ledger, LedgerError};
+
+/// `campaign status`: a table, or JSON with `json` (shape in docs/auditing.md).
+pub fn status(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
+    status::run(campaign, json)
+}
+
+/// `campaign export`: rewrites the results CSV from the ledger (atomically, its MD5 recorded),
+/// and with `attempts` the per-attempt log too. Refuses while a run holds the state file.
+pub fn export(
+    campaign: &Campaign,
+    attempts: Option<&std::path::Path>,
+    bom: bool,
+    quiet: bool,
+) -> anyhow::Result<Exit> {
+    export::run(campaign, attempts, bom, quiet)
+}
+
+/// `campaign verify`: exit 0 when the input, the ledger and the results file reconcile, 1 with
+/// every discrepancy listed otherwise.
+pub fn verify(campaign: &Campaign) -> anyhow::Result<Exit> {
+    verify::run(campaign)
+}
+
+/// Opens the campaign's state file read-only and checks that it belongs to the campaign.
+fn open_read_only(campaign: &Campaign) -> Result<Ledger, LedgerError> {
+    let ledger = Ledger::open_read_only(&campaign.state)?;
+    let found = ledger.meta("campaign")?.unwrap_or_default();
+    if found != campaign.name {
+        return Err(LedgerError::OtherCampaign {
+            path: campaign.state.clone(),
+            found,
+            expected: campaign.name.clone(),
+        });
+    }
+    Ok(ledger)
+}
+
+/// The MD5 (lower-case hex) of a file's bytes, streamed.
+fn file_md5(path: &Path) -> std::io::Result<String> {
+    crate::input::fingerprint(path)
+}
+
+/// A cell value quoted for a message, shortened when long (JSON details can be).
+fn shown(value: &str) -> String {
+    const LONGEST: usize = 60;
+    match value.char_indices().nth(LONGEST) {
+        Some((cut, _)) => format!("{:?}…", &value[..cut]),
+        None => format!("{value:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_shortened_and_text_stays_readable() {
+        assert_eq!(shown("上海"), "\"上海\"");
+        assert_eq!(shown(""), "\"\"");
+        let long = "x".repeat(100);
+        assert_eq!(shown(&long), format!("\"{}\"…", "x".repeat(60)));
+    }
+}

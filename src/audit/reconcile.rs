@@ -1,0 +1,385 @@
+//! The row-by-row part of `campaign verify`: the input, the ledger and the results file streamed
+//! side by side, results records matched to input rows by their `row` column.
+//!
+//! A results record whose `row` is the next expected row is compared cell by cell. One that
+//! claims a later row sets the rows in between aside (they are missing or come later: out of
+//! order); one whose row was set aside is out of order; one whose row was already seen appears
+//! twice. Rows still set aside at the end are missing. Memory stays flat as long as the results
+//! file is in input order, which is what a correct one is.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use crate::input::{InputReader, InputRow};
+use crate::ledger::query::ResultRow;
+use crate::results::{COLUMNS, neutralise, write::BOM, write::outcome_cells};
+
+use super::shown;
+use super::verify::Findings;
+
+/// One row as the input and the ledger have it (either may lack it when the input changed).
+struct Expected {
+    row: i64,
+    input: Option<InputRow>,
+    ledger: Option<ResultRow>,
+}
+
+/// One data record of the results file.
+struct Record {
+    line: u64,
+    cells: Vec<String>,
+}
+
+/// The results file, read record by record.
+pub(super) struct ResultsFile {
+    reader: csv::Reader<BufReader<File>>,
+    peeked: Option<Record>,
+    done: bool,
+    utf8_reported: bool,
+}
+
+impl ResultsFile {
+    /// Opens the file (skipping a byte-order mark) and reads its header row.
+    pub(super) fn open(
+        path: &Path,
+        findings: &mut Findings,
+    ) -> std::io::Result<(ResultsFile, Option<Vec<String>>)> {
+        let mut buffered = BufReader::new(File::open(path)?);
+        if buffered.fill_buf()?.starts_with(BOM) {
+            buffered.consume(BOM.len());
+        }
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(buffered);
+        let mut file = ResultsFile {
+            reader,
+            peeked: None,
+            done: false,
+            utf8_reported: false,
+        };
+        let header = file.read(findings).map(|r| r.cells);
+        Ok((file, header))
+    }
+
+    fn read(&mut self, findings: &mut Findings) -> Option<Record> {
+        if self.done {
+            return None;
+        }
+        let mut record = csv::ByteRecord::new();
+        match self.reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => {
+                findings.discrepancy(format!("results file: cannot read further: {e}"));
+                self.done = true;
+                return None;
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        let cells = record
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        if std::str::from_utf8(record.as_slice()).is_err() && !self.utf8_reported {
+            self.utf8_reported = true;
+            findings.discrepancy(format!(
+                "results line {line}: not UTF-8 text (was the file saved in another encoding?)"
+            ));
+        }
+        Some(Record { line, cells })
+    }
+
+    fn peek(&mut self, findings: &mut Findings) -> Option<&Record> {
+        if self.peeked.is_none() {
+            self.peeked = self.read(findings);
+        }
+        self.peeked.as_ref()
+    }
+
+    fn take(&mut self, findings: &mut Findings) -> Option<Record> {
+        self.peek(findings);
+        self.peeked.take()
+    }
+}
+
+/// Streams the expected rows against the results file and reports every difference.
+pub(super) struct Reconciler<'a> {
+    findings: &'a mut Findings,
+    results: ResultsFile,
+    /// The input's column names.
+    names: Vec<String>,
+    /// Cells are compared only when the results file has the expected number of columns.
+    compare_cells: bool,
+    /// Rows in the ledger; a results row above it is not in the ledger.
+    ledger_rows: i64,
+    set_aside: BTreeMap<i64, Expected>,
+    seen: Vec<u64>,
+    last_matched: Option<i64>,
+    /// Rows found in the results file and compared.
+    pub(super) compared: u64,
+}
+
+impl<'a> Reconciler<'a> {
+    pub(super) fn new(
+        findings: &'a mut Findings,
+        results: ResultsFile,
+        names: Vec<String>,
+        compare_cells: bool,
+        ledger_rows: i64,
+    ) -> Self {
+        Reconciler {
+            findings,
+            results,
+            names,
+            compare_cells,
+            ledger_rows,
+            set_aside: BTreeMap::new(),
+            seen: vec![0; (ledger_rows.max(0) as usize).div_ceil(64) + 1],
+            last_matched: None,
+            compared: 0,
+        }
+    }
+
+    /// Streams the input against the ledger's rows (`for_each_result` order) and both against
+    /// the results file. Returns false when neither had a row left.
+    pub(super) fn expect(
+        &mut self,
+        input: &mut Option<InputReader>,
+        ledger: Option<ResultRow>,
+    ) -> bool {
+        let input_row = match input.as_mut().and_then(InputReader::next_row) {
+            Some(Ok(row)) => Some(row),
+            Some(Err(e)) => {
+                self.findings
+                    .discrepancy(format!("input file: cannot read further: {e}"));
+                *input = None;
+                None
+            }
+            None => None,
+        };
+        let row = match (&input_row, &ledger) {
+            (_, Some(l)) => l.row,
+            (Some(i), None) => i.row as i64,
+            (None, None) => return false,
+        };
+        self.offer(Expected {
+            row,
+            input: input_row,
+            ledger,
+        });
+        true
+    }
+
+    /// Matches one expected row against the results records that come next.
+    fn offer(&mut self, expected: Expected) {
+        loop {
+            let Some(next) = self.results.peek(self.findings) else {
+                self.set_aside.insert(expected.row, expected);
+                return;
+            };
+            let claimed = row_of(next);
+            let same = self.compare_cells && same_cells(next, &expected, self.names.len());
+            if claimed == Some(expected.row) {
+                let record = self.results.take(self.findings).expect("peeked");
+                self.compare(&record, &expected, true);
+                return;
+            }
+            if same {
+                // Everything but the row number is this row's: the `row` cell was edited.
+                let record = self.results.take(self.findings).expect("peeked");
+                self.compare(&record, &expected, false);
+                return;
+            }
+            match claimed {
+                Some(later) if later > expected.row && later <= self.ledger_rows => {
+                    self.set_aside.insert(expected.row, expected);
+                    return;
+                }
+                _ => {
+                    let record = self.results.take(self.findings).expect("peeked");
+                    self.unexpected(&record, claimed);
+                }
+            }
+        }
+    }
+
+    /// A record that is not the next expected row: out of order, repeated or unknown.
+    fn unexpected(&mut self, record: &Record, claimed: Option<i64>) {
+        let line = record.line;
+        match claimed {
+            None => self.findings.discrepancy(format!(
+                "results line {line}: column row holds {}, not a row number of the input",
+                shown(row_cell(record).unwrap_or(""))
+            )),
+            Some(row) => {
+                if let Some(expected) = self.set_aside.remove(&row) {
+                    let after = self
+                        .last_matched
+                        .map(|r| format!(" after row {r}"))
+                        .unwrap_or_default();
+                    self.findings.discrepancy(format!(
+                        "row {row}: out of order: it is on results line {line}{after}"
+                    ));
+                    self.compare(record, &expected, true);
+                } else if self.was_seen(row) {
+                    self.findings.discrepancy(format!(
+                        "row {row}: appears twice in the results file (again on line {line})"
+                    ));
+                } else {
+                    self.findings.discrepancy(format!(
+                        "results line {line}: row {row} is not in the ledger, which has {} rows",
+                        self.ledger_rows
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Reports what is left: results records after the last expected row, rows never found.
+    pub(super) fn finish(mut self) {
+        while let Some(record) = self.results.take(self.findings) {
+            let claimed = row_of(&record);
+            self.unexpected(&record, claimed);
+        }
+        let missing: Vec<i64> = self.set_aside.keys().copied().collect();
+        let mut start = 0;
+        for i in 0..missing.len() {
+            if i + 1 < missing.len() && missing[i + 1] == missing[i] + 1 {
+                continue;
+            }
+            let (first, last) = (missing[start], missing[i]);
+            self.findings.discrepancy(if first == last {
+                format!("row {first}: missing from the results file")
+            } else {
+                format!(
+                    "rows {first} to {last}: missing from the results file ({} rows)",
+                    last - first + 1
+                )
+            });
+            start = i + 1;
+        }
+    }
+
+    fn was_seen(&self, row: i64) -> bool {
+        row >= 0
+            && self
+                .seen
+                .get(row as usize / 64)
+                .is_some_and(|w| w >> (row % 64) & 1 == 1)
+    }
+
+    fn mark_seen(&mut self, row: i64) {
+        if let Some(word) = (row >= 0)
+            .then(|| self.seen.get_mut(row as usize / 64))
+            .flatten()
+        {
+            *word |= 1 << (row % 64);
+        }
+    }
+
+    fn compare(&mut self, record: &Record, expected: &Expected, row_cell_ok: bool) {
+        let row = expected.row;
+        self.compared += 1;
+        self.mark_seen(row);
+        self.last_matched = Some(row);
+        if !row_cell_ok {
+            self.findings.discrepancy(format!(
+                "row {row}, column row: should be {row}, the results file has {} (line {})",
+                shown(row_cell(record).unwrap_or("")),
+                record.line
+            ));
+        }
+        if !self.compare_cells {
+            return;
+        }
+        let width = self.names.len() + COLUMNS.len();
+        if record.cells.len() != width {
+            self.findings.discrepancy(format!(
+                "row {row}: has {} columns on results line {}, the header {width}",
+                record.cells.len(),
+                record.line
+            ));
+            return;
+        }
+        match (&expected.input, &expected.ledger) {
+            (None, _) => self.findings.discrepancy(format!(
+                "row {row}: in the ledger and the results file, but no longer in the input file"
+            )),
+            (_, None) => self.findings.discrepancy(format!(
+                "row {row}: in the input file, but not in the ledger (the input changed since \
+                 the last run)"
+            )),
+            _ => {}
+        }
+        if let Some(input) = &expected.input {
+            for (i, cell) in input.record.iter().enumerate() {
+                let want = neutralise(cell);
+                if record.cells[i] != want {
+                    self.findings.discrepancy(format!(
+                        "row {row}, column {}: the input has {}, the results file has {}",
+                        self.names[i],
+                        shown(&want),
+                        shown(&record.cells[i])
+                    ));
+                }
+            }
+        }
+        if let Some(ledger) = &expected.ledger {
+            let outcome = outcome_cells(ledger);
+            // Index 0 is `row`, which is how the record was matched.
+            for (j, cell) in outcome.iter().enumerate().skip(1) {
+                let want = neutralise(cell);
+                let found = &record.cells[self.names.len() + j];
+                if *found != want {
+                    self.findings.discrepancy(format!(
+                        "row {row}, column {}: the ledger has {}, the results file has {}",
+                        COLUMNS[j],
+                        shown(&want),
+                        shown(found)
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn row_cell(record: &Record) -> Option<&str> {
+    let at = record.cells.len().checked_sub(COLUMNS.len())?;
+    Some(record.cells[at].as_str())
+}
+
+fn row_of(record: &Record) -> Option<i64> {
+    row_cell(record)?.trim().parse().ok()
+}
+
+/// The cells the results file should hold for `expected`, neutralised as the writer does.
+fn expected_cells(expected: &Expected) -> Option<Vec<String>> {
+    let (input, ledger) = (expected.input.as_ref()?, expected.ledger.as_ref()?);
+    let outcome = outcome_cells(ledger);
+    Some(
+        input
+            .record
+            .iter()
+            .chain(outcome.iter().map(String::as_str))
+            .map(|c| neutralise(c).into_owned())
+            .collect(),
+    )
+}
+
+/// Whether a record holds exactly the cells of `expected`, its `row` cell aside.
+fn same_cells(record: &Record, expected: &Expected, row_at: usize) -> bool {
+    expected_cells(expected).is_some_and(|cells| {
+        cells.len() == record.cells.len()
+            && cells
+                .iter()
+                .zip(&record.cells)
+                .enumerate()
+                .all(|(i, (want, found))| i == row_at || want == found)
+    })
+}

@@ -1,0 +1,307 @@
+//! `campaign status`: counts per status, progress, the last run, errors grouped by code and
+//! throttle events, read from the ledger without disturbing a run that is writing it.
+
+use serde::Serialize;
+
+use crate::campaign::Campaign;
+use crate::exit::Exit;
+use crate::ledger::report::{ErrorGroup, RunRecord};
+use crate::ledger::{self, Ledger};
+use crate::results::summary::human_duration;
+
+/// Rows per result status, as the results file would show them now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub issued: u64,
+    pub failed: u64,
+    pub invalid: u64,
+    pub duplicate: u64,
+    pub uncertain: u64,
+    pub pending: u64,
+}
+
+/// The last `campaign run`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LastRun {
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// `finished`, `halted`, `interrupted`; `running` while it goes on; `aborted` when it stopped
+    /// without recording its end (killed, power loss).
+    pub ending: String,
+    pub sent: u64,
+    pub issued: u64,
+    pub failed: u64,
+    pub uncertain: u64,
+    pub retries: u64,
+    pub throttle_events: u64,
+    pub elapsed_ms: u64,
+    /// Requests per second.
+    pub rate: f64,
+}
+
+/// The last results file written, as the ledger recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResultsInfo {
+    pub path: String,
+    pub md5: String,
+    pub written_at: Option<String>,
+}
+
+/// Everything `campaign status` shows; serialised as is by `--json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusReport {
+    pub campaign: String,
+    pub api: String,
+    pub state: String,
+    /// Whether a run holds the state file right now.
+    pub running: bool,
+    /// Data rows of the current input.
+    pub rows: u64,
+    pub counts: Counts,
+    /// Rows being sent right now (counted as pending).
+    pub in_flight: u64,
+    /// Share of rows done (not pending), 0 to 1.
+    pub progress: f64,
+    /// Identities recorded earlier that are no longer in the input.
+    pub orphaned: u64,
+    /// Runs so far.
+    pub runs: u64,
+    pub last_run: Option<LastRun>,
+    /// Unsuccessful attempts over all runs, grouped by class, code and sub-code.
+    pub errors: Vec<ErrorGroup>,
+    /// Flow-control answers over all runs.
+    pub throttle_events: u64,
+    pub results: Option<ResultsInfo>,
+}
+
+pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
+    let report = gather(campaign)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(Exit::Ok)
+}
+
+/// Reads the report from the campaign's ledger.
+pub fn gather(campaign: &Campaign) -> anyhow::Result<StatusReport> {
+    let running = ledger::is_locked(&campaign.state);
+    let ledger = super::open_read_only(campaign)?;
+    let mut counts = Counts::default();
+    for (status, n) in ledger.status_counts()? {
+        match status {
+            "issued" => counts.issued = n,
+            "failed" => counts.failed = n,
+            "invalid" => counts.invalid = n,
+            "duplicate" => counts.duplicate = n,
+            "uncertain" => counts.uncertain = n,
+            _ => counts.pending += n,
+        }
+    }
+    let rows = counts.issued
+        + counts.failed
+        + counts.invalid
+        + counts.duplicate
+        + counts.uncertain
+        + counts.pending;
+    let progress = if rows == 0 {
+        0.0
+    } else {
+        ((rows - counts.pending) as f64 / rows as f64 * 10_000.0).round() / 10_000.0
+    };
+    let (last, runs) = ledger.last_run()?;
+    let last_run = last
+        .map(|run| last_run(&ledger, run, running))
+        .transpose()?;
+    let results = match (ledger.meta("results_path")?, ledger.meta("results_md5")?) {
+        (Some(path), Some(md5)) => Some(ResultsInfo {
+            path,
+            md5,
+            written_at: ledger.meta("results_written_at")?,
+        }),
+        _ => None,
+    };
+    Ok(StatusReport {
+        campaign: campaign.name.clone(),
+        api: ledger
+            .meta("api")?
+            .unwrap_or_else(|| campaign.api.method.to_owned()),
+        state: campaign.state.display().to_string(),
+        running,
+        rows,
+        counts,
+        in_flight: ledger.in_flight()?,
+        progress,
+        orphaned: ledger.counts(ledger.generation()?)?.orphaned,
+        runs,
+        last_run,
+        errors: ledger.error_groups()?,
+        throttle_events: ledger.throttle_events()?,
+        results,
+    })
+}
+
+/// The last run's numbers; a run that has not recorded its end gets them from its attempts.
+fn last_run(ledger: &Ledger, run: RunRecord, running: bool) -> anyhow::Result<LastRun> {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let mut last = LastRun {
+        started_at: run.started_at.clone(),
+        ended_at: run.ended_at.clone(),
+        ending: run.ending.clone().unwrap_or_default(),
+        sent: run.sent,
+        issued: run.issued,
+        failed: run.failed,
+        uncertain: run.uncertain,
+        retries: run.retries,
+        throttle_events: run.throttle_events,
+        elapsed_ms: run.elapsed_ms,
+        rate: 0.0,
+    };
+    if run.ended_at.is_none() {
+        let tally = ledger.attempts_since(&run.started_at)?;
+        let until = if running {
+            Some(chrono::Local::now().fixed_offset())
+        } else {
+            tally.last_started_at.as_deref().and_then(parse)
+        };
+        let elapsed = match (parse(&run.started_at), until) {
+            (Some(start), Some(until)) => (until - start).num_milliseconds().max(0) as u64,
+            _ => 0,
+        };
+        last = LastRun {
+            ending: if running { "running" } else { "aborted" }.to_owned(),
+            sent: tally.sent,
+            issued: tally.issued,
+            failed: tally.failed,
+            uncertain: tally.uncertain,
+            retries: tally.retries,
+            throttle_events: tally.throttle_events,
+            elapsed_ms: elapsed,
+            ..last
+        };
+    }
+    if last.elapsed_ms > 0 {
+        last.rate = (last.sent as f64 * 1000.0 / last.elapsed_ms as f64 * 10.0).round() / 10.0;
+    }
+    Ok(last)
+}
+
+/// The readable table.
+pub fn render(r: &StatusReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "campaign  {} ({})", r.campaign, r.api);
+    let _ = writeln!(
+        out,
+        "state     {} ({})",
+        r.state,
+        if r.running {
+            "a run is going on right now"
+        } else {
+            "no run is going on"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "progress  {} of {} rows done ({:.1}%)",
+        r.rows - r.counts.pending,
+        r.rows,
+        r.progress * 100.0
+    );
+    let c = &r.counts;
+    for (name, n) in [
+        ("issued", c.issued),
+        ("failed", c.failed),
+        ("invalid", c.invalid),
+        ("duplicate", c.duplicate),
+        ("uncertain", c.uncertain),
+        ("pending", c.pending),
+    ] {
+        let _ = write!(out, "  {name:<10} {n:>9}");
+        if name == "pending" && r.in_flight > 0 {
+            let _ = write!(out, "  ({} in flight)", r.in_flight);
+        }
+        out.push('\n');
+    }
+    if r.orphaned > 0 {
+        let _ = writeln!(
+            out,
+            "  {} identities in the ledger are no longer in the input (see `campaign verify`)",
+            r.orphaned
+        );
+    }
+    match &r.last_run {
+        None => out.push_str("last run  none yet\n"),
+        Some(run) => {
+            let when = match (run.ending.as_str(), &run.ended_at) {
+                ("running", _) => format!("running since {}", run.started_at),
+                ("aborted", _) => format!(
+                    "started {}, stopped without recording its end (killed?)",
+                    run.started_at
+                ),
+                (ending, Some(end)) => format!("{ending} {end}"),
+                (ending, None) => ending.to_owned(),
+            };
+            let elapsed = human_duration(std::time::Duration::from_millis(run.elapsed_ms));
+            let _ = writeln!(out, "last run  #{}: {when}, after {elapsed}", r.runs);
+            let _ = writeln!(
+                out,
+                "          {} requests ({:.1}/s), {} issued, {} failed, {} uncertain, {} retries, {} throttle events",
+                run.sent,
+                run.rate,
+                run.issued,
+                run.failed,
+                run.uncertain,
+                run.retries,
+                run.throttle_events
+            );
+        }
+    }
+    render_errors(&mut out, &r.errors);
+    let _ = writeln!(out, "throttle  {} events over all runs", r.throttle_events);
+    match &r.results {
+        None => out.push_str("results   none written yet\n"),
+        Some(res) => {
+            let _ = writeln!(
+                out,
+                "results   {} (md5 {}{})",
+                res.path,
+                res.md5,
+                res.written_at
+                    .as_deref()
+                    .map(|t| format!(", written {t}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out
+}
+
+fn render_errors(out: &mut String, errors: &[ErrorGroup]) {
+    use std::fmt::Write as _;
+    if errors.is_empty() {
+        out.push_str("errors    none\n");
+        return;
+    }
+    out.push_str("errors    unsuccessful attempts over all runs, by code:\n");
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let width = |f: &dyn Fn(&ErrorGroup) -> usize| errors.iter().map(f).max().unwrap_or(0);
+    let class_w = width(&|e| e.class.len());
+    let code_w = width(&|e| text(&e.code).chars().count());
+    let sub_w = width(&|e| text(&e.sub_code).chars().count());
+    for e in errors {
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let _ = writeln!(
+            out,
+            "  {:<class_w$}  {:<code_w$}  {:<sub_w$}  {:>12}, {:<9}  e.g. {}",
+            e.class,
+            text(&e.code),
+            text(&e.sub_code),
+            plural(e.count, "attempt", "attempts"),
+            plural(e.rows, "row", "rows"),
+            e.example.as_deref().unwrap_or("-")
+        );
+    }
+}

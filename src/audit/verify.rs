@@ -1,0 +1,284 @@
+//! `campaign verify`: the input file, the ledger and the results file reconcile.
+//!
+//! Checks: the input is the one the ledger last read; the results file's MD5 is the one recorded
+//! when it was written; its header is the input's plus the result columns; every input row is in
+//! it exactly once, in input order, with its cells unchanged and its outcome equal to the
+//! ledger's ([`super::reconcile`]); no identity was issued twice; and identities that are no
+//! longer in the input are listed (a discrepancy when they were issued or may have been, since
+//! the results file cannot show them). Prints a one-line verdict, then each discrepancy.
+
+use anyhow::Context;
+
+use super::reconcile::{Reconciler, ResultsFile};
+use super::shown;
+use crate::campaign::Campaign;
+use crate::exit::Exit;
+use crate::input::InputReader;
+use crate::ledger::{self, Ledger};
+use crate::results::{COLUMNS, neutralise};
+
+/// Discrepancies printed at most; the verdict counts them all.
+const SHOWN_DISCREPANCIES: usize = 1000;
+/// Notes of one kind printed at most.
+const SHOWN_NOTES: usize = 20;
+
+/// What verify found: discrepancies (exit 1) and notes (information).
+#[derive(Debug, Default)]
+pub(super) struct Findings {
+    discrepancies: Vec<String>,
+    /// All discrepancies, shown or not.
+    count: u64,
+    notes: Vec<String>,
+}
+
+impl Findings {
+    pub(super) fn discrepancy(&mut self, message: String) {
+        self.count += 1;
+        if self.discrepancies.len() < SHOWN_DISCREPANCIES {
+            self.discrepancies.push(message);
+        }
+    }
+
+    pub(super) fn note(&mut self, message: String) {
+        self.notes.push(message);
+    }
+}
+
+pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
+    let running = ledger::is_locked(&campaign.state);
+    let ledger = super::open_read_only(campaign)?;
+    let mut findings = Findings::default();
+    if running {
+        findings.note(
+            "a run is going on right now: it writes the results file when it ends; verify again \
+             then"
+                .to_owned(),
+        );
+    }
+    check_input(campaign, &ledger, &mut findings)?;
+    let digest = check_digest(campaign, &ledger, &mut findings)?;
+    let compared = match digest {
+        Some(_) => check_rows(campaign, &ledger, &mut findings)?,
+        None => 0,
+    };
+    check_issued_twice(&ledger, &mut findings)?;
+    check_orphans(&ledger, &mut findings)?;
+
+    let files = format!(
+        "input {}, ledger {}, results {}",
+        campaign.input.display(),
+        campaign.state.display(),
+        campaign.results.display()
+    );
+    if findings.count == 0 {
+        println!(
+            "verify: OK — {compared} rows reconcile ({files}, md5 {})",
+            digest.unwrap_or_default()
+        );
+    } else {
+        let plural = if findings.count == 1 { "y" } else { "ies" };
+        println!("verify: {} discrepanc{plural} ({files})", findings.count);
+        for d in &findings.discrepancies {
+            println!("  {d}");
+        }
+        let hidden = findings.count - findings.discrepancies.len() as u64;
+        if hidden > 0 {
+            println!("  … and {hidden} more not shown");
+        }
+    }
+    for note in &findings.notes {
+        println!("note: {note}");
+    }
+    // Exit 1 is "something to look at", as for a run with failed rows.
+    Ok(if findings.count == 0 {
+        Exit::Ok
+    } else {
+        Exit::RowsFailed
+    })
+}
+
+/// The input must be the file the ledger last read: rows are matched by number.
+fn check_input(campaign: &Campaign, ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
+    let now = super::file_md5(&campaign.input)
+        .with_context(|| format!("cannot read the input {}", campaign.input.display()))?;
+    match ledger.meta("input_fingerprint")? {
+        Some(recorded) if recorded != now => f.discrepancy(format!(
+            "input file {}: changed since the ledger last read it (md5 {recorded}, now {now}); \
+             run `campaign run` to bring the ledger up to date (rows already sent are not sent \
+             again)",
+            campaign.input.display()
+        )),
+        Some(_) => {}
+        None => f.discrepancy(format!(
+            "ledger {}: has never read an input file",
+            campaign.state.display()
+        )),
+    }
+    Ok(())
+}
+
+/// Compares the results file's MD5 with the recorded one; returns the file's MD5 if it exists.
+fn check_digest(
+    campaign: &Campaign,
+    ledger: &Ledger,
+    f: &mut Findings,
+) -> anyhow::Result<Option<String>> {
+    let path = &campaign.results;
+    let found = match super::file_md5(path) {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            f.discrepancy(format!(
+                "results file {}: does not exist (`campaign export` writes it from the ledger)",
+                path.display()
+            ));
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    match ledger.meta("results_md5")? {
+        None => f.discrepancy(format!(
+            "results file {}: the ledger records no results file written yet",
+            path.display()
+        )),
+        Some(recorded) if recorded != found => {
+            let written = ledger.meta("results_path")?.unwrap_or_default();
+            let at = ledger.meta("results_written_at")?.unwrap_or_default();
+            f.discrepancy(format!(
+                "results file {}: md5 is {found}, but the ledger recorded {recorded} when it wrote \
+                 {written} at {at}: the file was edited or replaced since",
+                path.display()
+            ));
+        }
+        Some(_) => {}
+    }
+    Ok(Some(found))
+}
+
+/// The header, then every row; returns how many rows were compared.
+fn check_rows(campaign: &Campaign, ledger: &Ledger, f: &mut Findings) -> anyhow::Result<u64> {
+    let input = InputReader::open(&campaign.input, campaign.encoding, campaign.api)
+        .with_context(|| format!("cannot read the input {}", campaign.input.display()))?;
+    let (results, header) = ResultsFile::open(&campaign.results, f)
+        .with_context(|| format!("cannot read {}", campaign.results.display()))?;
+    let names = input.header().columns.clone();
+    let compare_cells = check_header(&names, header.as_deref(), f);
+    let ledger_rows = ledger.counts(ledger.generation()?)?.rows as i64;
+    let mut reconciler = Reconciler::new(f, results, names, compare_cells, ledger_rows);
+    let mut input = Some(input);
+    ledger.for_each_result(|row| -> anyhow::Result<()> {
+        reconciler.expect(&mut input, Some(row));
+        Ok(())
+    })?;
+    // Rows the input has beyond the ledger's (the input grew since the last run).
+    while reconciler.expect(&mut input, None) {}
+    let compared = reconciler.compared;
+    reconciler.finish();
+    Ok(compared)
+}
+
+/// Whether cells can be compared: the header has the expected width. Reports any difference.
+fn check_header(names: &[String], header: Option<&[String]>, f: &mut Findings) -> bool {
+    let expected: Vec<String> = names
+        .iter()
+        .map(|c| neutralise(c).into_owned())
+        .chain(COLUMNS.iter().map(|c| (*c).to_owned()))
+        .collect();
+    let Some(header) = header else {
+        f.discrepancy("results file: empty, not even a header row".to_owned());
+        return false;
+    };
+    if header.len() != expected.len() {
+        f.discrepancy(format!(
+            "header: the results file has {} columns, expected {} (the input's {}, then the {} \
+             result columns); rows were matched by their row column only, cells not compared",
+            header.len(),
+            expected.len(),
+            names.len(),
+            COLUMNS.len()
+        ));
+        return false;
+    }
+    for (i, (want, found)) in expected.iter().zip(header).enumerate() {
+        if want != found {
+            f.discrepancy(format!(
+                "header, column {}: should be {}, the results file has {}",
+                i + 1,
+                shown(want),
+                shown(found)
+            ));
+        }
+    }
+    true
+}
+
+fn check_issued_twice(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
+    for (entry_id, times) in ledger.doubly_issued()? {
+        let who = describe(ledger.entry(entry_id)?, entry_id);
+        f.discrepancy(format!(
+            "{who}: issued {times} times (the ledger has {times} successful attempts)"
+        ));
+    }
+    for (issued_id, holders) in ledger.shared_issued_ids(SHOWN_NOTES)? {
+        let rows: Vec<String> = holders.into_iter().map(|e| describe(Some(e), 0)).collect();
+        f.discrepancy(format!(
+            "issued_id {}: recorded for {} identities: {}",
+            shown(&issued_id),
+            rows.len(),
+            rows.join("; ")
+        ));
+    }
+    for entry in ledger.issued_after_unknown(SHOWN_NOTES)? {
+        f.note(format!(
+            "{}: issued after an attempt whose outcome was unknown (sent again with \
+             --resend-uncertain); the platform may have issued it twice: check with the platform",
+            describe(Some(entry), 0)
+        ));
+    }
+    Ok(())
+}
+
+/// Identities no longer in the input: the results file cannot show them, so one that was issued
+/// (or may have been) is a discrepancy; the others are notes.
+fn check_orphans(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
+    let mut noted = 0u64;
+    ledger.for_each_orphan(|e| -> anyhow::Result<()> {
+        let who = describe(Some(e.clone()), 0);
+        match e.status.as_str() {
+            "issued" => f.discrepancy(format!(
+                "{who}: issued (issued_id {}) but no longer in the input, so the results file \
+                 does not show it",
+                shown(e.issued_id.as_deref().unwrap_or(""))
+            )),
+            "uncertain" | "inflight" => f.discrepancy(format!(
+                "{who}: may have been issued (status {}) but is no longer in the input, so the \
+                 results file does not show it",
+                e.status
+            )),
+            status => {
+                noted += 1;
+                if noted <= SHOWN_NOTES as u64 {
+                    f.note(format!(
+                        "{who}: no longer in the input; status {status}, never issued"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if noted > SHOWN_NOTES as u64 {
+        f.note(format!(
+            "… and {} more identities no longer in the input, never issued",
+            noted - SHOWN_NOTES as u64
+        ));
+    }
+    Ok(())
+}
+
+/// `row 7 (open_id=X)`, or `identity open_id=X (was row 7)` when it left the input.
+fn describe(entry: Option<crate::ledger::report::EntryRecord>, id: i64) -> String {
+    match entry {
+        Some(e) if e.current => format!("row {} ({})", e.row, e.identity),
+        Some(e) => format!("identity {} (was row {})", e.identity, e.row),
+        None => format!("ledger entry {id}"),
+    }
+}

@@ -1,0 +1,415 @@
+//! Read queries for auditing (`campaign status`, `export`, `verify`): errors grouped by code,
+//! the attempts log, the last run, identities no longer in the input, and the checks that no
+//! identity was issued twice.
+//!
+//! All of them only read, so they work on a read-only connection while a run writes the file.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Ledger, LedgerError};
+
+/// One group of unsuccessful attempts with the same class, code and sub-code.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorGroup {
+    /// The outcome class (`permanent`, `transient`, `unknown`, `throttled`, `fatal`).
+    pub class: String,
+    pub code: Option<String>,
+    pub sub_code: Option<String>,
+    /// Attempts in the group.
+    pub count: u64,
+    /// Distinct identities that met it.
+    pub rows: u64,
+    /// The message of the most recent attempt of the group.
+    pub example: Option<String>,
+}
+
+/// One attempt, as the attempts log shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttemptRow {
+    /// The entry's row in the current input; `None` for an identity no longer in it.
+    pub row: Option<i64>,
+    pub attempt: i64,
+    pub started_at: String,
+    pub latency_ms: i64,
+    pub class: String,
+    pub code: Option<String>,
+    pub sub_code: Option<String>,
+    pub message: Option<String>,
+    pub top_request_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// One `campaign run`, as the `runs` table recorded it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub started_at: String,
+    /// `None` while the run goes on, or when it was killed before it could record its end.
+    pub ended_at: Option<String>,
+    pub ending: Option<String>,
+    pub sent: u64,
+    pub issued: u64,
+    pub failed: u64,
+    pub uncertain: u64,
+    pub retries: u64,
+    pub throttle_events: u64,
+    pub elapsed_ms: u64,
+}
+
+/// What the attempts since a moment say: the live numbers of a run that has not recorded its end.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttemptTally {
+    pub sent: u64,
+    pub issued: u64,
+    pub failed: u64,
+    pub uncertain: u64,
+    pub retries: u64,
+    pub throttle_events: u64,
+    /// When the last of them started.
+    pub last_started_at: Option<String>,
+}
+
+/// An identity, where it was last seen in the input, and its state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryRecord {
+    pub identity: String,
+    /// The row in the input it was last read from (in the current input only if `current`).
+    pub row: i64,
+    /// Whether the identity is in the current input.
+    pub current: bool,
+    pub status: String,
+    pub issued_id: Option<String>,
+}
+
+const ENTRY_COLUMNS: &str = "identity, row, generation = (SELECT CAST(value AS INTEGER) FROM meta
+     WHERE key = 'gen'), status, issued_id";
+
+fn entry_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<EntryRecord> {
+    Ok(EntryRecord {
+        identity: r.get(0)?,
+        row: r.get(1)?,
+        current: r.get::<_, Option<bool>>(2)?.unwrap_or(false),
+        status: r.get(3)?,
+        issued_id: r.get(4)?,
+    })
+}
+
+impl Ledger {
+    /// Unsuccessful attempts (every class but `issued`) grouped by class, code and sub-code, the
+    /// largest groups first.
+    pub fn error_groups(&self) -> Result<Vec<ErrorGroup>, LedgerError> {
+        // SQLite takes the bare `message` from the row that holds MAX(rowid): the latest one.
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT class, code, sub_code, COUNT(*), COUNT(DISTINCT entry_id), MAX(rowid), message
+                 FROM attempts WHERE class <> 'issued'
+                 GROUP BY class, code, sub_code ORDER BY COUNT(*) DESC, class, code, sub_code",
+            )
+            .map_err(|e| self.wrap(e))?;
+        let groups = stmt
+            .query_map([], |r| {
+                Ok(ErrorGroup {
+                    class: r.get(0)?,
+                    code: r.get(1)?,
+                    sub_code: r.get(2)?,
+                    count: r.get::<_, i64>(3)? as u64,
+                    rows: r.get::<_, i64>(4)? as u64,
+                    example: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.wrap(e))?;
+        groups
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Throttled attempts over all runs.
+    pub fn throttle_events(&self) -> Result<u64, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM attempts WHERE class = 'throttled'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Calls `each` for every attempt in the order they were recorded, streaming.
+    pub fn for_each_attempt<E: From<LedgerError>>(
+        &self,
+        mut each: impl FnMut(AttemptRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let wrap = |e| self.wrap(e);
+        let generation = self.generation()?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT CASE WHEN e.generation = ?1 THEN e.row END, a.attempt, a.started_at,
+                        a.latency_ms, a.class, a.code, a.sub_code, a.message, a.top_request_id,
+                        a.request_id
+                 FROM attempts a JOIN entries e ON e.id = a.entry_id ORDER BY a.rowid",
+            )
+            .map_err(wrap)?;
+        let mut rows = stmt.query([generation]).map_err(wrap)?;
+        while let Some(r) = rows.next().map_err(wrap)? {
+            each(AttemptRow {
+                row: r.get(0).map_err(wrap)?,
+                attempt: r.get(1).map_err(wrap)?,
+                started_at: r.get(2).map_err(wrap)?,
+                latency_ms: r.get(3).map_err(wrap)?,
+                class: r.get(4).map_err(wrap)?,
+                code: r.get(5).map_err(wrap)?,
+                sub_code: r.get(6).map_err(wrap)?,
+                message: r.get(7).map_err(wrap)?,
+                top_request_id: r.get(8).map_err(wrap)?,
+                request_id: r.get(9).map_err(wrap)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The most recent run, and how many runs there were.
+    pub fn last_run(&self) -> Result<(Option<RunRecord>, u64), LedgerError> {
+        let wrap = |e| self.wrap(e);
+        let count: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+            .map_err(wrap)?;
+        let last = self
+            .conn
+            .query_row(
+                "SELECT id, started_at, ended_at, ending, sent, issued, failed, uncertain, retries,
+                        throttle_events, elapsed_ms
+                 FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    let n = |i| r.get::<_, i64>(i).map(|n| n as u64);
+                    Ok(RunRecord {
+                        id: r.get(0)?,
+                        started_at: r.get(1)?,
+                        ended_at: r.get(2)?,
+                        ending: r.get(3)?,
+                        sent: n(4)?,
+                        issued: n(5)?,
+                        failed: n(6)?,
+                        uncertain: n(7)?,
+                        retries: n(8)?,
+                        throttle_events: n(9)?,
+                        elapsed_ms: n(10)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(wrap)?;
+        Ok((last, count as u64))
+    }
+
+    /// Tallies the attempts started at or after `since` (RFC 3339 as the runner writes it): the
+    /// numbers of a run that has not recorded its end yet.
+    pub fn attempts_since(&self, since: &str) -> Result<AttemptTally, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(class = 'issued'), 0),
+                        COALESCE(SUM(class = 'permanent'), 0), COALESCE(SUM(class = 'unknown'), 0),
+                        COALESCE(SUM(class = 'transient'), 0), COALESCE(SUM(class = 'throttled'), 0),
+                        MAX(started_at)
+                 FROM attempts WHERE started_at >= ?1",
+                [since],
+                |r| {
+                    let n = |i| r.get::<_, i64>(i).map(|n| n as u64);
+                    Ok(AttemptTally {
+                        sent: n(0)?,
+                        issued: n(1)?,
+                        failed: n(2)?,
+                        uncertain: n(3)?,
+                        retries: n(4)?,
+                        throttle_events: n(5)?,
+                        last_started_at: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Identities of the current input that are in flight right now (shown as pending).
+    pub fn in_flight(&self) -> Result<u64, LedgerError> {
+        let generation = self.generation()?;
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE status = 'inflight' AND generation = ?1",
+                [generation],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Calls `each` for every identity recorded by an earlier ingest that is no longer in the
+    /// current input, in the order they were first recorded.
+    pub fn for_each_orphan<E: From<LedgerError>>(
+        &self,
+        mut each: impl FnMut(EntryRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let wrap = |e| self.wrap(e);
+        let generation = self.generation()?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE generation <> ?1 ORDER BY id");
+        let mut stmt = self.conn.prepare(&sql).map_err(wrap)?;
+        let mut rows = stmt.query([generation]).map_err(wrap)?;
+        while let Some(r) = rows.next().map_err(wrap)? {
+            each(entry_record(r).map_err(wrap)?)?;
+        }
+        Ok(())
+    }
+
+    /// The identity behind an `entries` id.
+    pub fn entry(&self, id: i64) -> Result<Option<EntryRecord>, LedgerError> {
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1");
+        self.conn
+            .query_row(&sql, [id], entry_record)
+            .optional()
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Issued ids that the ledger records for more than one identity (at most `limit` of them),
+    /// each with those identities: a sign that one issuance was booked to two recipients.
+    pub fn shared_issued_ids(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<EntryRecord>)>, LedgerError> {
+        let wrap = |e| self.wrap(e);
+        let mut shared = self
+            .conn
+            .prepare(
+                "SELECT issued_id FROM entries WHERE issued_id IS NOT NULL AND issued_id <> ''
+                 GROUP BY issued_id HAVING COUNT(*) > 1 ORDER BY MIN(id) LIMIT ?1",
+            )
+            .map_err(wrap)?;
+        let ids = shared
+            .query_map([limit as i64], |r| r.get::<_, String>(0))
+            .map_err(wrap)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(wrap)?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE issued_id = ?1 ORDER BY id");
+        let mut holders = self.conn.prepare(&sql).map_err(wrap)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let entries = holders
+                .query_map(params![id], entry_record)
+                .map_err(wrap)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(wrap)?;
+            out.push((id, entries));
+        }
+        Ok(out)
+    }
+
+    /// Identities sent again after an attempt whose outcome was unknown and then issued: the
+    /// platform may have issued them twice (non-idempotent API only; at most `limit`).
+    pub fn issued_after_unknown(&self, limit: usize) -> Result<Vec<EntryRecord>, LedgerError> {
+        let wrap = |e| self.wrap(e);
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE status = 'issued' AND id IN
+                 (SELECT entry_id FROM attempts WHERE class = 'unknown')
+             ORDER BY id LIMIT ?1"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(wrap)?;
+        let entries = stmt
+            .query_map([limit as i64], entry_record)
+            .map_err(wrap)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(wrap)?;
+        Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> Ledger {
+        let ledger = Ledger::in_memory("c", "m").unwrap();
+        ledger
+            .conn
+            .execute_batch(
+                "INSERT INTO meta VALUES ('gen', '2');
+                 INSERT INTO entries (id, identity, generation, row, payload, status, issued_id)
+                 VALUES (1, 'open_id=A', 2, 1, '{}', 'issued', 'X1'),
+                        (2, 'open_id=B', 2, 2, '{}', 'failed', NULL),
+                        (3, 'open_id=C', 1, 7, '{}', 'issued', 'X1'),
+                        (4, 'open_id=D', 2, 3, '{}', 'inflight', NULL);
+                 INSERT INTO attempts (entry_id, attempt, started_at, latency_ms, class, code,
+                                       sub_code, message)
+                 VALUES (2, 1, '2026-01-01T00:00:01', 5, 'transient', '15', 'isp.x', 'first'),
+                        (2, 2, '2026-01-01T00:00:02', 5, 'transient', '15', 'isp.x', 'second'),
+                        (2, 3, '2026-01-01T00:00:03', 5, 'permanent', '15', 'isv.y', 'no'),
+                        (1, 1, '2026-01-01T00:00:04', 5, 'unknown', '15', 'isp.t', 'lost'),
+                        (1, 2, '2026-01-01T00:00:05', 5, 'issued', NULL, NULL, NULL),
+                        (3, 1, '2026-01-01T00:00:06', 5, 'throttled', '7', NULL, 'limited');",
+            )
+            .unwrap();
+        ledger
+    }
+
+    #[test]
+    fn errors_are_grouped_by_class_code_and_sub_code_with_the_latest_message() {
+        let groups = ledger().error_groups().unwrap();
+        assert_eq!(groups.len(), 4, "{groups:?}");
+        assert_eq!(groups[0].sub_code.as_deref(), Some("isp.x"));
+        assert_eq!((groups[0].count, groups[0].rows), (2, 1));
+        assert_eq!(groups[0].example.as_deref(), Some("second"));
+        assert_eq!(ledger().throttle_events().unwrap(), 1);
+    }
+
+    #[test]
+    fn attempts_stream_in_order_and_hide_rows_of_identities_no_longer_in_the_input() {
+        let mut seen = Vec::new();
+        ledger()
+            .for_each_attempt::<LedgerError>(|a| {
+                seen.push((a.row, a.attempt, a.class));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen.len(), 6);
+        assert_eq!(seen[0], (Some(2), 1, "transient".to_owned()));
+        assert_eq!(seen[5], (None, 1, "throttled".to_owned()));
+    }
+
+    #[test]
+    fn live_numbers_come_from_the_attempts_since_the_run_started() {
+        let tally = ledger().attempts_since("2026-01-01T00:00:03").unwrap();
+        assert_eq!((tally.sent, tally.issued, tally.failed), (4, 1, 1));
+        assert_eq!((tally.uncertain, tally.throttle_events), (1, 1));
+        assert_eq!(
+            tally.last_started_at.as_deref(),
+            Some("2026-01-01T00:00:06")
+        );
+        assert_eq!(ledger().in_flight().unwrap(), 1);
+    }
+
+    #[test]
+    fn orphans_shared_issued_ids_and_resends_after_unknown_are_found() {
+        let ledger = ledger();
+        let mut orphans = Vec::new();
+        ledger
+            .for_each_orphan::<LedgerError>(|e| {
+                orphans.push(e);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(orphans.len(), 1);
+        assert_eq!(orphans[0].identity, "open_id=C");
+        assert!(!orphans[0].current);
+        assert!(ledger.entry(1).unwrap().unwrap().current);
+
+        let shared = ledger.shared_issued_ids(10).unwrap();
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].0, "X1");
+        assert_eq!(shared[0].1.len(), 2);
+
+        let resent = ledger.issued_after_unknown(10).unwrap();
+        assert_eq!(resent.len(), 1);
+        assert_eq!(resent[0].identity, "open_id=A");
+    }
+}
