@@ -2,10 +2,10 @@
 //! two issuing APIs that checks requests like the platform, answers with its shapes and codes,
 //! counts issuances per recipient identity, and injects seeded faults. See `docs/simulator.md`.
 //!
-//! Layout: [`check`] validates a request, [`issue`] decides and books what it does, [`faults`]
-//! plans injected faults and flow control, [`shapes`] and [`answer`] render the answer,
-//! [`gateway`] ties them together under one briefly held lock, [`server`] is the HTTP side and
-//! [`stats`] the counters.
+//! Layout: `check` validates a request, `issue` decides and books what it does, `faults`
+//! plans injected faults and flow control, `shapes` and `answer` render the answer,
+//! `gateway` ties them together under one briefly held lock, `server` is the HTTP side and
+//! `stats` the counters.
 
 mod answer;
 mod check;
@@ -19,19 +19,15 @@ mod stats;
 use std::fmt;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use faults::Faults;
+pub use server::{SimServer, start};
 pub use stats::SimStats;
 
 use crate::exit::Exit;
-use gateway::Sim;
 
 /// The app key the simulator accepts unless told otherwise.
 pub const DEFAULT_APP_KEY: &str = "10000001";
@@ -41,9 +37,6 @@ pub const DEFAULT_SECRET: &str = "sim-secret";
 pub const DEFAULT_SESSION: &str = "sim-session";
 /// Where `campaign sim` listens unless `--addr` says otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
-
-/// How long [`SimServer::shutdown`] waits for open connections before dropping them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// `campaign sim` options.
 #[derive(Clone, Debug, clap::Args)]
@@ -173,82 +166,6 @@ impl fmt::Debug for SimConfig {
             .field("seed", &self.seed)
             .field("faults", &self.faults)
             .finish()
-    }
-}
-
-/// A running simulator. Dropping it stops the server; [`SimServer::shutdown`] also waits.
-#[derive(Debug)]
-pub struct SimServer {
-    addr: SocketAddr,
-    sim: Arc<Sim>,
-    stopping: CancellationToken,
-    task: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-/// Binds `addr` (port 0 picks a free port) and serves the simulator in a spawned task.
-/// Must be called within a tokio runtime.
-pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimServer> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let sim = Arc::new(Sim::new(config));
-    let stopping = CancellationToken::new();
-    let app = server::router(Arc::clone(&sim), stopping.clone());
-    let listener = listener.tap_io(|tcp| {
-        // Small answers must not wait for Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
-    });
-    let stop = stopping.clone().cancelled_owned();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-    });
-    Ok(SimServer {
-        addr,
-        sim,
-        stopping,
-        task: Some(task),
-    })
-}
-
-impl SimServer {
-    /// The address the server got.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The gateway URL, `http://ADDR/router/rest`.
-    pub fn url(&self) -> String {
-        format!("http://{}{}", self.addr, server::GATEWAY_PATH)
-    }
-
-    /// The counters, as `GET /sim/stats` answers them.
-    pub fn stats(&self) -> SimStats {
-        self.sim.stats()
-    }
-
-    /// Stops accepting, cuts pending delays short, and waits (bounded) for open connections.
-    pub async fn shutdown(mut self) {
-        self.stopping.cancel();
-        let Some(task) = self.task.take() else {
-            return;
-        };
-        let abort = task.abort_handle();
-        match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!("simulator stopped with an error: {e}"),
-            Ok(Err(e)) => tracing::warn!("simulator task failed: {e}"),
-            Err(_) => {
-                tracing::warn!("simulator connections still open after {SHUTDOWN_GRACE:?}");
-                abort.abort();
-            }
-        }
-    }
-}
-
-impl Drop for SimServer {
-    fn drop(&mut self) {
-        self.stopping.cancel();
     }
 }
 

@@ -1,7 +1,10 @@
-//! The HTTP side: axum routes for the gateway path and the stats endpoint, and the delays
-//! (latency, withheld answers) that end early when the server shuts down.
+//! The HTTP side: binding and serving ([`start`], [`SimServer`]), the axum routes for the
+//! gateway path and the stats endpoint, and the delays (latency, withheld answers) that end
+//! early when the server shuts down.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -9,8 +12,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{any, get};
+use axum::serve::ListenerExt as _;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::SimConfig;
 use super::answer::Reply;
 use super::gateway::Sim;
 use super::stats::SimStats;
@@ -20,6 +26,85 @@ pub(crate) const GATEWAY_PATH: &str = "/router/rest";
 
 /// The counters endpoint.
 pub(crate) const STATS_PATH: &str = "/sim/stats";
+
+/// How long [`SimServer::shutdown`] waits for open connections before dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running simulator. Dropping it stops the server; [`SimServer::shutdown`] also waits.
+#[derive(Debug)]
+pub struct SimServer {
+    addr: SocketAddr,
+    sim: Arc<Sim>,
+    stopping: CancellationToken,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Binds `addr` (port 0 picks a free port) and serves the simulator in a spawned task.
+/// Must be called within a tokio runtime.
+pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimServer> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let sim = Arc::new(Sim::new(config));
+    let stopping = CancellationToken::new();
+    let app = router(Arc::clone(&sim), stopping.clone());
+    let listener = listener.tap_io(|tcp| {
+        // Small answers must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+    });
+    let stop = stopping.clone().cancelled_owned();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+    });
+    Ok(SimServer {
+        addr,
+        sim,
+        stopping,
+        task: Some(task),
+    })
+}
+
+impl SimServer {
+    /// The address the server got.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The gateway URL, `http://ADDR/router/rest`.
+    pub fn url(&self) -> String {
+        format!("http://{}{}", self.addr, GATEWAY_PATH)
+    }
+
+    /// The counters, as `GET /sim/stats` answers them.
+    pub fn stats(&self) -> SimStats {
+        self.sim.stats()
+    }
+
+    /// Stops accepting, cuts pending delays short, and waits (bounded) for open connections.
+    pub async fn shutdown(mut self) {
+        self.stopping.cancel();
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        let abort = task.abort_handle();
+        match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("simulator stopped with an error: {e}"),
+            Ok(Err(e)) => tracing::warn!("simulator task failed: {e}"),
+            Err(_) => {
+                tracing::warn!("simulator connections still open after {SHUTDOWN_GRACE:?}");
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.stopping.cancel();
+    }
+}
 
 #[derive(Clone)]
 struct App {
