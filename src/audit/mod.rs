@@ -6,6 +6,8 @@
 mod export;
 mod reconcile;
 mod status;
+#[cfg(test)]
+mod tests;
 mod verify;
 
 use std::path::Path;
@@ -61,18 +63,5 @@ fn shown(value: &str) -> String {
     match value.char_indices().nth(LONGEST) {
         Some((cut, _)) => format!("{:?}…", &value[..cut]),
         None => format!("{value:?}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_values_are_shortened_and_text_stays_readable() {
-        assert_eq!(shown("上海"), "\"上海\"");
-        assert_eq!(shown(""), "\"\"");
-        let long = "x".repeat(100);
-        assert_eq!(shown(&long), format!("\"{}\"…", "x".repeat(60)));
     }
 }

@@ -179,11 +179,12 @@ impl<'a> Reconciler<'a> {
     /// Matches one expected row against the results records that come next.
     fn offer(&mut self, expected: Expected) {
         loop {
+            let row_at = self.row_at();
             let Some(next) = self.results.peek(self.findings) else {
                 self.set_aside.insert(expected.row, expected);
                 return;
             };
-            let claimed = row_of(next);
+            let claimed = row_of(next, row_at);
             let same = self.compare_cells && same_cells(next, &expected, self.names.len());
             if claimed == Some(expected.row) {
                 let record = self.results.take(self.findings).expect("peeked");
@@ -215,7 +216,7 @@ impl<'a> Reconciler<'a> {
         match claimed {
             None => self.findings.discrepancy(format!(
                 "results line {line}: column row holds {}, not a row number of the input",
-                shown(row_cell(record).unwrap_or(""))
+                shown(row_cell(record, self.row_at()).unwrap_or(""))
             )),
             Some(row) => {
                 if let Some(expected) = self.set_aside.remove(&row) {
@@ -244,7 +245,7 @@ impl<'a> Reconciler<'a> {
     /// Reports what is left: results records after the last expected row, rows never found.
     pub(super) fn finish(mut self) {
         while let Some(record) = self.results.take(self.findings) {
-            let claimed = row_of(&record);
+            let claimed = row_of(&record, self.row_at());
             self.unexpected(&record, claimed);
         }
         let missing: Vec<i64> = self.set_aside.keys().copied().collect();
@@ -264,6 +265,10 @@ impl<'a> Reconciler<'a> {
             });
             start = i + 1;
         }
+    }
+
+    fn row_at(&self) -> Option<usize> {
+        self.compare_cells.then_some(self.names.len())
     }
 
     fn was_seen(&self, row: i64) -> bool {
@@ -291,7 +296,7 @@ impl<'a> Reconciler<'a> {
         if !row_cell_ok {
             self.findings.discrepancy(format!(
                 "row {row}, column row: should be {row}, the results file has {} (line {})",
-                shown(row_cell(record).unwrap_or("")),
+                shown(row_cell(record, self.row_at()).unwrap_or("")),
                 record.line
             ));
         }
@@ -349,13 +354,18 @@ impl<'a> Reconciler<'a> {
     }
 }
 
-fn row_cell(record: &Record) -> Option<&str> {
-    let at = record.cells.len().checked_sub(COLUMNS.len())?;
-    Some(record.cells[at].as_str())
+/// The `row` cell: after the input's columns when the header says how many there are, else
+/// the first of the last eleven (an input may have a column named like one of ours).
+fn row_cell(record: &Record, row_at: Option<usize>) -> Option<&str> {
+    let at = match row_at {
+        Some(at) => at,
+        None => record.cells.len().checked_sub(COLUMNS.len())?,
+    };
+    record.cells.get(at).map(String::as_str)
 }
 
-fn row_of(record: &Record) -> Option<i64> {
-    row_cell(record)?.trim().parse().ok()
+fn row_of(record: &Record, row_at: Option<usize>) -> Option<i64> {
+    row_cell(record, row_at)?.trim().parse().ok()
 }
 
 /// The cells the results file should hold for `expected`, neutralised as the writer does.

@@ -25,10 +25,10 @@ const SHOWN_NOTES: usize = 20;
 /// What verify found: discrepancies (exit 1) and notes (information).
 #[derive(Debug, Default)]
 pub(super) struct Findings {
-    discrepancies: Vec<String>,
+    pub(super) discrepancies: Vec<String>,
     /// All discrepancies, shown or not.
-    count: u64,
-    notes: Vec<String>,
+    pub(super) count: u64,
+    pub(super) notes: Vec<String>,
 }
 
 impl Findings {

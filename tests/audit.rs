@@ -1,0 +1,445 @@
+//! `campaign status`, `export` and `verify` end to end: the real binary, campaigns on the
+//! built-in simulator (`url = "sim"`) or a simulator process on 127.0.0.1:0.
+
+mod common;
+
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    Folder, Sim, alsc_campaign, alsc_rows, campaign, count_status, records, tmall_campaign,
+    tmall_rows,
+};
+use serde_json::Value;
+
+/// Rows that reach every status, an extra column and a formula cell.
+const MIXED: &str = "open_id,note\n\
+P00001,plain\n\
+P00002,=SUM(A1:A3)\n\
+REFUSE-0001,refused\n\
+,empty id\n\
+P00001,duplicate of row 1\n\
+P00003,\"comma, and \"\"quotes\"\"\"\n\
+P00004,上海\n";
+
+fn cmd(folder: &Folder, args: &[&str]) -> Output {
+    let (command, rest) = args.split_first().expect("a command");
+    campaign()
+        .arg(command)
+        .arg(folder.path("c.toml"))
+        .args(rest)
+        .output()
+        .expect("run campaign")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A finished tmall campaign on the built-in simulator.
+fn finished(input: &str, run_args: &[&str]) -> Folder {
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign("sim", "qps = 500\nconcurrency = 8"),
+    );
+    folder.write("in.csv", input);
+    let mut args = vec!["run"];
+    args.extend_from_slice(run_args);
+    let out = cmd(&folder, &args);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
+    folder
+}
+
+fn status_json(folder: &Folder) -> Value {
+    let out = cmd(folder, &["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)))
+}
+
+/// Verifies with the results file replaced by `records`; returns the output, asserting exit 1.
+fn verify_tampered(folder: &Folder, rows: &[Vec<String>]) -> String {
+    let mut writer = csv::Writer::from_path(folder.path("out.csv")).unwrap();
+    for row in rows {
+        writer.write_record(row).unwrap();
+    }
+    writer.flush().unwrap();
+    let out = cmd(folder, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let printed = stdout(&out);
+    assert!(printed.starts_with("verify: "), "{printed}");
+    assert!(
+        printed.contains("md5 is"),
+        "the digest must differ: {printed}"
+    );
+    printed
+}
+
+#[test]
+fn verify_passes_after_a_clean_run() {
+    let folder = finished(MIXED, &[]);
+    let out = cmd(&folder, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).starts_with("verify: OK — 7 rows reconcile"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn verify_names_an_edited_cell() {
+    let folder = finished(MIXED, &[]);
+    let mut rows = records(&folder.path("out.csv"));
+    rows[7][1] = "北京".to_owned();
+    let printed = verify_tampered(&folder, &rows);
+    assert!(
+        printed
+            .contains(r#"row 7, column note: the input has "上海", the results file has "北京""#),
+        "{printed}"
+    );
+}
+
+#[test]
+fn verify_names_a_deleted_row() {
+    let folder = finished(MIXED, &[]);
+    let mut rows = records(&folder.path("out.csv"));
+    rows.remove(4);
+    let printed = verify_tampered(&folder, &rows);
+    assert!(
+        printed.contains("row 4: missing from the results file"),
+        "{printed}"
+    );
+    assert!(
+        printed.starts_with("verify: 2 discrepancies"),
+        "only the digest and the row: {printed}"
+    );
+}
+
+#[test]
+fn verify_names_two_swapped_rows() {
+    let folder = finished(MIXED, &[]);
+    let mut rows = records(&folder.path("out.csv"));
+    rows.swap(2, 3);
+    let printed = verify_tampered(&folder, &rows);
+    assert!(
+        printed.contains("row 2: out of order: it is on results line 4 after row 3"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn verify_names_a_changed_status() {
+    let folder = finished(MIXED, &[]);
+    let mut rows = records(&folder.path("out.csv"));
+    let status = rows[0].iter().rposition(|c| c == "status").unwrap();
+    assert_eq!(rows[3][status], "failed");
+    rows[3][status] = "issued".to_owned();
+    let printed = verify_tampered(&folder, &rows);
+    assert!(
+        printed.contains(
+            r#"row 3, column status: the ledger has "failed", the results file has "issued""#
+        ),
+        "{printed}"
+    );
+}
+
+#[test]
+fn verify_rejects_a_results_file_from_another_campaign() {
+    let folder = finished(MIXED, &[]);
+    let other = Folder::new();
+    other.write(
+        "c.toml",
+        tmall_campaign("sim", "qps = 500").replace("name = \"t\"", "name = \"other\""),
+    );
+    other.write("in.csv", tmall_rows(7));
+    assert!(matches!(cmd(&other, &["run"]).status.code(), Some(0)));
+    std::fs::copy(other.path("out.csv"), folder.path("out.csv")).unwrap();
+    let out = cmd(&folder, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("md5 is") && printed.contains("edited or replaced"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(
+            r#"row 1, column note: the input has "plain", the results file has "note 1""#
+        ),
+        "names the cells that differ: {printed}"
+    );
+}
+
+#[test]
+fn verify_fails_when_the_input_changed_after_the_run() {
+    let folder = finished(MIXED, &[]);
+    folder.write("in.csv", MIXED.replace("plain", "edited"));
+    let out = cmd(&folder, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("changed since the ledger last read it"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(
+            r#"row 1, column note: the input has "edited", the results file has "plain""#
+        ),
+        "{printed}"
+    );
+}
+
+#[test]
+fn verify_lists_an_issued_identity_no_longer_in_the_input() {
+    let folder = finished(&tmall_rows(5), &[]);
+    let fewer: String = tmall_rows(5)
+        .lines()
+        .filter(|l| !l.starts_with("P00003"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    folder.write("in.csv", fewer);
+    let out = cmd(&folder, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = cmd(&folder, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("identity open_id=P00003 (was row 3): issued"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(status_json(&folder)["orphaned"], 1);
+}
+
+#[test]
+fn status_json_counts_match_the_results_file() {
+    let folder = finished(MIXED, &[]);
+    let status = status_json(&folder);
+    let results = folder.path("out.csv");
+    for name in [
+        "issued",
+        "failed",
+        "invalid",
+        "duplicate",
+        "uncertain",
+        "pending",
+    ] {
+        assert_eq!(
+            status["counts"][name].as_u64().unwrap() as usize,
+            count_status(&results, name),
+            "{name}: {status}"
+        );
+    }
+    assert_eq!(status["rows"], 7);
+    assert_eq!(status["progress"], 1.0);
+    assert_eq!(status["running"], false);
+    assert_eq!(status["campaign"], "t");
+    assert_eq!(status["last_run"]["ending"], "finished");
+    assert_eq!(status["last_run"]["issued"], 4);
+    let refused = status["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["sub_code"] == "isv.user-not-qualified")
+        .unwrap_or_else(|| panic!("errors grouped by sub-code: {status}"));
+    assert_eq!(
+        (refused["class"].as_str(), refused["count"].as_u64()),
+        (Some("permanent"), Some(1))
+    );
+    assert!(
+        refused["example"].as_str().is_some_and(|m| !m.is_empty()),
+        "{status}"
+    );
+
+    let table = stdout(&cmd(&folder, &["status"]));
+    assert!(table.contains("7 of 7 rows done (100.0%)"), "{table}");
+    assert!(table.contains("isv.user-not-qualified"), "{table}");
+}
+
+#[test]
+fn export_reproduces_the_results_byte_for_byte_and_writes_the_attempts_log() {
+    let folder = finished(MIXED, &[]);
+    let written = std::fs::read(folder.path("out.csv")).unwrap();
+    std::fs::remove_file(folder.path("out.csv")).unwrap();
+    let attempts = folder.path("attempts.csv");
+    let out = cmd(
+        &folder,
+        &["export", "--attempts", attempts.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        std::fs::read(folder.path("out.csv")).unwrap() == written,
+        "export differs from the run's results"
+    );
+
+    let log = records(&attempts);
+    assert_eq!(
+        log[0],
+        [
+            "row",
+            "attempt",
+            "started_at",
+            "latency_ms",
+            "class",
+            "code",
+            "sub_code",
+            "message",
+            "top_request_id",
+            "request_id"
+        ]
+    );
+    // One attempt per sent row: 1, 2, 3 (refused), 6, 7.
+    let mut rows: Vec<&str> = log[1..].iter().map(|r| r[0].as_str()).collect();
+    rows.sort();
+    assert_eq!(rows, ["1", "2", "3", "6", "7"]);
+    let refused = log.iter().find(|r| r[0] == "3").unwrap();
+    assert_eq!(
+        (refused[4].as_str(), refused[6].as_str()),
+        ("permanent", "isv.user-not-qualified")
+    );
+    assert!(
+        log[1..].iter().all(|r| r[8].starts_with("sim")),
+        "top_request_id kept: {log:?}"
+    );
+}
+
+#[test]
+fn export_with_bom_matches_a_bom_run_and_records_its_digest() {
+    let folder = finished(MIXED, &["--bom"]);
+    let written = std::fs::read(folder.path("out.csv")).unwrap();
+    assert!(written.starts_with(b"\xEF\xBB\xBF"));
+    let out = cmd(&folder, &["export"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("--bom"),
+        "says the mark was dropped: {}",
+        text(&out)
+    );
+    assert_eq!(
+        cmd(&folder, &["verify"]).status.code(),
+        Some(0),
+        "the new digest is recorded"
+    );
+    let out = cmd(&folder, &["export", "--bom"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(std::fs::read(folder.path("out.csv")).unwrap() == written);
+    let out = cmd(&folder, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_missing_state_file_is_named() {
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign("sim", ""));
+    folder.write("in.csv", tmall_rows(2));
+    for command in ["status", "export", "verify"] {
+        let out = cmd(&folder, &[command]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("state.db: no state file yet"),
+            "{command}: {}",
+            text(&out)
+        );
+    }
+}
+
+fn spawn_run(folder: &Folder) -> Child {
+    campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `campaign status --json` until `done` says so; fails after a generous bound.
+fn wait_for_status(folder: &Folder, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = cmd(folder, &["status", "--json"]);
+        if out.status.success() {
+            let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if done(&status) {
+                return status;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never got there: {}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn status_works_during_a_run_and_verify_passes_after_a_crash_and_resume() {
+    let sim = Sim::start(&["--latency-ms", "100"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        alsc_campaign(&sim.url, "qps = 100\nconcurrency = 2"),
+    );
+    folder.write("in.csv", alsc_rows(40));
+    let mut child = spawn_run(&folder);
+    let during = wait_for_status(&folder, |s| s["counts"]["issued"].as_u64() >= Some(4));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run must still be going"
+    );
+    assert_eq!(during["running"], true, "{during}");
+    assert_eq!(during["last_run"]["ending"], "running", "{during}");
+    assert!(during["counts"]["pending"].as_u64() > Some(0), "{during}");
+
+    let out = cmd(&folder, &["export"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "export refuses during a run: {}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another `campaign run`"),
+        "{}",
+        text(&out)
+    );
+
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let after = status_json(&folder);
+    assert_eq!(
+        (
+            after["running"].as_bool(),
+            after["last_run"]["ending"].as_str()
+        ),
+        (Some(false), Some("aborted")),
+        "{after}"
+    );
+
+    let out = cmd(&folder, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = cmd(&folder, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).starts_with("verify: OK — 40 rows reconcile"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(count_status(&folder.path("out.csv"), "issued"), 40);
+    assert_eq!(sim.stats()["duplicates"], 0);
+    let end = status_json(&folder);
+    assert_eq!(
+        (end["runs"].as_u64(), end["last_run"]["ending"].as_str()),
+        (Some(2), Some("finished")),
+        "{end}"
+    );
+}
