@@ -101,6 +101,16 @@ impl Progress {
     }
 }
 
+/// Prints a line to stderr without tearing the progress bar.
+pub fn say(line: &str) {
+    let print = || eprintln!("{line}");
+    let bar = ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match bar {
+        Some(bar) => bar.suspend(print),
+        None => print(),
+    }
+}
+
 /// A `tracing` writer to stderr that suspends the progress bar while a line is printed.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogWriter;

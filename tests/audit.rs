@@ -443,3 +443,21 @@ fn status_works_during_a_run_and_verify_passes_after_a_crash_and_resume() {
         "{end}"
     );
 }
+
+#[test]
+fn export_refuses_an_input_that_changed_since_the_run() {
+    let folder = finished(MIXED, &[]);
+    let written = std::fs::read(folder.path("out.csv")).unwrap();
+    folder.write("in.csv", MIXED.replace("P00004", "P00009"));
+    let out = cmd(&folder, &["export"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in.csv: the input file changed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        std::fs::read(folder.path("out.csv")).unwrap() == written,
+        "left untouched"
+    );
+}

@@ -185,8 +185,10 @@ impl<'a> Reconciler<'a> {
                 return;
             };
             let claimed = row_of(next, row_at);
-            let same = self.compare_cells && same_cells(next, &expected, self.names.len());
-            if claimed == Some(expected.row) {
+            let matched = claimed == Some(expected.row);
+            let same =
+                !matched && self.compare_cells && same_cells(next, &expected, self.names.len());
+            if matched {
                 let record = self.results.take(self.findings).expect("peeked");
                 self.compare(&record, &expected, true);
                 return;

@@ -63,6 +63,7 @@ pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
     };
     check_issued_twice(&ledger, &mut findings)?;
     check_orphans(&ledger, &mut findings)?;
+    note_unfinished(&ledger, &mut findings)?;
 
     let files = format!(
         "input {}, ledger {}, results {}",
@@ -270,6 +271,23 @@ fn check_orphans(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
             "… and {} more identities no longer in the input, never issued",
             noted - SHOWN_NOTES as u64
         ));
+    }
+    Ok(())
+}
+
+/// Reconciling says nothing about being finished: say what is left to do.
+fn note_unfinished(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
+    for (status, n) in ledger.status_counts()? {
+        match status {
+            "pending" if n > 0 => f.note(format!(
+                "{n} rows are still pending: the campaign is not finished (`campaign run` resumes it)"
+            )),
+            "uncertain" if n > 0 => f.note(format!(
+                "{n} rows are uncertain: the platform may have issued them; check, then \
+                 `campaign run --resend-uncertain` if it did not"
+            )),
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -267,3 +267,42 @@ fn parse_encoding_knows_three_names() {
     assert_eq!(parse_encoding("GB18030").unwrap(), GB18030);
     assert!(parse_encoding("latin1").is_err());
 }
+
+// A throughput check, not a timed assertion: `cargo test --release --lib input::tests::million
+// -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn million_rows_stream_and_prepare() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    writeln!(out, "alipay_id,act_codes,姓名").unwrap();
+    for i in 0..1_000_000u64 {
+        writeln!(out, "2088{i:012},\"[\"\"a{}\"\"]\",张三{i}", i % 7).unwrap();
+    }
+    drop(out);
+    let defaults: std::collections::BTreeMap<String, String> =
+        [("scene_code", "s"), ("biz_code", "b")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let start = std::time::Instant::now();
+    let mut reader = InputReader::open(&path, None, alsc()).unwrap();
+    let header = reader.header().clone();
+    let mut valid = 0;
+    while let Some(row) = reader.next_row() {
+        let row = row.unwrap();
+        if let Prepared::Valid { .. } = prepare("bench", alsc(), &header, &defaults, &row.record) {
+            valid += 1;
+        }
+    }
+    assert_eq!(valid, 1_000_000);
+    eprintln!("1,000,000 rows read and prepared in {:?}", start.elapsed());
+    let start = std::time::Instant::now();
+    let mut reader = InputReader::open(&path, None, alsc()).unwrap();
+    while let Some(row) = reader.next_row() {
+        row.unwrap();
+    }
+    eprintln!("1,000,000 rows read in {:?}", start.elapsed());
+}

@@ -56,9 +56,14 @@ pub fn print_summary(s: &Summary<'_>) {
         .find(|(st, _)| *st == "uncertain")
         .map_or(0, |(_, n)| *n);
     if uncertain > 0 {
+        let (rows, are) = if uncertain == 1 {
+            ("row is", "it")
+        } else {
+            ("rows are", "them")
+        };
         println!(
-            "note: {uncertain} rows are uncertain: the platform may have issued them. Check them, \
-             then `campaign run --resend-uncertain` sends them again."
+            "note: {uncertain} {rows} uncertain: the platform may have issued {are}. Check, \
+             then `campaign run --resend-uncertain` sends {are} again."
         );
     }
 }

@@ -389,13 +389,13 @@ fn watch_signals(stop: CancellationToken) -> CancellationToken {
                 _ = term.recv() => {}
             }
             if round == 0 {
-                eprintln!(
-                    "\ncampaign: stopping: finishing in-flight requests (Ctrl-C again to quit at once)"
+                crate::progress::say(
+                    "campaign: stopping: finishing in-flight requests (Ctrl-C again to quit at once)",
                 );
                 flag.cancel();
                 stop.cancel();
             } else {
-                eprintln!("\ncampaign: quitting now; run again to resume");
+                crate::progress::say("campaign: quitting now; run again to resume");
                 std::process::exit(Exit::Interrupted as i32);
             }
         }
