@@ -53,7 +53,7 @@ pub(crate) fn sniff(
     }
     let bom = head.starts_with(UTF8_BOM);
     let (encoding, detected) = match (bom, given) {
-        (true, _) => (UTF_8, given.is_none()),
+        (true, _) => (UTF_8, given != Some(UTF_8)),
         (false, Some(given)) => (given, false),
         (false, None) => (
             if looks_like_utf8(&head, full) {

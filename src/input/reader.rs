@@ -96,6 +96,8 @@ pub struct InputReader {
     header: Header,
     csv: csv::Reader<Scanner<Box<dyn Read + Send>>>,
     rows: u64,
+    /// The longest record's text so far (up to 4 KiB): the next record is allocated at this size.
+    record_bytes: usize,
     done: bool,
 }
 
@@ -153,6 +155,7 @@ impl InputReader {
             },
             csv,
             rows: 0,
+            record_bytes: 64,
             done: false,
         };
         let (line, record) = match reader.read() {
@@ -203,8 +206,11 @@ impl InputReader {
             return None;
         }
         let width = self.header.columns.len();
-        let mut record = csv::StringRecord::with_capacity(64, width);
+        let mut record = csv::StringRecord::with_capacity(self.record_bytes, width);
         let result = self.csv.read_record(&mut record);
+        self.record_bytes = self
+            .record_bytes
+            .max(record.as_byte_record().as_slice().len());
         let line = self.csv.get_mut().next_record_line();
         match result {
             Ok(true) => Some(Ok((line.unwrap_or(1), record))),
