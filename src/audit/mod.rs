@@ -57,6 +57,21 @@ fn file_md5(path: &Path) -> std::io::Result<String> {
     crate::input::fingerprint(path)
 }
 
+/// Prints to stdout; a reader that went away (`| head`) is not an error.
+fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A cell value quoted for a message, shortened when long (JSON details can be).
 fn shown(value: &str) -> String {
     const LONGEST: usize = 60;

@@ -77,9 +77,9 @@ pub struct StatusReport {
 pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
     let report = gather(campaign)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::print(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", render(&report));
+        super::print(&render(&report))?;
     }
     Ok(Exit::Ok)
 }

@@ -7,6 +7,8 @@
 //! longer in the input are listed (a discrepancy when they were issued or may have been, since
 //! the results file cannot show them). Prints a one-line verdict, then each discrepancy.
 
+use std::fmt::Write as _;
+
 use anyhow::Context;
 
 use super::reconcile::{Reconciler, ResultsFile};
@@ -71,25 +73,32 @@ pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
         campaign.state.display(),
         campaign.results.display()
     );
+    let mut out = String::new();
     if findings.count == 0 {
-        println!(
+        let _ = writeln!(
+            out,
             "verify: OK — {compared} rows reconcile ({files}, md5 {})",
             digest.unwrap_or_default()
         );
     } else {
         let plural = if findings.count == 1 { "y" } else { "ies" };
-        println!("verify: {} discrepanc{plural} ({files})", findings.count);
+        let _ = writeln!(
+            out,
+            "verify: {} discrepanc{plural} ({files})",
+            findings.count
+        );
         for d in &findings.discrepancies {
-            println!("  {d}");
+            let _ = writeln!(out, "  {d}");
         }
         let hidden = findings.count - findings.discrepancies.len() as u64;
         if hidden > 0 {
-            println!("  … and {hidden} more not shown");
+            let _ = writeln!(out, "  … and {hidden} more not shown");
         }
     }
     for note in &findings.notes {
-        println!("note: {note}");
+        let _ = writeln!(out, "note: {note}");
     }
+    super::print(&out)?;
     // Exit 1 is "something to look at", as for a run with failed rows.
     Ok(if findings.count == 0 {
         Exit::Ok
@@ -280,16 +289,26 @@ fn note_unfinished(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
     for (status, n) in ledger.status_counts()? {
         match status {
             "pending" if n > 0 => f.note(format!(
-                "{n} rows are still pending: the campaign is not finished (`campaign run` resumes it)"
+                "{} still pending: the campaign is not finished (`campaign run` resumes it)",
+                rows_are(n)
             )),
             "uncertain" if n > 0 => f.note(format!(
-                "{n} rows are uncertain: the platform may have issued them; check, then \
-                 `campaign run --resend-uncertain` if it did not"
+                "{} uncertain: check on the platform whether they were issued; \
+                 `campaign run --resend-uncertain` sends them again",
+                rows_are(n)
             )),
             _ => {}
         }
     }
     Ok(())
+}
+
+fn rows_are(n: u64) -> String {
+    if n == 1 {
+        "1 row is".to_owned()
+    } else {
+        format!("{n} rows are")
+    }
 }
 
 /// `row 7 (open_id=X)`, or `identity open_id=X (was row 7)` when it left the input.
