@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Ledger, LedgerError, kind, status};
 use crate::campaign::Campaign;
-use crate::input::{self, InputError, InputReader, Prepared};
+use crate::input::{self, Header, InputError, InputReader, Prepared};
 
 /// Rows are committed in groups of this many during ingest.
 const INGEST_GROUP: u64 = 20_000;
@@ -46,12 +46,39 @@ pub enum IngestError {
     Input(#[from] InputError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(
+        "{path}: no `{field}` column, and no default for it in [params] of the campaign file: \
+         every row would be invalid"
+    )]
+    MissingParam {
+        path: std::path::PathBuf,
+        field: &'static str,
+    },
     #[error("{path}: {source}")]
     Io {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A required param with neither a column nor a default would make every row invalid: say so
+/// once, before anything is read.
+fn check_required_params(campaign: &Campaign, header: &Header) -> Result<(), IngestError> {
+    let api = campaign.api;
+    let missing = api.param_fields().find(|field| {
+        field.required
+            && Some(field.name) != api.idempotency_key
+            && !campaign.params.contains_key(field.name)
+            && !header.params.iter().any(|(name, _)| *name == field.name)
+    });
+    match missing {
+        Some(field) => Err(IngestError::MissingParam {
+            path: campaign.input.clone(),
+            field: field.name,
+        }),
+        None => Ok(()),
+    }
 }
 
 impl Ledger {
@@ -80,6 +107,7 @@ impl Ledger {
 
         let generation = self.generation()? + 1;
         let mut reader = InputReader::open(&campaign.input, campaign.encoding, campaign.api)?;
+        check_required_params(campaign, reader.header())?;
         self.conn.execute_batch("BEGIN").map_err(|e| self.wrap(e))?;
         let mut examples = Vec::new();
         let result = self.ingest_rows(campaign, &mut reader, generation, keep, &mut examples);
