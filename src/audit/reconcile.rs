@@ -119,6 +119,8 @@ pub(super) struct Reconciler<'a> {
     /// Rows in the ledger; a results row above it is not in the ledger.
     ledger_rows: i64,
     set_aside: BTreeMap<i64, Expected>,
+    /// Rows expected after the results file ended: `(first, last)`, all missing.
+    past_the_end: Option<(i64, i64)>,
     seen: Vec<u64>,
     last_matched: Option<i64>,
     /// Rows found in the results file and compared.
@@ -140,6 +142,7 @@ impl<'a> Reconciler<'a> {
             compare_cells,
             ledger_rows,
             set_aside: BTreeMap::new(),
+            past_the_end: None,
             seen: vec![0; (ledger_rows.max(0) as usize).div_ceil(64) + 1],
             last_matched: None,
             compared: 0,
@@ -181,7 +184,10 @@ impl<'a> Reconciler<'a> {
         loop {
             let row_at = self.row_at();
             let Some(next) = self.results.peek(self.findings) else {
-                self.set_aside.insert(expected.row, expected);
+                // Nothing can match it any more: keep the number only (a truncated file must not
+                // cost memory per row).
+                let (first, _) = self.past_the_end.unwrap_or((expected.row, expected.row));
+                self.past_the_end = Some((first, expected.row));
                 return;
             };
             let claimed = row_of(next, row_at);
@@ -250,13 +256,21 @@ impl<'a> Reconciler<'a> {
             let claimed = row_of(&record, self.row_at());
             self.unexpected(&record, claimed);
         }
-        let missing: Vec<i64> = self.set_aside.keys().copied().collect();
-        let mut start = 0;
-        for i in 0..missing.len() {
-            if i + 1 < missing.len() && missing[i + 1] == missing[i] + 1 {
-                continue;
+        // Consecutive missing rows are reported as one range.
+        let mut ranges: Vec<(i64, i64)> = Vec::new();
+        let tail = self.past_the_end.map(|(first, last)| first..=last);
+        for row in self
+            .set_aside
+            .keys()
+            .copied()
+            .chain(tail.into_iter().flatten())
+        {
+            match ranges.last_mut() {
+                Some((_, last)) if *last + 1 == row => *last = row,
+                _ => ranges.push((row, row)),
             }
-            let (first, last) = (missing[start], missing[i]);
+        }
+        for (first, last) in ranges {
             self.findings.discrepancy(if first == last {
                 format!("row {first}: missing from the results file")
             } else {
@@ -265,7 +279,6 @@ impl<'a> Reconciler<'a> {
                     last - first + 1
                 )
             });
-            start = i + 1;
         }
     }
 

@@ -154,3 +154,13 @@ fn long_values_are_shortened_and_text_stays_readable() {
     let long = "x".repeat(100);
     assert_eq!(super::shown(&long), format!("\"{}\"…", "x".repeat(60)));
 }
+
+#[test]
+fn a_truncated_file_reports_the_missing_tail_as_one_range() {
+    let mut records = correct();
+    records.truncate(3);
+    assert_eq!(
+        discrepancies(&records),
+        ["rows 3 to 4: missing from the results file (2 rows)"]
+    );
+}
