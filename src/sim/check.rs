@@ -3,6 +3,8 @@
 //! `sign_method` and signature (24/25), session where the API needs one (26/27), then the object
 //! param (50 `isv.invalid-parameter`).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -57,7 +59,7 @@ pub(crate) struct ValidCall {
     pub object: Map<String, Value>,
     pub simplify: bool,
     /// What issuances are counted by (see [`identity`]).
-    pub identity: String,
+    pub identity: Arc<str>,
 }
 
 impl ValidCall {
@@ -151,7 +153,7 @@ pub(crate) fn request(
     let object = object_param(api, params)?;
     Ok(ValidCall {
         api,
-        identity: identity(api, &object),
+        identity: identity(api, &object).into(),
         object,
         simplify: params.get("simplify") == Some("true"),
     })

@@ -43,6 +43,7 @@ impl Sim {
     /// Answers one request to the gateway path. `action_allowed` is false for HTTP methods
     /// other than GET and POST (code 9).
     pub(crate) fn handle(&self, action_allowed: bool, query: Option<&str>, body: &[u8]) -> Reply {
+        let arrived = Instant::now();
         let request_id = format!(
             "sim{:09}",
             self.next_request.fetch_add(1, Ordering::Relaxed)
@@ -56,7 +57,6 @@ impl Sim {
         };
 
         let mut state = self.lock();
-        let arrived = Instant::now();
         state.stats.arrive(arrived);
         let call = match checked {
             Ok(call) => call,
@@ -100,12 +100,19 @@ impl Sim {
     /// The counters as `/sim/stats` shows them.
     pub(crate) fn stats(&self) -> SimStats {
         let state = self.lock();
-        SimStats {
+        let mut stats = SimStats {
             issued: state.book.issued(),
             duplicates: state.book.duplicates(),
-            issued_by_identity: state.book.issued_by_identity(),
             ..state.stats.snapshot()
-        }
+        };
+        let by_identity = state.book.issued_by_identity();
+        drop(state);
+        // Built after unlocking: with millions of identities this takes a while.
+        stats.issued_by_identity = by_identity
+            .into_iter()
+            .map(|(identity, n)| (identity.to_string(), u64::from(n)))
+            .collect();
+        stats
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

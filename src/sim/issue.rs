@@ -6,8 +6,9 @@
 //! "First call" in a trigger means the identity's first call that reaches the business logic
 //! (early faults do not count), so triggers are deterministic under any concurrency.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -167,7 +168,7 @@ struct Counters {
 /// The simulated platform's books: per-identity counters, stored idempotent answers, totals.
 #[derive(Debug, Default)]
 pub(crate) struct Book {
-    identities: HashMap<String, Counters>,
+    identities: HashMap<Arc<str>, Counters>,
     /// Final answers by idempotency key value, replayed to a repeated key.
     stored: HashMap<String, Answer>,
     issued: u64,
@@ -178,7 +179,10 @@ pub(crate) struct Book {
 impl Book {
     /// Processes one valid call: faults, idempotent replay, triggers, issuance.
     pub(crate) fn serve(&mut self, call: &ValidCall, faults: &Faults, seed: u64) -> Served {
-        let counters = self.identities.entry(call.identity.clone()).or_default();
+        let counters = self
+            .identities
+            .entry(Arc::clone(&call.identity))
+            .or_default();
         counters.calls += 1;
         let plan = faults.plan(seed, &call.identity, counters.calls);
         if let Some(fault) = plan.early {
@@ -263,11 +267,12 @@ impl Book {
         self.duplicates
     }
 
-    pub(crate) fn issued_by_identity(&self) -> BTreeMap<String, u64> {
+    /// Issuances per identity, cheap to take under a lock (the identities are shared).
+    pub(crate) fn issued_by_identity(&self) -> Vec<(Arc<str>, u32)> {
         self.identities
             .iter()
             .filter(|(_, c)| c.issued > 0)
-            .map(|(identity, c)| (identity.clone(), u64::from(c.issued)))
+            .map(|(identity, c)| (Arc::clone(identity), c.issued))
             .collect()
     }
 }

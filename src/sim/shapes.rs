@@ -123,7 +123,7 @@ mod tests {
             api: find_api(method).unwrap(),
             object: serde_json::from_str(object).unwrap(),
             simplify,
-            identity: String::new(),
+            identity: "".into(),
         }
     }
 

@@ -45,15 +45,21 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// Records a call arriving at `now`; arrivals must be recorded in time order.
-    pub(crate) fn arrive(&mut self, now: Instant) {
+    /// Records a call arriving at `at`. Concurrent calls are recorded slightly out of order;
+    /// each is put in its place so the window stays sorted.
+    pub(crate) fn arrive(&mut self, at: Instant) {
         self.calls += 1;
-        if let Some(horizon) = now.checked_sub(Duration::from_secs(1)) {
+        let newest = self.recent.back().copied().unwrap_or(at).max(at);
+        if let Some(horizon) = newest.checked_sub(Duration::from_secs(1)) {
             while self.recent.front().is_some_and(|t| *t <= horizon) {
                 self.recent.pop_front();
             }
+            if at <= horizon {
+                return;
+            }
         }
-        self.recent.push_back(now);
+        let place = self.recent.iter().rev().take_while(|t| **t > at).count();
+        self.recent.insert(self.recent.len() - place, at);
         self.peak = self.peak.max(self.recent.len() as u64);
     }
 
@@ -130,6 +136,21 @@ mod tests {
         stats.arrive(t0);
         stats.arrive(t0 + Duration::from_secs(1));
         assert_eq!(stats.snapshot().peak_calls_per_second, 1);
+    }
+
+    #[test]
+    fn late_recorded_arrivals_count_in_their_own_window() {
+        let mut stats = Stats::default();
+        let t0 = Instant::now() + Duration::from_secs(5);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        for ms in [0, 900, 500, 1_400, 1_100] {
+            stats.arrive(at(ms));
+        }
+        // Windows: {0, 500, 900}, then {500, 900, 1100, 1400}.
+        assert_eq!(stats.snapshot().peak_calls_per_second, 4);
+        stats.arrive(at(100));
+        assert_eq!(stats.snapshot().calls, 6);
+        assert_eq!(stats.snapshot().peak_calls_per_second, 4);
     }
 
     #[test]
