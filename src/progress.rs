@@ -1,5 +1,5 @@
-//! Progress display: an indicatif bar on a terminal, a plain line every few seconds otherwise,
-//! and a log writer that never tears the bar.
+//! Terminal output: an indicatif progress bar on a terminal (a plain line every few seconds
+//! otherwise), a log writer that never tears the bar, and stdout printing that survives `| head`.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
@@ -98,6 +98,18 @@ impl Progress {
             bar.finish_and_clear();
             *ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
+    }
+}
+
+/// Prints to stdout; a reader that went away (`| head`) is not an error.
+pub fn print(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
     }
 }
 

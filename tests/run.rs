@@ -523,11 +523,18 @@ fn a_malformed_file_stops_before_sending_with_its_line() {
 #[test]
 fn a_required_param_with_no_default_and_no_column_stops_before_sending() {
     let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign("sim", "qps = 10").replace("biz_code = \"23\"\n", ""));
+    folder.write(
+        "c.toml",
+        tmall_campaign("sim", "qps = 10").replace("biz_code = \"23\"\n", ""),
+    );
     folder.write("in.csv", "open_id\nA1\n");
     let out = run(&folder, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("biz_code"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("biz_code"),
+        "{}",
+        text(&out)
+    );
     // With the column in the input instead, it runs.
     folder.write("in.csv", "open_id,biz_code\nA1,23\n");
     let out = run(&folder, &[]);

@@ -44,7 +44,6 @@ pub(super) fn run(
         "`campaign export` rewrites the results file and needs the state file to itself",
     )?;
     let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
-    refuse_changed_input(campaign, &ledger)?;
     let had_bom = starts_with_bom(&campaign.results);
     let digest = results::write_results(campaign, &mut ledger, &campaign.results, bom)
         .with_context(|| format!("cannot write the results to {}", campaign.results.display()))?;
@@ -70,24 +69,6 @@ pub(super) fn run(
         }
     }
     Ok(Exit::Ok)
-}
-
-/// The results pair each input row with the ledger's row of the same number, so they are only
-/// meaningful for the input the ledger last read.
-fn refuse_changed_input(campaign: &Campaign, ledger: &Ledger) -> anyhow::Result<()> {
-    let now = super::file_md5(&campaign.input)
-        .with_context(|| format!("cannot read the input {}", campaign.input.display()))?;
-    if let Some(recorded) = ledger.meta("input_fingerprint")?
-        && recorded != now
-    {
-        anyhow::bail!(
-            "{}: the input file changed since the ledger last read it (md5 {recorded}, now {now}); \
-             the results would pair rows with the wrong outcomes. Run `campaign run` to re-read \
-             it (rows already sent are not sent again), or restore the file, then export",
-            campaign.input.display()
-        );
-    }
-    Ok(())
 }
 
 fn starts_with_bom(path: &Path) -> bool {

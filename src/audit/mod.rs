@@ -10,8 +10,6 @@ mod status;
 mod tests;
 mod verify;
 
-use std::path::Path;
-
 use crate::campaign::Campaign;
 use crate::exit::Exit;
 use crate::ledger::{Ledger, LedgerError};
@@ -52,24 +50,10 @@ fn open_read_only(campaign: &Campaign) -> Result<Ledger, LedgerError> {
     Ok(ledger)
 }
 
-/// The MD5 (lower-case hex) of a file's bytes, streamed.
-fn file_md5(path: &Path) -> std::io::Result<String> {
-    crate::input::fingerprint(path)
-}
-
 /// Prints to stdout; a reader that went away (`| head`) is not an error.
 fn print(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("cannot write to stdout"))
-        }
-        _ => Ok(()),
-    }
+    use anyhow::Context as _;
+    crate::progress::print(text).context("cannot write to stdout")
 }
 
 /// A cell value quoted for a message, shortened when long (JSON details can be).

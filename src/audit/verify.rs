@@ -109,7 +109,7 @@ pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
 
 /// The input must be the file the ledger last read: rows are matched by number.
 fn check_input(campaign: &Campaign, ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
-    let now = super::file_md5(&campaign.input)
+    let now = crate::input::fingerprint(&campaign.input)
         .with_context(|| format!("cannot read the input {}", campaign.input.display()))?;
     match ledger.meta("input_fingerprint")? {
         Some(recorded) if recorded != now => f.discrepancy(format!(
@@ -134,7 +134,7 @@ fn check_digest(
     f: &mut Findings,
 ) -> anyhow::Result<Option<String>> {
     let path = &campaign.results;
-    let found = match super::file_md5(path) {
+    let found = match crate::input::fingerprint(path) {
         Ok(found) => found,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             f.discrepancy(format!(

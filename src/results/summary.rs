@@ -15,7 +15,8 @@ pub struct Summary<'a> {
     /// The pace the run ended at (below `qps` after throttling).
     pub final_rate: f64,
     pub results: &'a Path,
-    pub digest: &'a str,
+    /// The results file's MD5, when it could be written.
+    pub digest: Option<&'a str>,
 }
 
 /// Formats a duration as `1h02m03s`, `2m03s` or `3.4s`.
@@ -28,15 +29,25 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// `writeln!` into a `String` (which cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 /// Prints the end-of-run summary to stdout.
 pub fn print_summary(s: &Summary<'_>) {
+    let mut out = String::new();
     let total: u64 = s.counts.iter().map(|(_, n)| n).sum();
-    println!("rows: {total}");
+    outln!(out, "rows: {total}");
     for (status, n) in s.counts {
-        println!("  {status:<10} {n:>9}");
+        outln!(out, "  {status:<10} {n:>9}");
     }
     let rate = s.snapshot.sent as f64 / s.elapsed.as_secs_f64().max(0.001);
-    println!(
+    outln!(
+        out,
         "this run: {} requests in {} ({rate:.1}/s), {} retries, {} throttle events",
         s.snapshot.sent,
         human_duration(s.elapsed),
@@ -44,12 +55,15 @@ pub fn print_summary(s: &Summary<'_>) {
         s.snapshot.throttle_events
     );
     if s.snapshot.throttle_events > 0 {
-        println!(
+        outln!(
+            out,
             "  ended at a pace of {:.1}/s after throttling",
             s.final_rate
         );
     }
-    println!("results: {} (md5 {})", s.results.display(), s.digest);
+    if let Some(digest) = s.digest {
+        outln!(out, "results: {} (md5 {digest})", s.results.display());
+    }
     let uncertain = s
         .counts
         .iter()
@@ -61,44 +75,53 @@ pub fn print_summary(s: &Summary<'_>) {
         } else {
             ("rows are", "them")
         };
-        println!(
+        outln!(
+            out,
             "note: {uncertain} {rows} uncertain: the platform may have issued {are}. Check, \
              then `campaign run --resend-uncertain` sends {are} again."
         );
     }
+    // Output is best effort: a closed stdout must not turn a finished run into an error.
+    let _ = crate::progress::print(&out);
 }
 
 /// Prints the `--dry-run` plan to stdout.
 pub fn print_plan(campaign: &Campaign, report: &IngestReport) {
+    let mut out = String::new();
     let qps = campaign.limits.qps;
-    println!(
+    outln!(
+        out,
         "dry run: campaign {:?} ({}), nothing is sent",
-        campaign.name, campaign.api.method
+        campaign.name,
+        campaign.api.method
     );
-    println!("  rows in input   {:>9}", report.rows);
-    println!("  to send         {:>9}", report.to_send);
-    println!("  already done    {:>9}", report.already_done);
-    println!("  invalid         {:>9}", report.invalid);
-    println!("  duplicates      {:>9}", report.duplicates);
+    outln!(out, "  rows in input   {:>9}", report.rows);
+    outln!(out, "  to send         {:>9}", report.to_send);
+    outln!(out, "  already done    {:>9}", report.already_done);
+    outln!(out, "  invalid         {:>9}", report.invalid);
+    outln!(out, "  duplicates      {:>9}", report.duplicates);
     let estimate = Duration::from_secs_f64(report.to_send as f64 / qps);
-    println!(
+    outln!(
+        out,
         "  estimated time  {:>9} at {qps} qps",
         human_duration(estimate)
     );
     if report.input_changed {
-        println!("  the input file changed since the last run");
+        outln!(out, "  the input file changed since the last run");
     }
     if report.params_changed {
-        println!("  the campaign params changed since the last run");
+        outln!(out, "  the campaign params changed since the last run");
     }
     if report.orphaned > 0 {
-        println!(
+        outln!(
+            out,
             "  {} identities in the ledger are no longer in the input (kept, not sent)",
             report.orphaned
         );
     }
     if !report.invalid_examples.is_empty() {
-        println!(
+        outln!(
+            out,
             "invalid rows{}:",
             if report.invalid > report.invalid_examples.len() as u64 {
                 " (first few)"
@@ -107,9 +130,11 @@ pub fn print_plan(campaign: &Campaign, report: &IngestReport) {
             }
         );
         for example in &report.invalid_examples {
-            println!("  {example}");
+            outln!(out, "  {example}");
         }
     }
+    // Output is best effort: a closed stdout must not turn a finished run into an error.
+    let _ = crate::progress::print(&out);
 }
 
 #[cfg(test)]

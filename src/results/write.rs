@@ -51,10 +51,11 @@ pub enum ResultsError {
         source: csv::Error,
     },
     #[error(
-        "{path}: the input file changed since it was read (row {row} differs); run `campaign run` \
-         again to re-read it, then export"
+        "{path}: the input file changed since the ledger read it ({what}); the results would pair \
+         rows with the wrong outcomes. Run `campaign run` to re-read it (rows already sent are \
+         not sent again), or restore the file"
     )]
-    InputChanged { path: PathBuf, row: i64 },
+    InputChanged { path: PathBuf, what: String },
 }
 
 /// Makes a cell safe to open in a spreadsheet: text that a spreadsheet would run as a formula
@@ -118,6 +119,18 @@ pub fn write_results(
         path: path.to_owned(),
         source,
     };
+    let now = crate::input::fingerprint(&campaign.input).map_err(|source| ResultsError::Io {
+        path: campaign.input.clone(),
+        source,
+    })?;
+    if let Some(recorded) = ledger.meta("input_fingerprint")?
+        && recorded != now
+    {
+        return Err(changed(
+            &campaign.input,
+            format!("md5 {recorded}, now {now}"),
+        ));
+    }
     let mut input = InputReader::open(&campaign.input, campaign.encoding, campaign.api)?;
     let temp = temporary_path(path);
     let file = File::create(&temp).map_err(io)?;
@@ -145,10 +158,10 @@ pub fn write_results(
             Some(Ok(row)) if row.row as i64 == result.row => row,
             Some(Err(e)) => return Err(ResultsError::Input(e)),
             _ => {
-                return Err(ResultsError::InputChanged {
-                    path: campaign.input.clone(),
-                    row: result.row,
-                });
+                return Err(changed(
+                    &campaign.input,
+                    format!("row {} differs", result.row),
+                ));
             }
         };
         let cells = outcome_cells(&result);
@@ -163,10 +176,10 @@ pub fn write_results(
     let finished = written.and_then(|()| match input.next_row() {
         None => Ok(()),
         Some(Err(e)) => Err(ResultsError::Input(e)),
-        Some(Ok(extra)) => Err(ResultsError::InputChanged {
-            path: campaign.input.clone(),
-            row: extra.row as i64,
-        }),
+        Some(Ok(extra)) => Err(changed(
+            &campaign.input,
+            format!("row {} is new", extra.row),
+        )),
     });
     if let Err(e) = finished {
         drop(out);
@@ -185,6 +198,13 @@ pub fn write_results(
     ledger.set_meta("results_path", &path.display().to_string())?;
     ledger.set_meta("results_written_at", &crate::runner::now_rfc3339())?;
     Ok(digest)
+}
+
+fn changed(path: &Path, what: String) -> ResultsError {
+    ResultsError::InputChanged {
+        path: path.to_owned(),
+        what,
+    }
 }
 
 fn temporary_path(path: &Path) -> PathBuf {

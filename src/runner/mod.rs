@@ -216,8 +216,8 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         Ending::Interrupted => "interrupted",
     };
     ledger.end_run(run_id, &now_rfc3339(), ending_name, &snapshot, elapsed)?;
-    let digest = results::write_results(&campaign, &mut ledger, &campaign.results, options.bom)
-        .with_context(|| format!("cannot write the results to {}", campaign.results.display()))?;
+    // Requests were sent: from here on a failure is not a usage error (exit 2) but a halt.
+    let written = results::write_results(&campaign, &mut ledger, &campaign.results, options.bom);
     let counts = ledger.status_counts()?;
     if !options.quiet {
         results::print_summary(&results::Summary {
@@ -226,7 +226,20 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
             snapshot,
             final_rate: pacer_rate,
             results: &campaign.results,
-            digest: &digest,
+            digest: written.as_deref().ok(),
+        });
+    }
+    if let Err(e) = written {
+        eprintln!(
+            "campaign: error: cannot write the results to {}: {e}",
+            campaign.results.display()
+        );
+        eprintln!(
+            "campaign: progress is saved in the ledger; `campaign export` writes the results"
+        );
+        return Ok(match ending {
+            Ending::Interrupted => Exit::Interrupted,
+            _ => Exit::Halted,
         });
     }
     Ok(match ending {
