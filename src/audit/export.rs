@@ -45,9 +45,9 @@ pub(super) fn run(
     )?;
     let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
     let had_bom = starts_with_bom(&campaign.results);
-    let digest = results::write_results(campaign, &mut ledger, &campaign.results, bom)
+    let written = results::write_results(campaign, &mut ledger, &campaign.results, bom)
         .with_context(|| format!("cannot write the results to {}", campaign.results.display()))?;
-    let rows = ledger.counts(ledger.generation()?)?.rows;
+    let (rows, digest) = (written.rows(), written.digest);
     if !quiet {
         println!(
             "results: {} ({rows} rows, md5 {digest}, recorded in {})",

@@ -15,7 +15,7 @@ use crate::input::{self, Header, InputError, InputReader, Prepared};
 /// Rows are committed in groups of this many during ingest.
 const INGEST_GROUP: u64 = 20_000;
 
-/// What ingest found.
+/// What ingest found. The counts are filled in for dry runs only.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IngestReport {
     /// Data rows in the input.
@@ -84,8 +84,15 @@ fn check_required_params(campaign: &Campaign, header: &Header) -> Result<(), Ing
 impl Ledger {
     /// Brings the input into the ledger (or reuses the last ingest when nothing changed).
     ///
-    /// With `keep` false (a dry run) everything is rolled back at the end.
-    pub fn ingest(&mut self, campaign: &Campaign, keep: bool) -> Result<IngestReport, IngestError> {
+    /// A real run (`dry_run` false) gets only what changed: counting rows would cost a pass over
+    /// the ledger that resuming must not pay. A dry run gets the counts too, and everything it
+    /// did is rolled back.
+    pub fn ingest(
+        &mut self,
+        campaign: &Campaign,
+        dry_run: bool,
+    ) -> Result<IngestReport, IngestError> {
+        let keep = !dry_run;
         let fingerprint =
             input::fingerprint(&campaign.input).map_err(|source| IngestError::Io {
                 path: campaign.input.clone(),
@@ -100,7 +107,11 @@ impl Ledger {
             .as_ref()
             .is_some_and(|p| *p != params_fingerprint);
         if complete && !input_changed && !params_changed {
-            let mut report = self.counts(self.generation()?)?;
+            let mut report = if dry_run {
+                self.counts(self.generation()?)?
+            } else {
+                IngestReport::default()
+            };
             report.reused = true;
             return Ok(report);
         }
@@ -122,7 +133,8 @@ impl Ledger {
             _ => "ROLLBACK",
         };
         let report = match result {
-            Ok(()) => self.counts(generation),
+            Ok(()) if dry_run => self.counts(generation),
+            Ok(()) => Ok(IngestReport::default()),
             Err(e) => {
                 self.conn.execute_batch(finish).map_err(|e| self.wrap(e))?;
                 return Err(e);
@@ -268,6 +280,18 @@ impl Ledger {
             orphaned: count("SELECT COUNT(*) FROM entries WHERE generation <> ?1")?,
             ..IngestReport::default()
         })
+    }
+
+    /// Rows of generation `generation` still to send (read from the pending index, not a scan).
+    pub fn pending_count(&self, generation: i64) -> Result<u64, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'pending'",
+                [generation],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.wrap(e))
     }
 
     /// After a crash, rows left in flight may or may not have reached the platform. For an

@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 
 use crate::campaign::Campaign;
 use crate::input::{InputError, InputReader};
-use crate::ledger::query::ResultRow;
+use crate::ledger::query::{RESULT_STATUSES, ResultRow};
 use crate::ledger::{Ledger, LedgerError};
 
 /// The columns appended after the input's own.
@@ -103,14 +103,31 @@ impl<W: Write> Write for Digesting<W> {
     }
 }
 
+/// What was written: the digest recorded in the ledger and the rows per status, tallied on the
+/// way (so the summary needs no second pass over the ledger).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// MD5 of the file's bytes, lower-case hex.
+    pub digest: String,
+    /// Rows per status, in [`RESULT_STATUSES`] order.
+    pub counts: Vec<(&'static str, u64)>,
+}
+
+impl Written {
+    /// Data rows written.
+    pub fn rows(&self) -> u64 {
+        self.counts.iter().map(|(_, n)| n).sum()
+    }
+}
+
 /// Writes the results file for the current input from the ledger, atomically, and records its
-/// MD5 in the ledger. Returns the digest (lower-case hex).
+/// MD5 in the ledger.
 pub fn write_results(
     campaign: &Campaign,
     ledger: &mut Ledger,
     path: &Path,
     bom: bool,
-) -> Result<String, ResultsError> {
+) -> Result<Written, ResultsError> {
     let io = |source| ResultsError::Io {
         path: path.to_owned(),
         source,
@@ -153,7 +170,11 @@ pub fn write_results(
     out.write_record(header.iter().map(|c| c.as_ref()).chain(COLUMNS))
         .map_err(csv_err)?;
 
+    let mut counts: Vec<(&'static str, u64)> = RESULT_STATUSES.iter().map(|s| (*s, 0)).collect();
     let written = ledger.for_each_result(|result| {
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == result.status) {
+            slot.1 += 1;
+        }
         let row = match input.next_row() {
             Some(Ok(row)) if row.row as i64 == result.row => row,
             Some(Err(e)) => return Err(ResultsError::Input(e)),
@@ -197,7 +218,7 @@ pub fn write_results(
     ledger.set_meta("results_md5", &digest)?;
     ledger.set_meta("results_path", &path.display().to_string())?;
     ledger.set_meta("results_written_at", &crate::runner::now_rfc3339())?;
-    Ok(digest)
+    Ok(Written { digest, counts })
 }
 
 fn changed(path: &Path, what: String) -> ResultsError {

@@ -160,7 +160,7 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     let started_at = now_rfc3339();
     let run_id = ledger.begin_run(&started_at)?;
     let generation = ledger.generation()?;
-    let to_send = ledger.counts(generation)?.to_send;
+    let to_send = ledger.pending_count(generation)?;
     let stats = Arc::new(Stats::default());
     let (earlier_issued, earlier_failed) = ledger.issued_and_failed()?;
     stats
@@ -218,7 +218,10 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     ledger.end_run(run_id, &now_rfc3339(), ending_name, &snapshot, elapsed)?;
     // Requests were sent: from here on a failure is not a usage error (exit 2) but a halt.
     let written = results::write_results(&campaign, &mut ledger, &campaign.results, options.bom);
-    let counts = ledger.status_counts()?;
+    let counts = match &written {
+        Ok(written) => written.counts.clone(),
+        Err(_) => ledger.status_counts()?,
+    };
     if !options.quiet {
         results::print_summary(&results::Summary {
             counts: &counts,
@@ -226,7 +229,7 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
             snapshot,
             final_rate: pacer_rate,
             results: &campaign.results,
-            digest: written.as_deref().ok(),
+            digest: written.as_ref().ok().map(|w| w.digest.as_str()),
         });
     }
     if let Err(e) = written {
@@ -279,7 +282,7 @@ fn prepare(ledger: &mut Ledger, campaign: &Campaign, options: &RunOptions) -> an
             );
         }
     }
-    let report = ledger.ingest(campaign, true)?;
+    let report = ledger.ingest(campaign, false)?;
     if report.input_changed {
         tracing::warn!(
             "the input file changed since the last run; rows were re-read, and rows already sent keep their state (nothing is issued twice)"
@@ -450,7 +453,7 @@ fn dry_run(campaign: &Campaign) -> anyhow::Result<Exit> {
             Ledger::in_memory(&campaign.name, campaign.api.method)?,
         )
     };
-    let report = ledger.ingest(campaign, false)?;
+    let report = ledger.ingest(campaign, true)?;
     results::print_plan(campaign, &report);
     Ok(Exit::Ok)
 }
