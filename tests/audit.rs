@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::text;
+
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,15 +32,6 @@ fn cmd(folder: &Folder, args: &[&str]) -> Output {
         .args(rest)
         .output()
         .expect("run campaign")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn stdout(output: &Output) -> String {

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::text;
+
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,15 +19,6 @@ fn run(folder: &Folder, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .expect("run campaign")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn spawn_run(folder: &Folder) -> Child {

@@ -28,6 +28,16 @@ pub fn campaign() -> Command {
     cmd
 }
 
+/// Everything a command printed, for assertion messages.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// A simulator process (`campaign sim --addr 127.0.0.1:0`), killed on drop.
 pub struct Sim {
     child: Child,
