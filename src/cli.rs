@@ -158,10 +158,27 @@ pub fn run(cli: Cli) -> Exit {
     match execute(&cli) {
         Ok(exit) => exit,
         Err(e) => {
-            eprintln!("campaign: error: {e:#}");
+            eprintln!("campaign: error: {}", describe(&e));
             Exit::Usage
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause its parent already quotes (our typed
+/// errors name their source in their own message).
+fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -214,5 +231,25 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             crate::audit::verify(&campaign)
         }
         Command::Sim(args) => crate::sim::run_cli(args.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_quote_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let typed = anyhow::Error::new(crate::ledger::LedgerError::Lock {
+            path: "s.db.lock".into(),
+            source: io,
+        });
+        assert_eq!(
+            describe(&typed),
+            "s.db.lock: cannot open the lock file: No such file"
+        );
+        let wrapped = anyhow::anyhow!("inner cause").context("outer");
+        assert_eq!(describe(&wrapped), "outer: inner cause");
     }
 }
