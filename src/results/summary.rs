@@ -45,10 +45,14 @@ pub fn print_summary(s: &Summary<'_>) {
     for (status, n) in s.counts {
         outln!(out, "  {status:<10} {n:>9}");
     }
-    let rate = s.snapshot.sent as f64 / s.elapsed.as_secs_f64().max(0.001);
+    // A rate over less than a second says nothing.
+    let rate = match s.elapsed.as_secs_f64() {
+        secs if secs >= 1.0 => format!(" ({:.1}/s)", s.snapshot.sent as f64 / secs),
+        _ => String::new(),
+    };
     outln!(
         out,
-        "this run: {} requests in {} ({rate:.1}/s), {} retries, {} throttle events",
+        "this run: {} requests in {}{rate}, {} retries, {} throttle events",
         s.snapshot.sent,
         human_duration(s.elapsed),
         s.snapshot.retries,

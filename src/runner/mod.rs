@@ -87,7 +87,7 @@ impl Ctx {
     fn halt(&self, reason: Halt) {
         let mut halt = self.halt.lock().unwrap_or_else(|p| p.into_inner());
         if halt.is_none() {
-            tracing::error!("halting: {reason}");
+            tracing::debug!("halting: {reason}");
             *halt = Some(reason);
         }
         self.stop.cancel();
