@@ -1,20 +1,27 @@
 //! Pacing: one rate limiter shared by every worker, slowed down by throttling and sped up again.
 //!
-//! Sends are spaced evenly by a governor limiter with a burst of one, a little slower than `qps`
-//! so that no one-second window, wherever it starts, holds more than `qps` sends even when a
-//! send is delayed by scheduling. A flow-control answer pauses everyone until the ban ends and
-//! halves the rate; each second's worth of clean answers then adds back a tenth of `qps`.
+//! Two layers. A governor limiter spaces sends evenly at the current rate; its small burst lets
+//! the schedule absorb a worker that wakes a little late, so the achieved rate is the configured
+//! one rather than drifting below it. Under it, a sliding window of the last `qps` send instants
+//! is the hard guarantee: no one-second window, wherever it starts, ever holds more than `qps`
+//! sends (with a few milliseconds of guard for the way to the wire). A flow-control answer
+//! pauses everyone until the ban ends and halves the rate; each second's worth of clean answers
+//! then adds back a tenth of `qps`.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-/// How much slower than `qps` sends are spaced: the slack that keeps every one-second window at
-/// or under `qps` when sends jitter by a few milliseconds, while the achieved rate stays within
-/// 1% of `qps`.
-const SPACING_MARGIN: f64 = 0.006;
+/// Added to the one-second window: the send instant is taken just before the request goes
+/// out, and this covers the scheduling between here and the wire.
+const WINDOW_GUARD: Duration = Duration::from_millis(3);
+
+/// Above this rate the window is not kept (it would hold that many instants): such a `qps` means
+/// "as fast as possible".
+const UNLIMITED: f64 = 100_000.0;
 
 /// Pause when a flow-control answer announces no ban time.
 pub const DEFAULT_BAN: Duration = Duration::from_secs(1);
@@ -26,6 +33,34 @@ pub enum ThrottleVerdict {
     Wait,
     /// The ban is longer than `max_ban_wait` (e.g. the daily quota is used up): halt.
     TooLong(Duration),
+}
+
+/// The send instants of the last second, at most `cap` of them.
+struct Window {
+    cap: usize,
+    sends: VecDeque<Instant>,
+}
+
+impl Window {
+    /// Takes a place for a send now, or says how long until one frees up.
+    fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        let span = Duration::from_secs(1) + WINDOW_GUARD;
+        while self
+            .sends
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= span)
+        {
+            self.sends.pop_front();
+        }
+        if self.sends.len() < self.cap {
+            self.sends.push_back(now);
+            return Ok(());
+        }
+        let oldest = *self.sends.front().expect("a full window is not empty");
+        Err((oldest + span)
+            .saturating_duration_since(now)
+            .max(Duration::from_micros(100)))
+    }
 }
 
 struct State {
@@ -40,13 +75,19 @@ pub struct Pacer {
     qps: f64,
     max_ban_wait: Duration,
     state: Mutex<State>,
+    window: Option<Mutex<Window>>,
 }
 
+/// An even spacing at `rate`, with a burst of about 1% of a second's sends (at least 2) so that
+/// late wake-ups are caught up instead of lost.
 fn limiter(rate: f64) -> Arc<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / (rate * (1.0 - SPACING_MARGIN)));
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let burst = NonZeroU32::new((rate / 100.0) as u32)
+        .unwrap_or(NonZeroU32::MIN)
+        .max(NonZeroU32::new(2).expect("2 > 0"));
     let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
         .expect("a positive period")
-        .allow_burst(NonZeroU32::MIN);
+        .allow_burst(burst);
     Arc::new(RateLimiter::direct(quota))
 }
 
@@ -60,6 +101,12 @@ impl Pacer {
                 rate: qps,
                 paused_until: None,
                 clean_since_change: 0,
+            }),
+            window: (qps < UNLIMITED).then(|| {
+                Mutex::new(Window {
+                    cap: (qps.floor() as usize).max(1),
+                    sends: VecDeque::new(),
+                })
             }),
         }
     }
@@ -90,10 +137,21 @@ impl Pacer {
         }
     }
 
-    /// Waits for this send's slot.
+    /// Waits for this send's slot; the send should follow at once.
     pub async fn wait_slot(&self) {
         let limiter = self.lock().limiter.clone();
         limiter.until_ready().await;
+        let Some(window) = &self.window else { return };
+        loop {
+            let admitted = window
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .admit(Instant::now());
+            match admitted {
+                Ok(()) => return,
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
     }
 
     /// A flow-control answer: pause everyone for the ban and halve the rate.
@@ -165,18 +223,38 @@ mod tests {
     }
 
     #[test]
-    fn spacing_never_puts_more_than_qps_in_a_second() {
-        // The limiter's own clock: count how many cells a fresh limiter grants in one second
-        // worth of periods without waiting.
-        for qps in [1.0, 7.0, 20.0, 50.0, 333.0, 1000.0] {
-            let period = 1.0 / (qps * (1.0 - SPACING_MARGIN));
-            // Sends at 0, p, 2p, ...: the number inside any closed one-second window.
-            let in_window = (1.0 / period).floor() as u64 + 1;
-            assert!(
-                in_window <= qps as u64,
-                "qps {qps}: {in_window} sends fit in one second"
-            );
-            assert!(1.0 / period >= qps * 0.99, "qps {qps}: rate below 99%");
+    fn the_window_never_admits_more_than_qps_in_any_second() {
+        let start = Instant::now();
+        let mut window = Window {
+            cap: 3,
+            sends: VecDeque::new(),
+        };
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        for ms in [0, 10, 20] {
+            assert_eq!(window.admit(at(ms)), Ok(()));
         }
+        // The fourth must wait until the first is a full second (plus guard) old.
+        let wait = window.admit(at(500)).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500) + WINDOW_GUARD);
+        assert!(window.admit(at(1000)).is_err());
+        assert_eq!(window.admit(at(1003)), Ok(()));
+        assert_eq!(window.sends.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn sends_are_spaced_and_recorded_in_the_window() {
+        // 200 sends at qps 400: the window holds them all, and the limiter spaces them.
+        let pacer = Pacer::new(400.0, Duration::from_secs(300));
+        let mut sent = Vec::new();
+        for _ in 0..200 {
+            pacer.wait_slot().await;
+            sent.push(Instant::now());
+        }
+        assert_eq!(
+            pacer.window.as_ref().unwrap().lock().unwrap().sends.len(),
+            200
+        );
+        // The burst is small: 200 sends at 400/s cannot take much less than half a second.
+        assert!(sent.last().unwrap().duration_since(sent[0]) >= Duration::from_millis(480));
     }
 }

@@ -39,6 +39,7 @@ pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job) -> Result<(), LedgerGone> 
         })
         .await?;
         marked.await.map_err(|_| LedgerGone)?;
+        let request = ctx.client.prepare(&job.payload);
         let sent = tokio::select! {
             () = ctx.pacer.wait_slot() => true,
             () = ctx.stop.cancelled() => false,
@@ -53,7 +54,7 @@ pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job) -> Result<(), LedgerGone> 
         let started_at = super::now_rfc3339();
         let started = Instant::now();
         ctx.stats.sent();
-        let attempt = ctx.client.send(&job.payload).await;
+        let attempt = ctx.client.send_prepared(request).await;
         let latency_ms = started.elapsed().as_millis() as i64;
         let class = attempt.outcome.class();
         let counted = !matches!(

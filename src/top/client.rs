@@ -72,6 +72,12 @@ struct Inner {
     api: &'static ApiSpec,
 }
 
+/// A signed, encoded request, ready to go. It carries the session key (for APIs that need one),
+/// so it deliberately has no `Debug`.
+pub struct PreparedRequest {
+    body: Result<String, String>,
+}
+
 /// One call: its classified outcome, the platform's `request_id` and the time it took.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Attempt {
@@ -138,9 +144,14 @@ impl Client {
     /// Sends one call with `object_json` (the object param, serialised once by the caller) as
     /// the value of the API's object param, exactly as given.
     pub async fn send(&self, object_json: &str) -> Attempt {
+        self.send_prepared(self.prepare(object_json)).await
+    }
+
+    /// Signs and encodes a request without sending it, so that the work is done before the
+    /// request's rate-limit slot and the send follows the slot closely.
+    pub fn prepare(&self, object_json: &str) -> PreparedRequest {
         let inner = &*self.inner;
         let api = inner.api;
-        let started = Instant::now();
         let credentials = Credentials {
             app_key: &inner.app_key,
             secret: inner.secret.expose(),
@@ -154,12 +165,21 @@ impl Client {
             &credentials,
             &timestamp,
         );
-        tracing::debug!(method = api.method, form = %Redacted(&form), "sending");
-        let parsed = match serde_urlencoded::to_string(&form) {
+        tracing::debug!(method = api.method, form = %Redacted(&form), "prepared");
+        PreparedRequest {
+            body: serde_urlencoded::to_string(&form).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Sends a request made by [`Client::prepare`] and classifies the answer.
+    pub async fn send_prepared(&self, request: PreparedRequest) -> Attempt {
+        let api = self.inner.api;
+        let started = Instant::now();
+        let parsed = match request.body {
             Ok(body) => self.post(body).await,
             // Cannot happen for string pairs; if it did, nothing was sent and nothing will be.
             Err(e) => Parsed {
-                outcome: Outcome::Fatal(PlatformError::transport("encode", e.to_string())),
+                outcome: Outcome::Fatal(PlatformError::transport("encode", e)),
                 top_request_id: None,
             },
         };
