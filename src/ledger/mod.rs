@@ -184,7 +184,7 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// An in-memory ledger, for `--dry-run` on a campaign that has never run, and for tests.
+    /// An in-memory ledger, for tests.
     pub fn in_memory(campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|source| sqlite(&path, source))?;

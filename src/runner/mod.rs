@@ -441,17 +441,19 @@ async fn start_sim(
 
 /// `--dry-run`: ingest into a transaction that is rolled back, and print the plan.
 fn dry_run(campaign: &Campaign) -> anyhow::Result<Exit> {
+    // A campaign that never ran is planned in a throwaway state file on disk, not in memory:
+    // a dry run of millions of rows must not hold them all in RAM.
+    let scratch;
     let (_lock, mut ledger) = if campaign.state.exists() {
         let lock = ledger::lock(&campaign.state)?;
-        (
-            Some(lock),
-            Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?,
-        )
+        (Some(lock), Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?)
     } else {
-        (
-            None,
-            Ledger::in_memory(&campaign.name, campaign.api.method)?,
-        )
+        scratch = tempfile::Builder::new()
+            .prefix("campaign-dry-run")
+            .tempdir()
+            .context("cannot create a scratch directory for the dry run")?;
+        let path = scratch.path().join("plan.db");
+        (None, Ledger::open(&path, &campaign.name, campaign.api.method)?)
     };
     let report = ledger.ingest(campaign, true)?;
     results::print_plan(campaign, &report);
