@@ -533,3 +533,44 @@ fn a_required_param_with_no_default_and_no_column_stops_before_sending() {
     let out = run(&folder, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn an_edited_input_is_reread_and_nothing_is_sent_twice() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
+    folder.write("in.csv", tmall_rows(5));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Touched but unchanged: no warning, nothing sent.
+    let unchanged = std::fs::read(folder.path("in.csv")).unwrap();
+    folder.write("in.csv", &unchanged);
+    let out = run(&folder, &[]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("changed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sim.stats()["calls"], 5);
+    // Rows moved, two new ones: the run says so, sends only the new ones, results follow the file.
+    folder.write(
+        "in.csv",
+        "open_id,note\nNEW1,x\nP00003,moved\nP00001,moved\nNEW2,y\n",
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("input file changed"),
+        "{}",
+        text(&out)
+    );
+    let stats = sim.stats();
+    assert_eq!(stats["calls"], 7);
+    assert_eq!(stats["duplicates"], 0);
+    let results = folder.path("out.csv");
+    assert_eq!(
+        common::column(&results, "note"),
+        ["x", "moved", "moved", "y"]
+    );
+    assert_eq!(common::column(&results, "status"), ["issued"; 4]);
+}

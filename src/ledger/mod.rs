@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS entries (
 -- Partial indexes: resuming finds the remaining work without touching finished rows.
 CREATE INDEX IF NOT EXISTS entries_pending ON entries (generation, row) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS entries_inflight ON entries (id) WHERE status = 'inflight';
+CREATE INDEX IF NOT EXISTS entries_failed ON entries (generation) WHERE status = 'failed';
+CREATE INDEX IF NOT EXISTS entries_uncertain ON entries (generation) WHERE status = 'uncertain';
 -- The current input file, one row per data row, in input order.
 CREATE TABLE IF NOT EXISTS rows (
     row INTEGER PRIMARY KEY,

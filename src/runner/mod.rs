@@ -446,14 +446,20 @@ fn dry_run(campaign: &Campaign) -> anyhow::Result<Exit> {
     let scratch;
     let (_lock, mut ledger) = if campaign.state.exists() {
         let lock = ledger::lock(&campaign.state)?;
-        (Some(lock), Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?)
+        (
+            Some(lock),
+            Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?,
+        )
     } else {
         scratch = tempfile::Builder::new()
             .prefix("campaign-dry-run")
             .tempdir()
             .context("cannot create a scratch directory for the dry run")?;
         let path = scratch.path().join("plan.db");
-        (None, Ledger::open(&path, &campaign.name, campaign.api.method)?)
+        (
+            None,
+            Ledger::open(&path, &campaign.name, campaign.api.method)?,
+        )
     };
     let report = ledger.ingest(campaign, true)?;
     results::print_plan(campaign, &report);
