@@ -186,6 +186,20 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// A throwaway ledger for planning (`--dry-run` of a campaign that never ran): on disk, so
+    /// memory stays flat, and without durability, since it is deleted afterwards.
+    pub fn scratch(path: &Path, campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
+        let conn = Connection::open(path).map_err(|source| sqlite(path, source))?;
+        conn.execute_batch("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;")
+            .map_err(|source| sqlite(path, source))?;
+        let ledger = Ledger {
+            conn,
+            path: path.to_owned(),
+        };
+        ledger.create(campaign, api)?;
+        Ok(ledger)
+    }
+
     /// An in-memory ledger, for tests.
     pub fn in_memory(campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
         let path = PathBuf::from(":memory:");
@@ -214,12 +228,15 @@ impl Ledger {
     }
 
     fn init(&self, campaign: &str, api: &str) -> Result<(), LedgerError> {
-        let wrap = |source| sqlite(&self.path, source);
         self.conn
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;",
-            )
-            .map_err(wrap)?;
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(|source| sqlite(&self.path, source))?;
+        self.create(campaign, api)
+    }
+
+    /// Creates the schema if needed and checks the file belongs to `campaign`.
+    fn create(&self, campaign: &str, api: &str) -> Result<(), LedgerError> {
+        let wrap = |source| sqlite(&self.path, source);
         self.conn
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(wrap)?;

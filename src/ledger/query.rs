@@ -181,7 +181,9 @@ impl Ledger {
     }
 
     /// Issued and failed identities of the current input, for the failure-rate rule.
-    pub fn issued_and_failed(&self) -> Result<(u64, u64), LedgerError> {
+    ///
+    /// `pending` is the count the caller already has from [`Ledger::pending_count`].
+    pub fn issued_and_failed(&self, pending: u64) -> Result<(u64, u64), LedgerError> {
         // Read from the partial indexes and the entry count kept at ingest, so that resuming a
         // large campaign does not scan every entry.
         let generation = self.generation()?;
@@ -196,7 +198,7 @@ impl Ledger {
                 .map_err(|e| self.wrap(e))
         };
         let failed = count(status::FAILED)?;
-        let open = count(status::PENDING)? + count(status::INFLIGHT)? + count(status::UNCERTAIN)?;
+        let open = pending + count(status::INFLIGHT)? + count(status::UNCERTAIN)?;
         let entries: u64 = self
             .meta("generation_entries")?
             .and_then(|n| n.parse().ok())

@@ -162,7 +162,7 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     let generation = ledger.generation()?;
     let to_send = ledger.pending_count(generation)?;
     let stats = Arc::new(Stats::default());
-    let (earlier_issued, earlier_failed) = ledger.issued_and_failed()?;
+    let (earlier_issued, earlier_failed) = ledger.issued_and_failed(to_send)?;
     stats
         .earlier_issued
         .store(earlier_issued, std::sync::atomic::Ordering::Relaxed);
