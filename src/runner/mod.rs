@@ -7,6 +7,7 @@ pub mod pace;
 pub mod stats;
 mod worker;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -126,6 +127,18 @@ enum Ending {
 /// problems found before anything was sent.
 pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit> {
     let secrets = campaign.secrets()?;
+    // Found now, not after every row was sent.
+    for (what, path) in [("results", &campaign.results), ("state", &campaign.state)] {
+        let folder = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        anyhow::ensure!(
+            folder.is_dir(),
+            "{}: the folder for the {what} file does not exist",
+            path.display()
+        );
+    }
     if options.dry_run {
         return dry_run(&campaign);
     }
