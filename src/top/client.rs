@@ -15,9 +15,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use super::api::ApiSpec;
 use super::outcome::{Outcome, PlatformError};
-use super::params::{Credentials, signed_form, timestamp_now};
+use super::params::{Credentials, encode_form, form_pairs, timestamp_now};
 use super::response::{Parsed, parse_response};
-use super::sign::SignMethod;
+use super::sign::{SignMethod, Signer, is_sent};
 use crate::secret::Secret;
 
 /// Idle connections kept per host: enough for hundreds of requests in flight over HTTP/1.1.
@@ -69,13 +69,15 @@ struct Inner {
     secret: Secret,
     session: Option<Secret>,
     sign_method: SignMethod,
+    /// Keyed with `secret` once; each request clones its state.
+    signer: Signer,
     api: &'static ApiSpec,
 }
 
 /// A signed, encoded request, ready to go. It carries the session key (for APIs that need one),
 /// so it deliberately has no `Debug`.
 pub struct PreparedRequest {
-    body: Result<String, String>,
+    body: String,
 }
 
 /// One call: its classified outcome, the platform's `request_id` and the time it took.
@@ -123,12 +125,14 @@ impl Client {
             .user_agent(concat!("campaign/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(ClientError::Build)?;
+        let signer = Signer::new(config.secret.expose(), config.sign_method);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 url,
                 app_key: config.app_key,
                 secret: config.secret,
+                signer,
                 session,
                 sign_method: config.sign_method,
                 api,
@@ -159,15 +163,20 @@ impl Client {
             sign_method: inner.sign_method,
         };
         let timestamp = timestamp_now();
-        let form = signed_form(
+        let pairs = form_pairs(
             api.method,
             (api.object_param, object_json),
             &credentials,
             &timestamp,
         );
-        tracing::debug!(method = api.method, form = %Redacted(&form), "prepared");
+        let signature = inner.signer.sign(&pairs);
+        tracing::debug!(
+            method = api.method,
+            form = %Redacted(&[&pairs[..], &[("sign", signature.as_str())]].concat()),
+            "prepared"
+        );
         PreparedRequest {
-            body: serde_urlencoded::to_string(&form).map_err(|e| e.to_string()),
+            body: encode_form(&pairs, &signature),
         }
     }
 
@@ -175,14 +184,7 @@ impl Client {
     pub async fn send_prepared(&self, request: PreparedRequest) -> Attempt {
         let api = self.inner.api;
         let started = Instant::now();
-        let parsed = match request.body {
-            Ok(body) => self.post(body).await,
-            // Cannot happen for string pairs; if it did, nothing was sent and nothing will be.
-            Err(e) => Parsed {
-                outcome: Outcome::Fatal(PlatformError::transport("encode", e)),
-                top_request_id: None,
-            },
-        };
+        let parsed = self.post(request.body).await;
         let latency = started.elapsed();
         tracing::debug!(
             method = api.method,
@@ -268,15 +270,21 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// A form for logs: `session` and `sign` masked. The secret itself is never in the form.
-struct Redacted<'a>(&'a [(String, String)]);
+/// A form for logs: the sent pairs, with `session` and `sign` masked. The secret itself is
+/// never in the form.
+struct Redacted<'a, K, V>(&'a [(K, V)]);
 
-impl fmt::Display for Redacted<'_> {
+impl<K: AsRef<str>, V: AsRef<str>> fmt::Display for Redacted<'_, K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (name, value)) in self.0.iter().enumerate() {
-            let shown = match name.as_str() {
+        let sent = self
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .filter(|(k, v)| is_sent(k, v));
+        for (i, (name, value)) in sent.enumerate() {
+            let shown = match name {
                 "session" | "sign" => "***",
-                _ => value.as_str(),
+                _ => value,
             };
             write!(f, "{}{name}={shown}", if i == 0 { "" } else { "&" })?;
         }

@@ -40,15 +40,15 @@ pub struct Credentials<'a> {
     pub sign_method: SignMethod,
 }
 
-/// The full, signed form of one call: system parameters, the object param (its JSON text as
-/// serialised once), and `sign`. Blank values are left out of both the form and the signature.
-pub fn signed_form(
-    method: &str,
-    object_param: (&str, &str),
-    credentials: &Credentials<'_>,
-    timestamp: &str,
-) -> Vec<(String, String)> {
-    let mut form: Vec<(String, String)> = [
+/// Every parameter of one call but `sign`, in wire order, blank ones included (they are
+/// neither sent nor signed; see [`is_sent`]).
+pub fn form_pairs<'a>(
+    method: &'a str,
+    object_param: (&'a str, &'a str),
+    credentials: &Credentials<'a>,
+    timestamp: &'a str,
+) -> [(&'a str, &'a str); 8] {
+    [
         ("method", method),
         ("app_key", credentials.app_key),
         ("timestamp", timestamp),
@@ -58,10 +58,21 @@ pub fn signed_form(
         ("session", credentials.session.unwrap_or("")),
         object_param,
     ]
-    .into_iter()
-    .filter(|(k, v)| is_sent(k, v))
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+}
+
+/// The full, signed form of one call: system parameters, the object param (its JSON text as
+/// serialised once), and `sign`. Blank values are left out of both the form and the signature.
+pub fn signed_form(
+    method: &str,
+    object_param: (&str, &str),
+    credentials: &Credentials<'_>,
+    timestamp: &str,
+) -> Vec<(String, String)> {
+    let mut form: Vec<(String, String)> = form_pairs(method, object_param, credentials, timestamp)
+        .into_iter()
+        .filter(|(k, v)| is_sent(k, v))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let signature = sign(
         form.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         credentials.secret,
@@ -69,6 +80,56 @@ pub fn signed_form(
     );
     form.push(("sign".to_owned(), signature));
     form
+}
+
+/// The request body of [`form_pairs`] signed with `signature`: the sent pairs then `sign`,
+/// `application/x-www-form-urlencoded` into one string, byte for byte what `serde_urlencoded`
+/// makes of [`signed_form`].
+pub fn encode_form(pairs: &[(&str, &str)], signature: &str) -> String {
+    let sent = || pairs.iter().filter(|(k, v)| is_sent(k, v));
+    // Worst case: every byte of a value escaped to three.
+    let capacity = sent()
+        .map(|(k, v)| k.len() + 3 * v.len() + 2)
+        .sum::<usize>()
+        + "sign=".len()
+        + signature.len();
+    let mut body = String::with_capacity(capacity);
+    for (name, value) in sent().copied().chain([("sign", signature)]) {
+        if !body.is_empty() {
+            body.push('&');
+        }
+        push_form_encoded(&mut body, name);
+        body.push('=');
+        push_form_encoded(&mut body, value);
+    }
+    body
+}
+
+/// Appends `text` encoded as the WHATWG `application/x-www-form-urlencoded` serializer does
+/// (as `form_urlencoded` and so `serde_urlencoded` do): `*-._`, ASCII letters and digits as
+/// they are, space as `+`, every other byte as `%XX` in upper case.
+fn push_form_encoded(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = text.as_bytes();
+    let mut plain_from = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        if matches!(byte, b'*' | b'-' | b'.' | b'_' | b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z') {
+            continue;
+        }
+        if plain_from < i {
+            // Both ends are ASCII bytes, so char boundaries.
+            out.push_str(&text[plain_from..i]);
+        }
+        if byte == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xF)]));
+        }
+        plain_from = i + 1;
+    }
+    out.push_str(&text[plain_from..]);
 }
 
 #[cfg(test)]
@@ -102,5 +163,38 @@ mod tests {
         assert!(sent.contains(&("req", r#"{"a":1}"#)));
         assert!(sent.contains(&("v", "2.0")));
         assert!(sent.contains(&("format", "json")));
+    }
+
+    #[test]
+    fn encoded_form_is_what_serde_urlencoded_makes_of_the_signed_form() {
+        let payloads = [
+            r#"{"a":1}"#,
+            r#"{"open_id":"AXA b+c&d=e","biz_code":"优惠 券","list":[1,"*-._~!'()%"]}"#,
+            "\t\r\n\u{7f}\u{80}\u{10FFFF}",
+            "   ",
+        ];
+        for payload in payloads {
+            for (session, method) in [
+                (None, SignMethod::Md5),
+                (Some("sess ion/1"), SignMethod::Hmac),
+                (Some(" "), SignMethod::HmacSha256),
+            ] {
+                let creds = Credentials {
+                    app_key: "k 1",
+                    secret: "s",
+                    session,
+                    sign_method: method,
+                };
+                let timestamp = "2016-01-01 12:00:00";
+                let form = signed_form("m.x", ("req", payload), &creds, timestamp);
+                let signature = &form.last().unwrap().1;
+                let pairs = form_pairs("m.x", ("req", payload), &creds, timestamp);
+                assert_eq!(
+                    encode_form(&pairs, signature),
+                    serde_urlencoded::to_string(&form).unwrap(),
+                    "{payload:?} {session:?}"
+                );
+            }
+        }
     }
 }

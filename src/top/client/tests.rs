@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::top::OutcomeClass::{self, *};
 use crate::top::apis::{alsc, tmall};
+use crate::top::params::signed_form;
 use crate::top::sign::sign;
 
 const OBJECT: &str = r#"{"channel":7,"open_id":"AXBZ","out_id":123,"biz_code":"23"}"#;
