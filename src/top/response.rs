@@ -41,7 +41,10 @@ pub fn parse_response(api: &ApiSpec, http_status: u16, body: &[u8]) -> Parsed {
     let Some(root @ Value::Object(root_map)) = &json else {
         return lost(idempotent, malformed(body));
     };
-    let answer = match root_map.get(&api.response_key()) {
+    let wrapped = root_map
+        .iter()
+        .find_map(|(key, value)| is_response_key(api.method, key).then_some(value));
+    let answer = match wrapped {
         Some(wrapped @ Value::Object(_)) => wrapped,
         Some(_) => return lost(idempotent, malformed(body)),
         None => root,
@@ -50,6 +53,18 @@ pub fn parse_response(api: &ApiSpec, http_status: u16, body: &[u8]) -> Parsed {
         outcome: (api.read_success)(answer),
         top_request_id: answer.get("request_id").and_then(scalar_text),
     }
+}
+
+/// Whether `key` is [`ApiSpec::response_key`] of `method`, checked without building that key.
+fn is_response_key(method: &str, key: &str) -> bool {
+    let name = method.strip_prefix("taobao.").unwrap_or(method);
+    key.strip_suffix("_response").is_some_and(|stem| {
+        stem.len() == name.len()
+            && stem
+                .bytes()
+                .zip(name.bytes())
+                .all(|(k, n)| k == if n == b'.' { b'_' } else { n })
+    })
 }
 
 /// The outcome for a success-shaped answer that lacks what the API always sends: the body is
@@ -195,6 +210,18 @@ mod tests {
             assert_eq!(parsed.outcome, wrapped.outcome, "{}", api.method);
             assert_eq!(parsed.top_request_id, wrapped.top_request_id);
         }
+    }
+
+    #[test]
+    fn response_key_is_recognised_without_building_it() {
+        for api in [&tmall::SPEC, &alsc::SPEC] {
+            assert!(is_response_key(api.method, &api.response_key()));
+            assert!(!is_response_key(api.method, api.method));
+            assert!(!is_response_key(api.method, "error_response"));
+        }
+        assert!(is_response_key("taobao.item.get", "item_get_response"));
+        assert!(!is_response_key("taobao.item.get", "item_gets_response"));
+        assert!(!is_response_key("item.get", "item.get_response"));
     }
 
     #[test]

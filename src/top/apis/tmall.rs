@@ -55,24 +55,47 @@ fn read_success(body: &Value) -> Outcome {
     let model = result.get("model").and_then(Value::as_object);
     let certificate = model.and_then(|m| field_text(m, "certificate_code"));
     match (code.as_deref(), certificate, model) {
-        (Some("0") | None, Some(issued_id), Some(model)) => {
-            let mut detail: Map<String, Value> = model
-                .iter()
-                .filter(|(name, _)| *name != "certificate_code")
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect();
-            if let Some(message) = message {
-                detail.insert("message".to_owned(), Value::String(message));
-            }
-            Outcome::Issued {
-                issued_id,
-                detail: Value::Object(detail).to_string(),
-            }
-        }
+        (Some("0") | None, Some(issued_id), Some(model)) => Outcome::Issued {
+            issued_id,
+            detail: serde_json::to_string(&Detail {
+                model,
+                message: message.as_deref(),
+            })
+            .expect("a JSON map serialises"),
+        },
         _ => {
             let message = message.unwrap_or_else(|| Value::Object(result.clone()).to_string());
             Outcome::Permanent(PlatformError::new(code.as_deref(), None, message))
         }
+    }
+}
+
+/// The detail of an issued answer, written without copying the model: its fields but
+/// `certificate_code`, in order, then `message` (in the model's own `message` slot if it has one).
+struct Detail<'a> {
+    model: &'a Map<String, Value>,
+    message: Option<&'a str>,
+}
+
+impl serde::Serialize for Detail<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        let mut message_written = false;
+        for (name, value) in self.model {
+            match (name.as_str(), self.message) {
+                ("certificate_code", _) => {}
+                ("message", Some(message)) => {
+                    map.serialize_entry(name, message)?;
+                    message_written = true;
+                }
+                _ => map.serialize_entry(name, value)?,
+            }
+        }
+        if let (Some(message), false) = (self.message, message_written) {
+            map.serialize_entry("message", message)?;
+        }
+        map.end()
     }
 }
 
@@ -140,6 +163,23 @@ mod tests {
         };
         assert_eq!(error.code.as_deref(), Some("0"));
         assert_eq!(error.message, r#"{"code":"0","model":{"status":"1"}}"#);
+    }
+
+    #[test]
+    fn detail_keeps_the_models_order_and_its_own_message_slot() {
+        let outcome = read(
+            r#"{"result":{"code":"0","message":"outer","model":{"b":1,"message":"inner","certificate_code":"C","a":{"x":[1,"y"]}}}}"#,
+        );
+        let Outcome::Issued { issued_id, detail } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(issued_id, "C");
+        assert_eq!(detail, r#"{"b":1,"message":"outer","a":{"x":[1,"y"]}}"#);
+        let no_message = read(r#"{"result":{"model":{"certificate_code":"C","message":"m"}}}"#);
+        assert!(
+            matches!(&no_message, Outcome::Issued { detail, .. } if detail == r#"{"message":"m"}"#),
+            "{no_message:?}"
+        );
     }
 
     #[test]
