@@ -61,6 +61,11 @@ pub enum Msg {
         entry_id: i64,
         ack: oneshot::Sender<()>,
     },
+    /// Mark several rows in flight in one message; `ack` fires once every mark is durable.
+    InFlightMany {
+        entry_ids: Vec<i64>,
+        ack: oneshot::Sender<()>,
+    },
     /// Record an attempt (if one was made) and the row's new state.
     Record(Box<Record>),
     /// The next rows to send after `after_row`, in input order.
@@ -167,6 +172,13 @@ fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
         Msg::InFlight { entry_id, ack } => {
             tx.prepare_cached("UPDATE entries SET status = ?2 WHERE id = ?1")?
                 .execute(params![entry_id, status::INFLIGHT])?;
+            Ok(Some(Reply::Ack(ack)))
+        }
+        Msg::InFlightMany { entry_ids, ack } => {
+            let mut mark = tx.prepare_cached("UPDATE entries SET status = ?2 WHERE id = ?1")?;
+            for entry_id in entry_ids {
+                mark.execute(params![entry_id, status::INFLIGHT])?;
+            }
             Ok(Some(Reply::Ack(ack)))
         }
         Msg::Record(record) => {

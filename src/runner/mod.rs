@@ -317,15 +317,20 @@ fn prepare(ledger: &mut Ledger, campaign: &Campaign, options: &RunOptions) -> an
 async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) {
     let workers = ctx.limits.concurrency * 2 + 2;
     let (jobs_tx, jobs_rx) = async_channel(workers);
+    // One permit per worker waiting for a row and not yet promised one: rows are marked in
+    // flight only for workers that will take them at once.
+    let idle = Arc::new(Semaphore::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let ctx = ctx.clone();
         let jobs = jobs_rx.clone();
+        let idle = idle.clone();
         tasks.spawn(async move {
             loop {
+                idle.add_permits(1);
                 let job = { jobs.lock().await.recv().await };
-                let Some(job) = job else { return };
-                if worker::process(&ctx, job).await.is_err() {
+                let Some((job, slot)) = job else { return };
+                if worker::process(&ctx, job, slot).await.is_err() {
                     ctx.halt(Halt::Ledger);
                     return;
                 }
@@ -353,10 +358,35 @@ async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) {
         };
         let Some(last) = chunk.last() else { break };
         after_row = last.row;
-        for job in chunk {
-            tokio::select! {
-                sent = jobs_tx.send(job) => if sent.is_err() { break 'feed },
-                () = ctx.stop.cancelled() => break 'feed,
+        let mut chunk = chunk.into_iter();
+        while chunk.len() > 0 {
+            let Some(batch) = mark_batch(ctx, &idle, &mut chunk).await else {
+                break 'feed;
+            };
+            let mut batch = batch.into_iter();
+            while let Some((job, slot)) = batch.next() {
+                let taker = tokio::select! {
+                    taker = jobs_tx.reserve() => taker,
+                    () = ctx.stop.cancelled() => Err(mpsc::error::SendError(())),
+                };
+                match taker {
+                    Ok(taker) => taker.send((job, slot)),
+                    Err(_) => {
+                        // Marked but not handed out (stop, or no worker left): back to pending.
+                        for (job, slot) in std::iter::once((job, slot)).chain(batch) {
+                            drop(slot);
+                            if ctx
+                                .record(&job, None, false, Settle::Pending(None), None)
+                                .await
+                                .is_err()
+                            {
+                                ctx.halt(Halt::Ledger);
+                                break;
+                            }
+                        }
+                        break 'feed;
+                    }
+                }
             }
         }
     }
@@ -390,10 +420,72 @@ async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) {
     }
 }
 
-/// A job queue many workers can take from.
-type SharedJobs = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
+/// Takes the in-flight permits that are free, as many as there are idle workers to take the
+/// rows (at least one of each, waited for; at most one per row left in `rows`), waits out a
+/// throttle pause, and marks that many rows in flight with one message. Returns them with their
+/// permits once the marks are durable, so each can be sent at once; `None` if the run stopped
+/// first (nothing marked) or the ledger is gone (the run halts).
+async fn mark_batch(
+    ctx: &Arc<Ctx>,
+    idle: &Semaphore,
+    rows: &mut std::vec::IntoIter<Job>,
+) -> Option<Vec<(Job, worker::Slot)>> {
+    // An idle worker first, then a permit: a worker waiting for a permit is never idle, so
+    // holding a permit while waiting for an idle worker could wait for ever. Once the run
+    // stops, a promised worker no longer matters: the workers drain the queue and exit.
+    tokio::select! {
+        worker = idle.acquire() => worker.expect("the semaphore is never closed").forget(),
+        () = ctx.stop.cancelled() => return None,
+    }
+    tokio::select! {
+        permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed").forget(),
+        () = ctx.stop.cancelled() => return None,
+    }
+    let mut slots = vec![worker::Slot::adopt(ctx)];
+    tokio::select! {
+        () = ctx.pacer.wait_pause() => {}
+        () = ctx.stop.cancelled() => return None,
+    }
+    let more = (ctx.in_flight.available_permits())
+        .min(idle.available_permits())
+        .min(rows.len() - 1);
+    if more > 0 {
+        let more = u32::try_from(more).expect("at most `concurrency` permits");
+        // Both or neither: a permit taken alone goes back on drop.
+        if let (Ok(permits), Ok(workers)) = (
+            ctx.in_flight.try_acquire_many(more),
+            idle.try_acquire_many(more),
+        ) {
+            permits.forget();
+            workers.forget();
+            slots.extend((0..more).map(|_| worker::Slot::adopt(ctx)));
+        }
+    }
+    // Slots first: `zip` stops on the first exhausted side before taking from the second, so no
+    // row is taken without a slot.
+    let batch: Vec<(Job, worker::Slot)> = slots
+        .into_iter()
+        .zip(rows.by_ref())
+        .map(|(slot, job)| (job, slot))
+        .collect();
+    let (ack, marked) = tokio::sync::oneshot::channel();
+    let entry_ids = batch.iter().map(|(job, _)| job.entry_id).collect();
+    if ctx
+        .send(Msg::InFlightMany { entry_ids, ack })
+        .await
+        .is_err()
+        || marked.await.is_err()
+    {
+        ctx.halt(Halt::Ledger);
+        return None;
+    }
+    Some(batch)
+}
 
-fn async_channel(capacity: usize) -> (mpsc::Sender<Job>, SharedJobs) {
+/// A job queue many workers can take from; each row comes with the permit it was marked under.
+type SharedJobs = Arc<tokio::sync::Mutex<mpsc::Receiver<(Job, worker::Slot)>>>;
+
+fn async_channel(capacity: usize) -> (mpsc::Sender<(Job, worker::Slot)>, SharedJobs) {
     let (tx, rx) = mpsc::channel(capacity);
     (tx, Arc::new(tokio::sync::Mutex::new(rx)))
 }

@@ -16,29 +16,65 @@ use super::pace::ThrottleVerdict;
 #[derive(Debug)]
 pub(crate) struct LedgerGone;
 
-/// Sends one row until it settles, the run stops, or the ledger fails.
-pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job) -> Result<(), LedgerGone> {
-    let mut tries_this_run: u32 = 0;
-    loop {
-        if ctx.stop.is_cancelled() {
-            return Ok(());
-        }
-        let permit = tokio::select! {
-            permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed"),
-            () = ctx.stop.cancelled() => return Ok(()),
-        };
-        tokio::select! {
-            () = ctx.pacer.wait_pause() => {}
-            () = ctx.stop.cancelled() => return Ok(()),
-        }
+/// One permit of `ctx.in_flight`, taken out of the semaphore (`forget`) so that it can travel
+/// with its row from the dispatcher to a worker; it goes back to the semaphore on drop.
+pub(crate) struct Slot {
+    ctx: Arc<Ctx>,
+}
 
-        let (ack, marked) = oneshot::channel();
-        ctx.send(Msg::InFlight {
-            entry_id: job.entry_id,
-            ack,
-        })
-        .await?;
-        marked.await.map_err(|_| LedgerGone)?;
+impl Slot {
+    /// Takes charge of one permit the caller has already forgotten.
+    pub(crate) fn adopt(ctx: &Arc<Ctx>) -> Slot {
+        Slot { ctx: ctx.clone() }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.ctx.in_flight.add_permits(1);
+    }
+}
+
+/// Sends one row until it settles, the run stops, or the ledger fails. `handed` is the permit
+/// the dispatcher took for the row's first attempt, whose in-flight mark it has already
+/// committed; later attempts take their own permit and mark the row themselves.
+pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<(), LedgerGone> {
+    let mut tries_this_run: u32 = 0;
+    let mut handed = Some(handed);
+    loop {
+        let permit = match handed.take() {
+            Some(slot) => {
+                if ctx.stop.is_cancelled() {
+                    // Marked but never sent: back to pending, untouched.
+                    ctx.record(&job, None, false, Settle::Pending(None), None)
+                        .await?;
+                    return Ok(());
+                }
+                slot
+            }
+            None => {
+                if ctx.stop.is_cancelled() {
+                    return Ok(());
+                }
+                tokio::select! {
+                    permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed").forget(),
+                    () = ctx.stop.cancelled() => return Ok(()),
+                }
+                let slot = Slot::adopt(ctx);
+                tokio::select! {
+                    () = ctx.pacer.wait_pause() => {}
+                    () = ctx.stop.cancelled() => return Ok(()),
+                }
+                let (ack, marked) = oneshot::channel();
+                ctx.send(Msg::InFlight {
+                    entry_id: job.entry_id,
+                    ack,
+                })
+                .await?;
+                marked.await.map_err(|_| LedgerGone)?;
+                slot
+            }
+        };
         let request = ctx.client.prepare(&job.payload);
         let sent = tokio::select! {
             () = ctx.pacer.wait_slot() => true,
