@@ -198,30 +198,22 @@ async fn business_outcomes_map_to_their_classes() {
         let a = a.clone();
         async move { a.send(&alsc_object(id, req)).await.outcome }
     };
-    assert_eq!(
-        send("2088000000009901", "r1").await.class(),
-        OutcomeClass::Permanent
-    );
-    assert_eq!(
-        send("2088000000009902", "r2").await.class(),
-        OutcomeClass::Permanent
-    );
-    assert_eq!(
-        send("2088000000009903", "r3").await.class(),
-        OutcomeClass::Transient
-    );
-    assert_eq!(
-        send("2088000000009903", "r3").await.class(),
-        OutcomeClass::Issued
-    );
-    assert_eq!(
-        send("2088000000009904", "r4").await.class(),
-        OutcomeClass::Transient
-    );
-    assert_eq!(
-        send("2088000000009904", "r4").await.class(),
-        OutcomeClass::Issued
-    );
+    // Calls in order: the second call for 9903 and 9904 finds the first one's outcome.
+    let expected = [
+        ("2088000000009901", "r1", OutcomeClass::Permanent),
+        ("2088000000009902", "r2", OutcomeClass::Permanent),
+        ("2088000000009903", "r3", OutcomeClass::Transient),
+        ("2088000000009903", "r3", OutcomeClass::Issued),
+        ("2088000000009904", "r4", OutcomeClass::Transient),
+        ("2088000000009904", "r4", OutcomeClass::Issued),
+    ];
+    for (alipay_id, request_id, class) in expected {
+        assert_eq!(
+            send(alipay_id, request_id).await.class(),
+            class,
+            "{alipay_id}"
+        );
+    }
     // The timeout sub-code on the idempotent API is transient: resending the same request_id
     // gets the stored answer and issues nothing more.
     assert_eq!(

@@ -275,50 +275,29 @@ impl Ledger {
 
     /// Row counts of generation `generation`.
     pub fn counts(&self, generation: i64) -> Result<IngestReport, LedgerError> {
-        let wrap = |e| self.wrap(e);
-        let count = |sql: &str| -> Result<u64, LedgerError> {
-            self.conn
-                .query_row(sql, [generation], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(wrap)
-        };
-        let rows: u64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM rows", [], |r| r.get::<_, i64>(0))
-            .map_err(wrap)? as u64;
-        let kinds = |k: &str| -> Result<u64, LedgerError> {
-            self.conn
-                .query_row("SELECT COUNT(*) FROM rows WHERE kind = ?1", [k], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .map(|n| n as u64)
-                .map_err(wrap)
-        };
+        let in_generation = |sql: &str| self.count(sql, [generation]);
+        let of_kind = |k: &str| self.count("SELECT COUNT(*) FROM rows WHERE kind = ?1", [k]);
         Ok(IngestReport {
-            rows,
-            invalid: kinds(kind::INVALID)?,
-            duplicates: kinds(kind::DUPLICATE)?,
-            to_send: count(
+            rows: self.count("SELECT COUNT(*) FROM rows", [])?,
+            invalid: of_kind(kind::INVALID)?,
+            duplicates: of_kind(kind::DUPLICATE)?,
+            to_send: in_generation(
                 "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status IN ('pending', 'inflight')",
             )?,
-            already_done: count(
+            already_done: in_generation(
                 "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status IN ('issued', 'failed', 'uncertain')",
             )?,
-            orphaned: count("SELECT COUNT(*) FROM entries WHERE generation <> ?1")?,
+            orphaned: in_generation("SELECT COUNT(*) FROM entries WHERE generation <> ?1")?,
             ..IngestReport::default()
         })
     }
 
     /// Rows of generation `generation` still to send (read from the pending index, not a scan).
     pub fn pending_count(&self, generation: i64) -> Result<u64, LedgerError> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'pending'",
-                [generation],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.wrap(e))
+        self.count(
+            "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'pending'",
+            [generation],
+        )
     }
 
     /// After a crash, rows left in flight may or may not have reached the platform. For an

@@ -289,6 +289,18 @@ impl Ledger {
         Ok(self.meta("gen")?.and_then(|g| g.parse().ok()).unwrap_or(0))
     }
 
+    /// Runs a `SELECT COUNT(*) ...` query.
+    pub(crate) fn count(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<u64, LedgerError> {
+        self.conn
+            .query_row(sql, params, |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.wrap(e))
+    }
+
     pub(crate) fn wrap(&self, source: rusqlite::Error) -> LedgerError {
         sqlite(&self.path, source)
     }

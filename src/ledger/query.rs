@@ -187,15 +187,11 @@ impl Ledger {
         // Read from the partial indexes and the entry count kept at ingest, so that resuming a
         // large campaign does not scan every entry.
         let generation = self.generation()?;
-        let count = |status: &str| -> Result<u64, LedgerError> {
-            self.conn
-                .query_row(
-                    "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = ?2",
-                    params![generation, status],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map(|n| n as u64)
-                .map_err(|e| self.wrap(e))
+        let count = |status: &str| {
+            self.count(
+                "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = ?2",
+                params![generation, status],
+            )
         };
         let failed = count(status::FAILED)?;
         let open = pending + count(status::INFLIGHT)? + count(status::UNCERTAIN)?;

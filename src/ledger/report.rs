@@ -126,14 +126,10 @@ impl Ledger {
 
     /// Throttled attempts over all runs.
     pub fn throttle_events(&self) -> Result<u64, LedgerError> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*) FROM attempts WHERE class = 'throttled'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.wrap(e))
+        self.count(
+            "SELECT COUNT(*) FROM attempts WHERE class = 'throttled'",
+            [],
+        )
     }
 
     /// Calls `each` for every attempt in the order they were recorded, streaming.
@@ -235,15 +231,10 @@ impl Ledger {
 
     /// Identities of the current input that are in flight right now (shown as pending).
     pub fn in_flight(&self) -> Result<u64, LedgerError> {
-        let generation = self.generation()?;
-        self.conn
-            .query_row(
-                "SELECT COUNT(*) FROM entries WHERE status = 'inflight' AND generation = ?1",
-                [generation],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.wrap(e))
+        self.count(
+            "SELECT COUNT(*) FROM entries WHERE status = 'inflight' AND generation = ?1",
+            [self.generation()?],
+        )
     }
 
     /// Calls `each` for every identity recorded by an earlier ingest that is no longer in the
