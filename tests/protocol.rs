@@ -63,6 +63,18 @@ fn client(sim: &SimServer, api: &'static ApiSpec, o: Options) -> Client {
     .unwrap()
 }
 
+/// An alsc client with the simulator's defaults: alsc sends no session.
+fn alsc_client(sim: &SimServer) -> Client {
+    client(
+        sim,
+        alsc(),
+        Options {
+            session: None,
+            ..Options::default()
+        },
+    )
+}
+
 fn tmall_object(open_id: &str) -> String {
     format!(r#"{{"channel":7,"open_id":"{open_id}","out_id":123,"biz_code":"23"}}"#)
 }
@@ -186,14 +198,7 @@ async fn business_outcomes_map_to_their_classes() {
         OutcomeClass::Unknown
     );
 
-    let a = client(
-        &sim,
-        alsc(),
-        Options {
-            session: None,
-            ..Options::default()
-        },
-    );
+    let a = alsc_client(&sim);
     let send = |id: &'static str, req: &'static str| {
         let a = a.clone();
         async move { a.send(&alsc_object(id, req)).await.outcome }
@@ -297,14 +302,7 @@ async fn bad_gateways_and_bodies_depend_on_idempotency() {
             t.send(&tmall_object("B1")).await.outcome.class(),
             OutcomeClass::Unknown
         );
-        let a = client(
-            &sim,
-            alsc(),
-            Options {
-                session: None,
-                ..Options::default()
-            },
-        );
+        let a = alsc_client(&sim);
         assert_eq!(
             a.send(&alsc_object("2088000000000001", "b1"))
                 .await
