@@ -56,13 +56,8 @@ pub enum Settle {
 /// What the workers tell the ledger.
 #[derive(Debug)]
 pub enum Msg {
-    /// Mark a row in flight; `ack` fires once the mark is durable.
+    /// Mark rows in flight; `ack` fires once every mark is durable.
     InFlight {
-        entry_id: i64,
-        ack: oneshot::Sender<()>,
-    },
-    /// Mark several rows in flight in one message; `ack` fires once every mark is durable.
-    InFlightMany {
         entry_ids: Vec<i64>,
         ack: oneshot::Sender<()>,
     },
@@ -169,12 +164,7 @@ impl Reply {
 
 fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
     match msg {
-        Msg::InFlight { entry_id, ack } => {
-            tx.prepare_cached("UPDATE entries SET status = ?2 WHERE id = ?1")?
-                .execute(params![entry_id, status::INFLIGHT])?;
-            Ok(Some(Reply::Ack(ack)))
-        }
-        Msg::InFlightMany { entry_ids, ack } => {
+        Msg::InFlight { entry_ids, ack } => {
             let mut mark = tx.prepare_cached("UPDATE entries SET status = ?2 WHERE id = ?1")?;
             for entry_id in entry_ids {
                 mark.execute(params![entry_id, status::INFLIGHT])?;

@@ -470,12 +470,7 @@ async fn mark_batch(
         .collect();
     let (ack, marked) = tokio::sync::oneshot::channel();
     let entry_ids = batch.iter().map(|(job, _)| job.entry_id).collect();
-    if ctx
-        .send(Msg::InFlightMany { entry_ids, ack })
-        .await
-        .is_err()
-        || marked.await.is_err()
-    {
+    if ctx.send(Msg::InFlight { entry_ids, ack }).await.is_err() || marked.await.is_err() {
         ctx.halt(Halt::Ledger);
         return None;
     }

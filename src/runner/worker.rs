@@ -67,7 +67,7 @@ pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<()
                 }
                 let (ack, marked) = oneshot::channel();
                 ctx.send(Msg::InFlight {
-                    entry_id: job.entry_id,
+                    entry_ids: vec![job.entry_id],
                     ack,
                 })
                 .await?;
