@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod campaign;
 pub mod cli;
+pub mod domain;
 pub mod exit;
 pub mod input;
 pub mod ledger;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::runner::stats::{Snapshot, Stats};
+use crate::domain::{LiveCounters, RunCounters};
 
 /// How often the bar is refreshed.
 const TICK: Duration = Duration::from_millis(200);
@@ -25,7 +25,7 @@ pub struct Progress {
 }
 
 /// The one-line description of where a run stands.
-pub fn describe(s: &Snapshot, total: u64, rate: f64) -> String {
+pub fn describe(s: &RunCounters, retrying: u64, total: u64, rate: f64) -> String {
     format!(
         "{}/{} done · issued {} · failed {} · uncertain {} · retrying {} · {:.1}/s",
         s.done(),
@@ -33,14 +33,14 @@ pub fn describe(s: &Snapshot, total: u64, rate: f64) -> String {
         s.issued,
         s.failed,
         s.uncertain,
-        s.retrying,
+        retrying,
         rate
     )
 }
 
 impl Progress {
     /// Starts showing progress of `total` rows to send, or nothing when `quiet`.
-    pub fn start(total: u64, stats: Arc<Stats>, quiet: bool) -> Progress {
+    pub fn start(total: u64, stats: Arc<LiveCounters>, quiet: bool) -> Progress {
         if quiet || total == 0 {
             return Progress {
                 task: None,
@@ -64,7 +64,10 @@ impl Progress {
                     shown.set_position(s.done());
                     shown.set_message(format!(
                         "· issued {} · failed {} · uncertain {} · retrying {} · {rate:.1}/s",
-                        s.issued, s.failed, s.uncertain, s.retrying
+                        s.issued,
+                        s.failed,
+                        s.uncertain,
+                        stats.retrying()
                     ));
                     tokio::time::sleep(TICK).await;
                 }
@@ -79,7 +82,7 @@ impl Progress {
                     tokio::time::sleep(LINE_EVERY).await;
                     let s = stats.snapshot();
                     let rate = s.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
-                    eprintln!("campaign: {}", describe(&s, total, rate));
+                    eprintln!("campaign: {}", describe(&s, stats.retrying(), total, rate));
                 }
             });
             Progress {

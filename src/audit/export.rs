@@ -109,7 +109,7 @@ fn write_attempts_to(ledger: &Ledger, temp: &Path, bom: bool) -> anyhow::Result<
             a.attempt.to_string(),
             a.started_at,
             a.latency_ms.to_string(),
-            a.class,
+            a.class.as_str().to_owned(),
             text(a.code),
             text(a.sub_code),
             text(a.message),

@@ -4,36 +4,22 @@
 use serde::Serialize;
 
 use crate::campaign::Campaign;
+use crate::domain::{RowStatus, RunCounters, RunEnding, StatusCounts};
 use crate::exit::Exit;
 use crate::ledger::report::{ErrorGroup, RunRecord};
 use crate::ledger::{self, Ledger};
 use crate::results::summary::human_duration;
-
-/// Rows per result status, as the results file would show them now.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub issued: u64,
-    pub failed: u64,
-    pub invalid: u64,
-    pub duplicate: u64,
-    pub uncertain: u64,
-    pub pending: u64,
-}
 
 /// The last `campaign run`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LastRun {
     pub started_at: String,
     pub ended_at: Option<String>,
-    /// `finished`, `halted`, `interrupted`; `running` while it goes on; `aborted` when it stopped
-    /// without recording its end (killed, power loss).
-    pub ending: String,
-    pub sent: u64,
-    pub issued: u64,
-    pub failed: u64,
-    pub uncertain: u64,
-    pub retries: u64,
-    pub throttle_events: u64,
+    /// `running` while it goes on; `aborted` when it stopped without recording its end (killed,
+    /// power loss).
+    pub ending: RunEnding,
+    #[serde(flatten)]
+    pub counters: RunCounters,
     pub elapsed_ms: u64,
     /// Requests per second.
     pub rate: f64,
@@ -57,7 +43,7 @@ pub struct StatusReport {
     pub running: bool,
     /// Data rows of the current input.
     pub rows: u64,
-    pub counts: Counts,
+    pub counts: StatusCounts,
     /// Rows being sent right now (counted as pending).
     pub in_flight: u64,
     /// Share of rows done (not pending), 0 to 1.
@@ -88,23 +74,8 @@ pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
 pub fn gather(campaign: &Campaign) -> anyhow::Result<StatusReport> {
     let running = ledger::is_locked(&campaign.state);
     let ledger = super::open_read_only(campaign)?;
-    let mut counts = Counts::default();
-    for (status, n) in ledger.status_counts()? {
-        match status {
-            "issued" => counts.issued = n,
-            "failed" => counts.failed = n,
-            "invalid" => counts.invalid = n,
-            "duplicate" => counts.duplicate = n,
-            "uncertain" => counts.uncertain = n,
-            _ => counts.pending += n,
-        }
-    }
-    let rows = counts.issued
-        + counts.failed
-        + counts.invalid
-        + counts.duplicate
-        + counts.uncertain
-        + counts.pending;
+    let counts = ledger.status_counts()?;
+    let rows = counts.total();
     let progress = if rows == 0 {
         0.0
     } else {
@@ -148,13 +119,8 @@ fn last_run(ledger: &Ledger, run: RunRecord, running: bool) -> anyhow::Result<La
     let mut last = LastRun {
         started_at: run.started_at.clone(),
         ended_at: run.ended_at.clone(),
-        ending: run.ending.clone().unwrap_or_default(),
-        sent: run.sent,
-        issued: run.issued,
-        failed: run.failed,
-        uncertain: run.uncertain,
-        retries: run.retries,
-        throttle_events: run.throttle_events,
+        ending: run.ending.unwrap_or(RunEnding::Aborted),
+        counters: run.counters,
         elapsed_ms: run.elapsed_ms,
         rate: 0.0,
     };
@@ -170,19 +136,19 @@ fn last_run(ledger: &Ledger, run: RunRecord, running: bool) -> anyhow::Result<La
             _ => 0,
         };
         last = LastRun {
-            ending: if running { "running" } else { "aborted" }.to_owned(),
-            sent: tally.sent,
-            issued: tally.issued,
-            failed: tally.failed,
-            uncertain: tally.uncertain,
-            retries: tally.retries,
-            throttle_events: tally.throttle_events,
+            ending: if running {
+                RunEnding::Running
+            } else {
+                RunEnding::Aborted
+            },
+            counters: tally.counters,
             elapsed_ms: elapsed,
             ..last
         };
     }
     if last.elapsed_ms > 0 {
-        last.rate = (last.sent as f64 * 1000.0 / last.elapsed_ms as f64 * 10.0).round() / 10.0;
+        last.rate =
+            (last.counters.sent as f64 * 1000.0 / last.elapsed_ms as f64 * 10.0).round() / 10.0;
     }
     Ok(last)
 }
@@ -209,17 +175,9 @@ pub fn render(r: &StatusReport) -> String {
         r.rows,
         r.progress * 100.0
     );
-    let c = &r.counts;
-    for (name, n) in [
-        ("issued", c.issued),
-        ("failed", c.failed),
-        ("invalid", c.invalid),
-        ("duplicate", c.duplicate),
-        ("uncertain", c.uncertain),
-        ("pending", c.pending),
-    ] {
-        let _ = write!(out, "  {name:<10} {n:>9}");
-        if name == "pending" && r.in_flight > 0 {
+    for (status, n) in r.counts.iter() {
+        let _ = write!(out, "  {:<10} {n:>9}", status.as_str());
+        if status == RowStatus::Pending && r.in_flight > 0 {
             let _ = write!(out, "  ({} in flight)", r.in_flight);
         }
         out.push('\n');
@@ -234,27 +192,27 @@ pub fn render(r: &StatusReport) -> String {
     match &r.last_run {
         None => out.push_str("last run  none yet\n"),
         Some(run) => {
-            let when = match (run.ending.as_str(), &run.ended_at) {
-                ("running", _) => format!("running since {}", run.started_at),
-                ("aborted", _) => format!(
+            let when = match (run.ending, &run.ended_at) {
+                (RunEnding::Running, _) => format!("running since {}", run.started_at),
+                (RunEnding::Aborted, _) => format!(
                     "started {}, stopped without recording its end (killed?)",
                     run.started_at
                 ),
                 (ending, Some(end)) => format!("{ending} {end}"),
-                (ending, None) => ending.to_owned(),
+                (ending, None) => ending.to_string(),
             };
             let elapsed = human_duration(std::time::Duration::from_millis(run.elapsed_ms));
             let _ = writeln!(out, "last run  #{}: {when}, after {elapsed}", r.runs);
             let _ = writeln!(
                 out,
                 "          {} requests ({:.1}/s), {} issued, {} failed, {} uncertain, {} retries, {} throttle events",
-                run.sent,
+                run.counters.sent,
                 run.rate,
-                run.issued,
-                run.failed,
-                run.uncertain,
-                run.retries,
-                run.throttle_events
+                run.counters.issued,
+                run.counters.failed,
+                run.counters.uncertain,
+                run.counters.retries,
+                run.counters.throttle_events
             );
         }
     }
@@ -287,7 +245,7 @@ fn render_errors(out: &mut String, errors: &[ErrorGroup]) {
     out.push_str("errors    unsuccessful attempts over all runs, by code:\n");
     let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
     let width = |f: &dyn Fn(&ErrorGroup) -> usize| errors.iter().map(f).max().unwrap_or(0);
-    let class_w = width(&|e| e.class.len());
+    let class_w = width(&|e| e.class.as_str().len());
     let code_w = width(&|e| text(&e.code).chars().count());
     let sub_w = width(&|e| text(&e.sub_code).chars().count());
     for e in errors {
@@ -296,7 +254,7 @@ fn render_errors(out: &mut String, errors: &[ErrorGroup]) {
         let _ = writeln!(
             out,
             "  {:<class_w$}  {:<code_w$}  {:<sub_w$}  {:>12}, {:<9}  e.g. {}",
-            e.class,
+            e.class.as_str(),
             text(&e.code),
             text(&e.sub_code),
             plural(e.count, "attempt", "attempts"),

@@ -3,6 +3,7 @@
 
 use super::reconcile::{Reconciler, ResultsFile};
 use super::verify::Findings;
+use crate::domain::RowStatus;
 use crate::input::InputReader;
 use crate::ledger::query::ResultRow;
 use crate::results::{COLUMNS, neutralise, write::outcome_cells};
@@ -12,13 +13,10 @@ const INPUT: &str = "open_id,note\nA,one\nB,=two\nC,three\nD,four\n";
 
 fn ledger_row(row: i64) -> ResultRow {
     ResultRow {
-        row,
-        line: row + 1,
-        status: "issued",
         attempts: 1,
         issued_id: Some(format!("X{row}")),
         finished_at: Some("2026-01-01T00:00:00.000+08:00".to_owned()),
-        ..ResultRow::default()
+        ..ResultRow::new(row, row + 1, RowStatus::Issued)
     }
 }
 

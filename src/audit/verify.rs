@@ -14,6 +14,7 @@ use anyhow::Context;
 use super::reconcile::{Reconciler, ResultsFile};
 use super::shown;
 use crate::campaign::Campaign;
+use crate::domain::RowStatus;
 use crate::exit::Exit;
 use crate::input::InputReader;
 use crate::ledger::{self, Ledger};
@@ -253,13 +254,13 @@ fn check_orphans(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
     let mut noted = 0u64;
     ledger.for_each_orphan(|e| -> anyhow::Result<()> {
         let who = describe(Some(e.clone()), 0);
-        match e.status.as_str() {
-            "issued" => f.discrepancy(format!(
+        match e.status {
+            RowStatus::Issued => f.discrepancy(format!(
                 "{who}: issued (issued_id {}) but no longer in the input, so the results file \
                  does not show it",
                 shown(e.issued_id.as_deref().unwrap_or(""))
             )),
-            "uncertain" | "inflight" => f.discrepancy(format!(
+            RowStatus::Uncertain | RowStatus::Inflight => f.discrepancy(format!(
                 "{who}: may have been issued (status {}) but is no longer in the input, so the \
                  results file does not show it",
                 e.status
@@ -286,19 +287,19 @@ fn check_orphans(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
 
 /// Reconciling says nothing about being finished: say what is left to do.
 fn note_unfinished(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
-    for (status, n) in ledger.status_counts()? {
-        match status {
-            "pending" if n > 0 => f.note(format!(
-                "{} still pending: the campaign is not finished (`campaign run` resumes it)",
-                rows_are(n)
-            )),
-            "uncertain" if n > 0 => f.note(format!(
-                "{} uncertain: check on the platform whether they were issued; \
-                 `campaign run --resend-uncertain` sends them again",
-                rows_are(n)
-            )),
-            _ => {}
-        }
+    let counts = ledger.status_counts()?;
+    if counts.pending > 0 {
+        f.note(format!(
+            "{} still pending: the campaign is not finished (`campaign run` resumes it)",
+            rows_are(counts.pending)
+        ));
+    }
+    if counts.uncertain > 0 {
+        f.note(format!(
+            "{} uncertain: check on the platform whether they were issued; \
+             `campaign run --resend-uncertain` sends them again",
+            rows_are(counts.uncertain)
+        ));
     }
     Ok(())
 }

@@ -8,8 +8,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Ledger, LedgerError, kind, status};
+use super::{ENTRY_KIND, Ledger, LedgerError};
 use crate::campaign::Campaign;
+use crate::domain::RowStatus;
 use crate::input::{self, Header, InputError, InputReader, Prepared};
 
 /// Rows are committed in groups of this many during ingest.
@@ -227,7 +228,7 @@ impl Ledger {
                         .execute(params![
                             number,
                             row.line as i64,
-                            kind::INVALID,
+                            RowStatus::Invalid.as_str(),
                             None::<i64>,
                             reason
                         ])
@@ -248,14 +249,14 @@ impl Ledger {
                     let (kind, entry_id, reason) = match inserted {
                         Some(id) => {
                             entries += 1;
-                            (kind::ENTRY, id, None)
+                            (ENTRY_KIND, id, None)
                         }
                         None => {
                             let (id, earlier): (i64, i64) = first
                                 .query_row([&identity], |r| Ok((r.get(0)?, r.get(1)?)))
                                 .map_err(wrap)?;
                             (
-                                kind::DUPLICATE,
+                                RowStatus::Duplicate.as_str(),
                                 id,
                                 Some(format!("same recipient and params as row {earlier}")),
                             )
@@ -276,11 +277,12 @@ impl Ledger {
     /// Row counts of generation `generation`.
     pub fn counts(&self, generation: i64) -> Result<IngestReport, LedgerError> {
         let in_generation = |sql: &str| self.count(sql, [generation]);
-        let of_kind = |k: &str| self.count("SELECT COUNT(*) FROM rows WHERE kind = ?1", [k]);
+        let of_kind =
+            |k: RowStatus| self.count("SELECT COUNT(*) FROM rows WHERE kind = ?1", [k.as_str()]);
         Ok(IngestReport {
             rows: self.count("SELECT COUNT(*) FROM rows", [])?,
-            invalid: of_kind(kind::INVALID)?,
-            duplicates: of_kind(kind::DUPLICATE)?,
+            invalid: of_kind(RowStatus::Invalid)?,
+            duplicates: of_kind(RowStatus::Duplicate)?,
             to_send: in_generation(
                 "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status IN ('pending', 'inflight')",
             )?,
@@ -306,12 +308,12 @@ impl Ledger {
     pub fn recover_in_flight(&self, idempotent: bool, now: &str) -> Result<u64, LedgerError> {
         let (to, message) = if idempotent {
             (
-                status::PENDING,
+                RowStatus::Pending,
                 "in flight when the previous run stopped; sent again with the same request_id",
             )
         } else {
             (
-                status::UNCERTAIN,
+                RowStatus::Uncertain,
                 "in flight when the previous run stopped: the platform may have issued it; \
                  check, then use --resend-uncertain to send it again",
             )
@@ -333,7 +335,10 @@ impl Ledger {
     pub fn reopen(&self, failed: bool, uncertain: bool) -> Result<u64, LedgerError> {
         let generation = self.generation()?;
         let mut reopened = 0;
-        for (wanted, state) in [(failed, status::FAILED), (uncertain, status::UNCERTAIN)] {
+        for (wanted, state) in [
+            (failed, RowStatus::Failed),
+            (uncertain, RowStatus::Uncertain),
+        ] {
             if wanted {
                 reopened += self
                     .conn

@@ -78,21 +78,11 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 ";
 
-/// Row states stored in `entries.status`.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const INFLIGHT: &str = "inflight";
-    pub const ISSUED: &str = "issued";
-    pub const FAILED: &str = "failed";
-    pub const UNCERTAIN: &str = "uncertain";
-}
-
-/// Kinds of `rows.kind`.
-pub mod kind {
-    pub const ENTRY: &str = "entry";
-    pub const INVALID: &str = "invalid";
-    pub const DUPLICATE: &str = "duplicate";
-}
+/// `rows.kind` of a row that has an identity (an `entries` row, whose `status` is the row's
+/// [`RowStatus`](crate::domain::RowStatus)). Rows without one have the kind `invalid` or
+/// `duplicate`, spelled as their status. The status words in the SQL of this module are the
+/// spellings of `RowStatus::as_str`; literals, so that SQLite can use the partial indexes.
+pub(crate) const ENTRY_KIND: &str = "entry";
 
 /// Ledger errors, each naming the state file.
 #[derive(Debug, thiserror::Error)]

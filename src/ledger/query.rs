@@ -2,14 +2,15 @@
 
 use rusqlite::params;
 
-use super::{Ledger, LedgerError, kind, status};
+use super::{ENTRY_KIND, Ledger, LedgerError};
+use crate::domain::{RowStatus, RunCounters, RunEnding, StatusCounts};
 
 /// One input row's final picture, as the results CSV shows it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResultRow {
     pub row: i64,
     pub line: i64,
-    pub status: &'static str,
+    pub status: RowStatus,
     pub attempts: i64,
     pub request_id: Option<String>,
     pub issued_id: Option<String>,
@@ -21,24 +22,33 @@ pub struct ResultRow {
     pub finished_at: Option<String>,
 }
 
-/// The statuses a results row can have, in the order summaries list them.
-pub const RESULT_STATUSES: [&str; 6] = [
-    "issued",
-    "failed",
-    "invalid",
-    "duplicate",
-    "uncertain",
-    "pending",
-];
+/// A results row's status: its kind when it has no identity, else its identity's state as the
+/// results file shows it.
+fn result_status(kind: &str, entry_status: Option<RowStatus>) -> RowStatus {
+    match (RowStatus::parse(kind), entry_status) {
+        (Some(status @ (RowStatus::Invalid | RowStatus::Duplicate)), _) => status,
+        (_, Some(status)) => status.in_results(),
+        (_, None) => RowStatus::Pending,
+    }
+}
 
-fn result_status(kind: &str, entry_status: Option<&str>) -> &'static str {
-    match (kind, entry_status) {
-        (kind::INVALID, _) => "invalid",
-        (kind::DUPLICATE, _) => "duplicate",
-        (_, Some(status::ISSUED)) => "issued",
-        (_, Some(status::FAILED)) => "failed",
-        (_, Some(status::UNCERTAIN)) => "uncertain",
-        _ => "pending",
+impl ResultRow {
+    /// A row with no outcome yet.
+    pub fn new(row: i64, line: i64, status: RowStatus) -> ResultRow {
+        ResultRow {
+            row,
+            line,
+            status,
+            attempts: 0,
+            request_id: None,
+            issued_id: None,
+            detail: None,
+            error_code: None,
+            error_sub_code: None,
+            error_message: None,
+            top_request_id: None,
+            finished_at: None,
+        }
     }
 }
 
@@ -61,9 +71,9 @@ impl Ledger {
         let mut rows = stmt.query([]).map_err(wrap)?;
         while let Some(r) = rows.next().map_err(wrap)? {
             let kind: String = r.get(2).map_err(wrap)?;
-            let entry_status: Option<String> = r.get(4).map_err(wrap)?;
-            let status = result_status(&kind, entry_status.as_deref());
-            let result = if kind == kind::ENTRY {
+            let entry_status: Option<RowStatus> = r.get(4).map_err(wrap)?;
+            let status = result_status(&kind, entry_status);
+            let result = if kind == ENTRY_KIND {
                 ResultRow {
                     row: r.get(0).map_err(wrap)?,
                     line: r.get(1).map_err(wrap)?,
@@ -80,11 +90,8 @@ impl Ledger {
                 }
             } else {
                 ResultRow {
-                    row: r.get(0).map_err(wrap)?,
-                    line: r.get(1).map_err(wrap)?,
-                    status,
                     error_message: r.get(3).map_err(wrap)?,
-                    ..ResultRow::default()
+                    ..ResultRow::new(r.get(0).map_err(wrap)?, r.get(1).map_err(wrap)?, status)
                 }
             };
             each(result)?;
@@ -92,8 +99,8 @@ impl Ledger {
         Ok(())
     }
 
-    /// Rows of the current input per result status, in [`RESULT_STATUSES`] order.
-    pub fn status_counts(&self) -> Result<Vec<(&'static str, u64)>, LedgerError> {
+    /// Rows of the current input per result status.
+    pub fn status_counts(&self) -> Result<StatusCounts, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -101,23 +108,19 @@ impl Ledger {
                  GROUP BY r.kind, e.status",
             )
             .map_err(|e| self.wrap(e))?;
-        let mut counts: Vec<(&'static str, u64)> =
-            RESULT_STATUSES.iter().map(|s| (*s, 0)).collect();
+        let mut counts = StatusCounts::default();
         let rows = stmt
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<RowStatus>>(1)?,
                     r.get::<_, i64>(2)?,
                 ))
             })
             .map_err(|e| self.wrap(e))?;
         for row in rows {
             let (kind, entry_status, n) = row.map_err(|e| self.wrap(e))?;
-            let status = result_status(&kind, entry_status.as_deref());
-            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
-                slot.1 += n as u64;
-            }
+            counts.add(result_status(&kind, entry_status), n as u64);
         }
         Ok(counts)
     }
@@ -155,8 +158,8 @@ impl Ledger {
         &self,
         id: i64,
         ended_at: &str,
-        ending: &str,
-        stats: &crate::runner::stats::Snapshot,
+        ending: RunEnding,
+        counters: &RunCounters,
         elapsed: std::time::Duration,
     ) -> Result<(), LedgerError> {
         self.conn
@@ -166,13 +169,13 @@ impl Ledger {
                 params![
                     id,
                     ended_at,
-                    ending,
-                    stats.sent as i64,
-                    stats.issued as i64,
-                    stats.failed as i64,
-                    stats.uncertain as i64,
-                    stats.retries as i64,
-                    stats.throttle_events as i64,
+                    ending.as_str(),
+                    counters.sent as i64,
+                    counters.issued as i64,
+                    counters.failed as i64,
+                    counters.uncertain as i64,
+                    counters.retries as i64,
+                    counters.throttle_events as i64,
                     elapsed.as_millis() as i64
                 ],
             )
@@ -187,14 +190,14 @@ impl Ledger {
         // Read from the partial indexes and the entry count kept at ingest, so that resuming a
         // large campaign does not scan every entry.
         let generation = self.generation()?;
-        let count = |status: &str| {
+        let count = |status: RowStatus| {
             self.count(
                 "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = ?2",
                 params![generation, status],
             )
         };
-        let failed = count(status::FAILED)?;
-        let open = pending + count(status::INFLIGHT)? + count(status::UNCERTAIN)?;
+        let failed = count(RowStatus::Failed)?;
+        let open = pending + count(RowStatus::Inflight)? + count(RowStatus::Uncertain)?;
         let entries: u64 = self
             .meta("generation_entries")?
             .and_then(|n| n.parse().ok())

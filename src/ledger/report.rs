@@ -7,12 +7,14 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{Ledger, LedgerError};
+use crate::domain::{RowStatus, RunCounters, RunEnding};
+use crate::top::OutcomeClass;
 
 /// One group of unsuccessful attempts with the same class, code and sub-code.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorGroup {
-    /// The outcome class (`permanent`, `transient`, `unknown`, `throttled`, `fatal`).
-    pub class: String,
+    /// The outcome class (every class but `issued`).
+    pub class: OutcomeClass,
     pub code: Option<String>,
     pub sub_code: Option<String>,
     /// Attempts in the group.
@@ -24,14 +26,14 @@ pub struct ErrorGroup {
 }
 
 /// One attempt, as the attempts log shows it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptRow {
     /// The entry's row in the current input; `None` for an identity no longer in it.
     pub row: Option<i64>,
     pub attempt: i64,
     pub started_at: String,
     pub latency_ms: i64,
-    pub class: String,
+    pub class: OutcomeClass,
     pub code: Option<String>,
     pub sub_code: Option<String>,
     pub message: Option<String>,
@@ -46,39 +48,38 @@ pub struct RunRecord {
     pub started_at: String,
     /// `None` while the run goes on, or when it was killed before it could record its end.
     pub ended_at: Option<String>,
-    pub ending: Option<String>,
-    pub sent: u64,
-    pub issued: u64,
-    pub failed: u64,
-    pub uncertain: u64,
-    pub retries: u64,
-    pub throttle_events: u64,
+    pub ending: Option<RunEnding>,
+    pub counters: RunCounters,
     pub elapsed_ms: u64,
 }
 
 /// What the attempts since a moment say: the live numbers of a run that has not recorded its end.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AttemptTally {
-    pub sent: u64,
-    pub issued: u64,
-    pub failed: u64,
-    pub uncertain: u64,
-    pub retries: u64,
-    pub throttle_events: u64,
+    pub counters: RunCounters,
     /// When the last of them started.
     pub last_started_at: Option<String>,
 }
 
 /// An identity, where it was last seen in the input, and its state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryRecord {
     pub identity: String,
     /// The row in the input it was last read from (in the current input only if `current`).
     pub row: i64,
     /// Whether the identity is in the current input.
     pub current: bool,
-    pub status: String,
+    pub status: RowStatus,
     pub issued_id: Option<String>,
+}
+
+impl rusqlite::types::FromSql for OutcomeClass {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        OutcomeClass::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown outcome class {text:?}").into())
+        })
+    }
 }
 
 const ENTRY_COLUMNS: &str = "identity, row, generation = (SELECT CAST(value AS INTEGER) FROM meta
@@ -187,12 +188,14 @@ impl Ledger {
                         started_at: r.get(1)?,
                         ended_at: r.get(2)?,
                         ending: r.get(3)?,
-                        sent: n(4)?,
-                        issued: n(5)?,
-                        failed: n(6)?,
-                        uncertain: n(7)?,
-                        retries: n(8)?,
-                        throttle_events: n(9)?,
+                        counters: RunCounters {
+                            sent: n(4)?,
+                            issued: n(5)?,
+                            failed: n(6)?,
+                            uncertain: n(7)?,
+                            retries: n(8)?,
+                            throttle_events: n(9)?,
+                        },
                         elapsed_ms: n(10)?,
                     })
                 },
@@ -216,12 +219,14 @@ impl Ledger {
                 |r| {
                     let n = |i| r.get::<_, i64>(i).map(|n| n as u64);
                     Ok(AttemptTally {
-                        sent: n(0)?,
-                        issued: n(1)?,
-                        failed: n(2)?,
-                        uncertain: n(3)?,
-                        retries: n(4)?,
-                        throttle_events: n(5)?,
+                        counters: RunCounters {
+                            sent: n(0)?,
+                            issued: n(1)?,
+                            failed: n(2)?,
+                            uncertain: n(3)?,
+                            retries: n(4)?,
+                            throttle_events: n(5)?,
+                        },
                         last_started_at: r.get(6)?,
                     })
                 },
@@ -320,6 +325,7 @@ mod tests {
     use super::*;
 
     fn ledger() -> Ledger {
+        // Statuses and classes spelled as `RowStatus::as_str` and `OutcomeClass::as_str` write them.
         let ledger = Ledger::in_memory("c", "m").unwrap();
         ledger
             .conn
@@ -363,15 +369,16 @@ mod tests {
             })
             .unwrap();
         assert_eq!(seen.len(), 6);
-        assert_eq!(seen[0], (Some(2), 1, "transient".to_owned()));
-        assert_eq!(seen[5], (None, 1, "throttled".to_owned()));
+        assert_eq!(seen[0], (Some(2), 1, OutcomeClass::Transient));
+        assert_eq!(seen[5], (None, 1, OutcomeClass::Throttled));
     }
 
     #[test]
     fn live_numbers_come_from_the_attempts_since_the_run_started() {
         let tally = ledger().attempts_since("2026-01-01T00:00:03").unwrap();
-        assert_eq!((tally.sent, tally.issued, tally.failed), (4, 1, 1));
-        assert_eq!((tally.uncertain, tally.throttle_events), (1, 1));
+        let counters = tally.counters;
+        assert_eq!((counters.sent, counters.issued, counters.failed), (4, 1, 1));
+        assert_eq!((counters.uncertain, counters.throttle_events), (1, 1));
         assert_eq!(
             tally.last_started_at.as_deref(),
             Some("2026-01-01T00:00:06")

@@ -11,7 +11,8 @@ use std::thread::JoinHandle;
 use rusqlite::{Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Ledger, LedgerError, status};
+use super::{Ledger, LedgerError};
+use crate::domain::RowStatus;
 use crate::top::{OutcomeClass, PlatformError};
 
 /// Largest number of messages applied in one transaction.
@@ -167,7 +168,7 @@ fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
         Msg::InFlight { entry_ids, ack } => {
             let mut mark = tx.prepare_cached("UPDATE entries SET status = ?2 WHERE id = ?1")?;
             for entry_id in entry_ids {
-                mark.execute(params![entry_id, status::INFLIGHT])?;
+                mark.execute(params![entry_id, RowStatus::Inflight])?;
             }
             Ok(Some(Reply::Ack(ack)))
         }
@@ -201,12 +202,12 @@ fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
                 ])?;
             }
             let (state, issued_id, detail, error) = match settle {
-                Settle::Pending(error) => (status::PENDING, None, None, error),
+                Settle::Pending(error) => (RowStatus::Pending, None, None, error),
                 Settle::Issued { issued_id, detail } => {
-                    (status::ISSUED, Some(issued_id), Some(detail), None)
+                    (RowStatus::Issued, Some(issued_id), Some(detail), None)
                 }
-                Settle::Failed(error) => (status::FAILED, None, None, Some(error)),
-                Settle::Uncertain(error) => (status::UNCERTAIN, None, None, Some(error)),
+                Settle::Failed(error) => (RowStatus::Failed, None, None, Some(error)),
+                Settle::Uncertain(error) => (RowStatus::Uncertain, None, None, Some(error)),
             };
             let error = error.unwrap_or_default();
             tx.prepare_cached(

@@ -4,14 +4,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::campaign::Campaign;
+use crate::domain::{RowStatus, RunCounters, StatusCounts};
 use crate::ledger::ingest::IngestReport;
-use crate::runner::stats::Snapshot;
 
 /// What the end-of-run summary shows.
 pub struct Summary<'a> {
-    pub counts: &'a [(&'static str, u64)],
+    pub counts: &'a StatusCounts,
     pub elapsed: Duration,
-    pub snapshot: Snapshot,
+    pub counters: RunCounters,
     /// The pace the run ended at (below `qps` after throttling).
     pub final_rate: f64,
     pub results: &'a Path,
@@ -40,25 +40,24 @@ macro_rules! outln {
 /// Prints the end-of-run summary to stdout.
 pub fn print_summary(s: &Summary<'_>) {
     let mut out = String::new();
-    let total: u64 = s.counts.iter().map(|(_, n)| n).sum();
-    outln!(out, "rows: {total}");
-    for (status, n) in s.counts {
-        outln!(out, "  {status:<10} {n:>9}");
+    outln!(out, "rows: {}", s.counts.total());
+    for (status, n) in s.counts.iter() {
+        outln!(out, "  {:<10} {n:>9}", status.as_str());
     }
     // A rate over less than a second says nothing.
     let rate = match s.elapsed.as_secs_f64() {
-        secs if secs >= 1.0 => format!(" ({:.1}/s)", s.snapshot.sent as f64 / secs),
+        secs if secs >= 1.0 => format!(" ({:.1}/s)", s.counters.sent as f64 / secs),
         _ => String::new(),
     };
     outln!(
         out,
         "this run: {} requests in {}{rate}, {} retries, {} throttle events",
-        s.snapshot.sent,
+        s.counters.sent,
         human_duration(s.elapsed),
-        s.snapshot.retries,
-        s.snapshot.throttle_events
+        s.counters.retries,
+        s.counters.throttle_events
     );
-    if s.snapshot.throttle_events > 0 {
+    if s.counters.throttle_events > 0 {
         outln!(
             out,
             "  ended at a pace of {:.1}/s after throttling",
@@ -68,11 +67,7 @@ pub fn print_summary(s: &Summary<'_>) {
     if let Some(digest) = s.digest {
         outln!(out, "results: {} (md5 {digest})", s.results.display());
     }
-    let uncertain = s
-        .counts
-        .iter()
-        .find(|(st, _)| *st == "uncertain")
-        .map_or(0, |(_, n)| *n);
+    let uncertain = s.counts.get(RowStatus::Uncertain);
     if uncertain > 0 {
         let (rows, are) = if uncertain == 1 {
             ("row is", "it")

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 
 use crate::campaign::Campaign;
+use crate::domain::{StatusCounts, now_rfc3339};
 use crate::input::{InputError, InputReader};
-use crate::ledger::query::{RESULT_STATUSES, ResultRow};
+use crate::ledger::query::ResultRow;
 use crate::ledger::{Ledger, LedgerError};
 
 /// The columns appended after the input's own.
@@ -72,7 +73,7 @@ pub fn outcome_cells(r: &ResultRow) -> [String; 11] {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         r.row.to_string(),
-        r.status.to_owned(),
+        r.status.as_str().to_owned(),
         r.attempts.to_string(),
         text(&r.request_id),
         text(&r.issued_id),
@@ -109,14 +110,14 @@ impl<W: Write> Write for Digesting<W> {
 pub struct Written {
     /// MD5 of the file's bytes, lower-case hex.
     pub digest: String,
-    /// Rows per status, in [`RESULT_STATUSES`] order.
-    pub counts: Vec<(&'static str, u64)>,
+    /// Rows per status.
+    pub counts: StatusCounts,
 }
 
 impl Written {
     /// Data rows written.
     pub fn rows(&self) -> u64 {
-        self.counts.iter().map(|(_, n)| n).sum()
+        self.counts.total()
     }
 }
 
@@ -170,11 +171,9 @@ pub fn write_results(
     out.write_record(header.iter().map(|c| c.as_ref()).chain(COLUMNS))
         .map_err(csv_err)?;
 
-    let mut counts: Vec<(&'static str, u64)> = RESULT_STATUSES.iter().map(|s| (*s, 0)).collect();
+    let mut counts = StatusCounts::default();
     let written = ledger.for_each_result(|result| {
-        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == result.status) {
-            slot.1 += 1;
-        }
+        counts.add(result.status, 1);
         let row = match input.next_row() {
             Some(Ok(row)) if row.row as i64 == result.row => row,
             Some(Err(e)) => return Err(ResultsError::Input(e)),
@@ -217,7 +216,7 @@ pub fn write_results(
     std::fs::rename(&temp, path).map_err(io)?;
     ledger.set_meta("results_md5", &digest)?;
     ledger.set_meta("results_path", &path.display().to_string())?;
-    ledger.set_meta("results_written_at", &crate::runner::now_rfc3339())?;
+    ledger.set_meta("results_written_at", &now_rfc3339())?;
     Ok(Written { digest, counts })
 }
 

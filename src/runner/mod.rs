@@ -4,7 +4,6 @@
 mod backoff;
 mod halt;
 pub mod pace;
-pub mod stats;
 mod worker;
 
 use std::path::Path;
@@ -18,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use self::backoff::Backoff;
 pub use self::halt::Halt;
 use self::pace::Pacer;
-use self::stats::Stats;
 use crate::campaign::{Campaign, GatewayUrl, Limits, Secrets};
+use crate::domain::{LiveCounters, RunEnding, now_rfc3339};
 use crate::exit::Exit;
 use crate::ledger::writer::{AttemptLog, Job, Msg, Record, Settle, Writer};
 use crate::ledger::{self, Ledger};
@@ -53,7 +52,7 @@ pub(crate) struct Ctx {
     pacer: Pacer,
     in_flight: Semaphore,
     stop: CancellationToken,
-    stats: Arc<Stats>,
+    stats: Arc<LiveCounters>,
     limits: Limits,
     backoff: Backoff,
     halt: Mutex<Option<Halt>>,
@@ -110,17 +109,23 @@ impl Ctx {
     }
 }
 
-/// The current time as RFC 3339 with the local offset, as the ledger and results store it.
-pub fn now_rfc3339() -> String {
-    chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
-}
-
 /// How the dispatch ended.
 #[derive(Clone, Debug)]
 enum Ending {
     Finished,
     Halted(Halt),
     Interrupted,
+}
+
+impl Ending {
+    /// What the `runs` table records.
+    fn recorded(&self) -> RunEnding {
+        match self {
+            Ending::Finished => RunEnding::Finished,
+            Ending::Halted(_) => RunEnding::Halted,
+            Ending::Interrupted => RunEnding::Interrupted,
+        }
+    }
 }
 
 /// Runs (or resumes) a campaign; returns the exit code. Errors are usage or environment
@@ -174,14 +179,8 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     let run_id = ledger.begin_run(&started_at)?;
     let generation = ledger.generation()?;
     let to_send = ledger.pending_count(generation)?;
-    let stats = Arc::new(Stats::default());
     let (earlier_issued, earlier_failed) = ledger.issued_and_failed(to_send)?;
-    stats
-        .earlier_issued
-        .store(earlier_issued, std::sync::atomic::Ordering::Relaxed);
-    stats
-        .earlier_failed
-        .store(earlier_failed, std::sync::atomic::Ordering::Relaxed);
+    let stats = Arc::new(LiveCounters::after(earlier_issued, earlier_failed));
 
     let writer = Writer::start(ledger, 8192);
     let ctx = Arc::new(Ctx {
@@ -222,24 +221,25 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         }
     };
     let elapsed = started.elapsed();
-    let snapshot = stats.snapshot();
-    let ending_name = match &ending {
-        Ending::Finished => "finished",
-        Ending::Halted(_) => "halted",
-        Ending::Interrupted => "interrupted",
-    };
-    ledger.end_run(run_id, &now_rfc3339(), ending_name, &snapshot, elapsed)?;
+    let counters = stats.snapshot();
+    ledger.end_run(
+        run_id,
+        &now_rfc3339(),
+        ending.recorded(),
+        &counters,
+        elapsed,
+    )?;
     // Requests were sent: from here on a failure is not a usage error (exit 2) but a halt.
     let written = results::write_results(&campaign, &mut ledger, &campaign.results, options.bom);
     let counts = match &written {
-        Ok(written) => written.counts.clone(),
+        Ok(written) => written.counts,
         Err(_) => ledger.status_counts()?,
     };
     if !options.quiet {
         results::print_summary(&results::Summary {
             counts: &counts,
             elapsed,
-            snapshot,
+            counters,
             final_rate: pacer_rate,
             results: &campaign.results,
             digest: written.as_ref().ok().map(|w| w.digest.as_str()),
@@ -270,13 +270,8 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
             );
             Exit::Interrupted
         }
-        Ending::Finished => {
-            let unhappy = counts
-                .iter()
-                .filter(|(status, _)| matches!(*status, "failed" | "invalid" | "uncertain"))
-                .any(|(_, n)| *n > 0);
-            if unhappy { Exit::RowsFailed } else { Exit::Ok }
-        }
+        Ending::Finished if counts.need_attention() => Exit::RowsFailed,
+        Ending::Finished => Exit::Ok,
     })
 }
 

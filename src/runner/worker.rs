@@ -87,7 +87,7 @@ pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<()
             return Ok(());
         }
 
-        let started_at = super::now_rfc3339();
+        let started_at = crate::domain::now_rfc3339();
         let started = Instant::now();
         ctx.stats.sent();
         let attempt = ctx.client.send_prepared(request).await;

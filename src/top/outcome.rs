@@ -36,7 +36,8 @@ impl PlatformError {
 }
 
 /// The class of an attempt's outcome, as stored in the attempts table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OutcomeClass {
     Issued,
     Permanent,
@@ -57,6 +58,14 @@ impl OutcomeClass {
             OutcomeClass::Fatal => "fatal",
             OutcomeClass::Unknown => "unknown",
         }
+    }
+
+    /// Reads a name written by [`OutcomeClass::as_str`].
+    pub fn parse(name: &str) -> Option<OutcomeClass> {
+        use OutcomeClass::{Fatal, Issued, Permanent, Throttled, Transient, Unknown};
+        [Issued, Permanent, Transient, Throttled, Fatal, Unknown]
+            .into_iter()
+            .find(|class| class.as_str() == name)
     }
 }
 
