@@ -503,3 +503,314 @@ async fn stats_endpoint_reports_the_counters() {
     assert_eq!(stats.calls_by_outcome["error:25"], 1);
     server.shutdown().await;
 }
+
+const QUERY: &str = "tmall.nrt.certificate.query";
+const QUERY_PARAM: &str = "nrt_certificate_instance_query_d_t_o";
+
+fn tmall_out(open_id: &str, out_id: u64) -> Form {
+    let object =
+        format!(r#"{{"channel":7,"open_id":"{open_id}","out_id":{out_id},"biz_code":"23"}}"#);
+    signed_form(
+        TMALL,
+        ("nrt_certificate_send_d_t_o", &object),
+        &creds(SignMethod::Md5, Some("sim-session")),
+        &timestamp_now(),
+    )
+}
+
+fn query_form(object: &str, creds: &Credentials<'_>) -> Form {
+    signed_form(QUERY, (QUERY_PARAM, object), creds, &timestamp_now())
+}
+
+fn query(object: &str) -> Form {
+    query_form(object, &creds(SignMethod::HmacSha256, Some("sim-session")))
+}
+
+/// The model of a query answer, which must be `code` "0".
+fn query_model(answer: &Value) -> &Value {
+    let result = result(answer, QUERY);
+    assert_eq!(result["code"], "0", "{answer}");
+    &result["model"]
+}
+
+/// The items of a wrapped `data_list` (absent when empty).
+fn query_items(answer: &Value) -> Vec<Value> {
+    let model = query_model(answer);
+    match model.get("data_list") {
+        None => Vec::new(),
+        Some(list) => list["nrt_certificate_instance_response_dto"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a wrapped list: {answer}"))
+            .clone(),
+    }
+}
+
+#[tokio::test]
+async fn certificate_query_pages_through_what_was_issued() {
+    let server = start(SimConfig::default()).await;
+    let mut issued = Vec::new();
+    for out_id in 1..=5 {
+        let answer = post_json(&server, &tmall_out("PAGED", out_id)).await;
+        issued.push(result(&answer, TMALL)["model"]["certificate_code"].clone());
+    }
+    post_json(&server, &tmall_out("SOMEONE-ELSE", 1)).await;
+
+    let mut seen = Vec::new();
+    for (page, expected) in [(1, 2), (2, 2), (3, 1), (4, 0)] {
+        let answer = post_json(
+            &server,
+            &query(&format!(
+                r#"{{"open_id":"PAGED","biz_code":"23","page_size":2,"current_page":{page}}}"#
+            )),
+        )
+        .await;
+        let model = query_model(&answer);
+        assert_eq!(model["total_item"], "5", "{answer}");
+        assert_eq!(model["page_size"], "2");
+        assert_eq!(model["current_page"], page.to_string());
+        let items = query_items(&answer);
+        assert_eq!(items.len(), expected, "page {page}: {answer}");
+        for item in items {
+            assert_eq!(item["open_id"], "PAGED");
+            assert_eq!(item["channel"], 7);
+            assert!(item["create_time"].is_string() && item["modified_time"].is_string());
+            seen.push((item["out_id"].clone(), item["certificate_code"].clone()));
+        }
+    }
+    let expected: Vec<(Value, Value)> = (1..=5)
+        .map(|i| Value::from(i.to_string()))
+        .zip(issued)
+        .collect();
+    assert_eq!(seen, expected, "oldest first, each once");
+
+    // By code, and in the simplified shape (a bare list).
+    let code = expected[2].1.as_str().unwrap();
+    let form = resigned(
+        &query(&format!(r#"{{"codes":"{code}"}}"#)),
+        "simplify",
+        "true",
+    );
+    let answer = post_json(&server, &form).await;
+    assert_eq!(
+        answer["result"]["model"]["data_list"][0]["certificate_code"],
+        code
+    );
+    assert_eq!(answer["result"]["model"]["total_item"], "1");
+
+    // A query issues nothing and is counted by method.
+    let stats = server.stats();
+    assert_eq!(stats.issued, 6);
+    assert_eq!(stats.calls_by_method[QUERY], 5);
+    assert_eq!(stats.calls_by_outcome["certificate-query"], 5);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_new_certificate_is_hidden_for_the_query_lag() {
+    let server = start(SimConfig {
+        query_lag: Duration::from_secs(3600),
+        ..SimConfig::default()
+    })
+    .await;
+    let answer = post_json(&server, &tmall("LAGGED")).await;
+    assert_eq!(result(&answer, TMALL)["code"], "0");
+    let answer = post_json(&server, &query(r#"{"open_id":"LAGGED"}"#)).await;
+    assert_eq!(query_model(&answer)["total_item"], "0", "{answer}");
+    assert!(query_items(&answer).is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_certificate_from_before_the_campaign_shows_but_does_not_count() {
+    let server = start(SimConfig {
+        preissued: vec![
+            "open_id=OLD,biz_code=23,out_id=123,channel=7"
+                .parse()
+                .unwrap(),
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let before = post_json(&server, &query(r#"{"open_id":"OLD","biz_code":"23"}"#)).await;
+    let old = query_items(&before);
+    assert_eq!(old.len(), 1, "{before}");
+    assert_eq!(old[0]["out_id"], "123");
+    let created = old[0]["create_time"].as_str().unwrap();
+    assert!(
+        created < timestamp_now().as_str(),
+        "issued a day before: {created}"
+    );
+
+    let sent = post_json(&server, &tmall("OLD")).await;
+    let code = &result(&sent, TMALL)["model"]["certificate_code"];
+    assert_ne!(*code, old[0]["certificate_code"]);
+    let after = post_json(&server, &query(r#"{"open_id":"OLD","biz_code":"23"}"#)).await;
+    assert_eq!(query_items(&after).len(), 2);
+    let stats = server.stats();
+    assert_eq!((stats.issued, stats.duplicates), (1, 0));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_query_can_be_refused_throttled_and_is_checked_like_the_others() {
+    let denied = start(SimConfig {
+        deny_query: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let answer = post_json(&denied, &query(r#"{"open_id":"A"}"#)).await;
+    assert_eq!(
+        error_of(&answer),
+        Some((11, "isv.permission-api-package-not-allowed".into()))
+    );
+    denied.shutdown().await;
+
+    let server = start(SimConfig {
+        throttle_queries: 2,
+        faults: Faults {
+            ban_seconds: 5,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    for _ in 0..2 {
+        let answer = post_json(&server, &query(r#"{"open_id":"A"}"#)).await;
+        assert_eq!(
+            error_of(&answer),
+            Some((7, "accesscontrol.limited-by-api-access-count".into()))
+        );
+        assert_eq!(ban_seconds(&answer), 5);
+    }
+    let answer = post_json(&server, &query(r#"{"open_id":"A"}"#)).await;
+    assert_eq!(query_model(&answer)["total_item"], "0");
+    let mut bad_sign = query(r#"{"open_id":"A"}"#);
+    bad_sign.last_mut().unwrap().1 = "00".to_owned();
+    let cases: [(&str, Form, i64); 4] = [
+        (
+            "no session",
+            query_form(r#"{"open_id":"A"}"#, &creds(SignMethod::Md5, None)),
+            26,
+        ),
+        (
+            "wrong session",
+            query_form(r#"{"open_id":"A"}"#, &creds(SignMethod::Md5, Some("x"))),
+            27,
+        ),
+        ("wrong signature", bad_sign, 25),
+        (
+            "wrong app key",
+            resigned(&query(r#"{"open_id":"A"}"#), "app_key", "1"),
+            29,
+        ),
+    ];
+    for (what, form, code) in cases {
+        let answer = post_json(&server, &form).await;
+        assert_eq!(
+            error_of(&answer).map(|e| e.0),
+            Some(code),
+            "{what}: {answer}"
+        );
+    }
+    assert_eq!(server.stats().throttled, 2);
+    server.shutdown().await;
+}
+
+fn time_get(timestamp: &str, creds: &Credentials<'_>) -> Form {
+    signed_form("taobao.time.get", ("", ""), creds, timestamp)
+}
+
+fn seller_get(creds: &Credentials<'_>) -> Form {
+    signed_form(
+        "taobao.user.seller.get",
+        ("fields", "nick"),
+        creds,
+        &timestamp_now(),
+    )
+}
+
+#[tokio::test]
+async fn time_get_tells_the_gateway_clock_and_seller_get_proves_the_session() {
+    let server = start(SimConfig {
+        clock_offset_s: 300,
+        ..SimConfig::default()
+    })
+    .await;
+    let before = chrono::Utc::now();
+    let answer = post_json(
+        &server,
+        &time_get(&timestamp_now(), &creds(SignMethod::Md5, None)),
+    )
+    .await;
+    let time = answer["time_get_response"]["time"].as_str().unwrap();
+    let gateway = campaign::top::params::parse_timestamp(time).unwrap();
+    let skew = (gateway.with_timezone(&chrono::Utc) - before).num_seconds();
+    // Five minutes ahead, give or take the time the call took.
+    assert!((240..=360).contains(&skew), "{skew} s: {answer}");
+
+    let answer = post_json(
+        &server,
+        &seller_get(&creds(SignMethod::Hmac, Some("sim-session"))),
+    )
+    .await;
+    assert_eq!(
+        answer["user_seller_get_response"]["user"]["nick"],
+        "sim-seller"
+    );
+    let cases: [(&str, Form, i64); 4] = [
+        ("no session", seller_get(&creds(SignMethod::Hmac, None)), 26),
+        (
+            "wrong session",
+            seller_get(&creds(SignMethod::Hmac, Some("x"))),
+            27,
+        ),
+        (
+            "wrong secret",
+            seller_get(&Credentials {
+                secret: "not-it",
+                ..creds(SignMethod::Hmac, Some("sim-session"))
+            }),
+            25,
+        ),
+        (
+            "wrong app key",
+            time_get(
+                &timestamp_now(),
+                &Credentials {
+                    app_key: "1",
+                    ..creds(SignMethod::Md5, None)
+                },
+            ),
+            29,
+        ),
+    ];
+    for (what, form, code) in cases {
+        let answer = post_json(&server, &form).await;
+        assert_eq!(
+            error_of(&answer).map(|e| e.0),
+            Some(code),
+            "{what}: {answer}"
+        );
+    }
+    assert_eq!(server.stats().issued, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_skewed_gateway_clock_refuses_the_host_timestamp() {
+    let server = start(SimConfig {
+        clock_offset_s: -3600,
+        ..SimConfig::default()
+    })
+    .await;
+    let host = post_json(
+        &server,
+        &time_get(&timestamp_now(), &creds(SignMethod::Md5, None)),
+    )
+    .await;
+    assert_eq!(error_of(&host), Some((31, String::new())));
+    let behind = format_timestamp(chrono::Utc::now() - chrono::Duration::hours(1));
+    let answer = post_json(&server, &time_get(&behind, &creds(SignMethod::Md5, None))).await;
+    assert!(answer["time_get_response"]["time"].is_string(), "{answer}");
+    server.shutdown().await;
+}

@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::top::ApiSpec;
+use super::call::Method;
 
 /// The content type the gateway answers JSON with.
 pub(crate) const JSON: &str = "application/json;charset=UTF-8";
 
 /// Lists that the non-simplified form wraps in a one-key object: list name → item name.
-const WRAPPED_LISTS: &[(&str, &str)] = &[("right_ticket_list", "right_send_ticket_d_t_o")];
+const WRAPPED_LISTS: &[(&str, &str)] = &[
+    ("right_ticket_list", "right_send_ticket_d_t_o"),
+    ("data_list", "nrt_certificate_instance_response_dto"),
+];
 
 /// One answer, ready for the wire.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,7 +120,7 @@ impl ErrorAnswer {
 /// Renders a success answer from its fields written in simplified form (bare lists):
 /// adds `request_id`, and unless `simplify`, wraps lists and the whole in `<method>_response`.
 pub(crate) fn render_success(
-    api: &ApiSpec,
+    method: Method,
     simplify: bool,
     mut fields: Map<String, Value>,
     request_id: &str,
@@ -129,7 +132,7 @@ pub(crate) fn render_success(
     }
     wrap_lists(&mut body);
     let mut root = Map::new();
-    root.insert(api.response_key(), body);
+    root.insert(method.response_key(), body);
     Value::Object(root).to_string()
 }
 
@@ -217,7 +220,7 @@ mod tests {
 
     #[test]
     fn success_wraps_lists_unless_simplified() {
-        let api = find_api("alibaba.alsc.right.decisionsend").unwrap();
+        let api = Method::Issue(find_api("alibaba.alsc.right.decisionsend").unwrap());
         let fields: Map<String, Value> = serde_json::from_str(
             r#"{"result":{"result_obj":{"right_ticket_list":[{"right_instance_id":"1"}]}}}"#,
         )

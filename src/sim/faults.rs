@@ -40,17 +40,22 @@ pub struct Faults {
     pub malformed_rate: f64,
 }
 
+/// The ban after the per-second limit unless told otherwise, in seconds.
+pub(crate) const DEFAULT_BAN_SECONDS: u64 = 1;
+/// How long a withheld answer is held unless told otherwise, in milliseconds.
+pub(crate) const DEFAULT_WITHHOLD_MS: u64 = 15_000;
+
 impl Default for Faults {
     fn default() -> Self {
         Faults {
             limit_qps: None,
-            ban_seconds: 1,
+            ban_seconds: DEFAULT_BAN_SECONDS,
             daily_quota: None,
             isp_error_rate: 0.0,
             timeout_subcode_rate: 0.0,
             latency: Duration::ZERO,
             withhold_rate: 0.0,
-            withhold: Duration::from_secs(15),
+            withhold: Duration::from_millis(DEFAULT_WITHHOLD_MS),
             http502_rate: 0.0,
             malformed_rate: 0.0,
         }
@@ -145,6 +150,11 @@ const APP_LIMIT: &str = "accesscontrol.limited-by-app-access-count";
 const GMT8_SECS: i64 = 8 * 3600;
 const DAY_SECS: i64 = 86_400;
 
+/// Code 7 `accesscontrol.limited-by-api-access-count` with a ban of `ban_seconds` (at least 1).
+pub(crate) fn api_limit(ban_seconds: u64) -> ErrorAnswer {
+    ErrorAnswer::flow_control(API_LIMIT, ban_seconds.max(1))
+}
+
 /// The platform's flow control for one app: admitted calls in the last second, the current
 /// ban, and the calls used today (GMT+8).
 #[derive(Debug)]
@@ -202,10 +212,7 @@ impl FlowControl {
             }
             if self.window.len() >= limit as usize {
                 self.banned_until = Some(now + Duration::from_secs(faults.ban_seconds));
-                return Err(ErrorAnswer::flow_control(
-                    API_LIMIT,
-                    faults.ban_seconds.max(1),
-                ));
+                return Err(api_limit(faults.ban_seconds));
             }
             self.window.push_back(now);
         }

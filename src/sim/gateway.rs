@@ -6,13 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::SimConfig;
 use super::answer::{ErrorAnswer, Reply};
+use super::call::{Call, Op};
 use super::check::{self, Params};
-use super::faults::FlowControl;
-use super::issue::Book;
+use super::faults::{FlowControl, api_limit};
+use super::ids::Ids;
+use super::issue::{Book, Moment};
+use super::query;
 use super::shapes;
 use super::stats::{SimStats, Stats};
 
@@ -20,22 +23,37 @@ use super::stats::{SimStats, Stats};
 #[derive(Debug)]
 pub(crate) struct Sim {
     config: SimConfig,
+    ids: Ids,
     state: Mutex<State>,
     next_request: AtomicU64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     stats: Stats,
     flow: FlowControl,
     book: Book,
+    /// Queries refused so far by `throttle_queries`.
+    queries_throttled: u64,
 }
 
 impl Sim {
     pub(crate) fn new(config: SimConfig) -> Self {
+        let ids = Ids::random();
+        let started = Moment {
+            wall: gateway_clock(&config),
+            mono: Instant::now(),
+        };
+        let book = Book::new(ids, &config.preissued, started);
         Sim {
+            state: Mutex::new(State {
+                stats: Stats::default(),
+                flow: FlowControl::default(),
+                book,
+                queries_throttled: 0,
+            }),
             config,
-            state: Mutex::default(),
+            ids,
             next_request: AtomicU64::new(1),
         }
     }
@@ -44,52 +62,117 @@ impl Sim {
     /// other than GET and POST (code 9).
     pub(crate) fn handle(&self, action_allowed: bool, query: Option<&str>, body: &[u8]) -> Reply {
         let arrived = Instant::now();
-        let request_id = format!(
-            "sim{:09}",
-            self.next_request.fetch_add(1, Ordering::Relaxed)
-        );
-        let now = Utc::now();
-        let faults = &self.config.faults;
+        let request_id = self
+            .ids
+            .request_id(self.next_request.fetch_add(1, Ordering::Relaxed));
+        let now = gateway_clock(&self.config);
+        let params = Params::parse(query, body);
         let checked = if action_allowed {
-            check::request(&self.config, &Params::parse(query, body), now)
+            check::request(&self.config, &params, now)
         } else {
             Err(ErrorAnswer::new(9, "Http Action Not Allowed"))
         };
 
         let mut state = self.lock();
-        state.stats.arrive(arrived);
+        state.stats.arrive(arrived, params.get("method"));
         let call = match checked {
             Ok(call) => call,
             Err(error) => {
                 if error.rejects_signature() {
                     state.stats.rejected_signature();
                 }
-                state.stats.answered(&error.bucket());
-                drop(state);
-                return self.delayed(Reply::json(error.render(&request_id)));
+                return self.refuse(state, &error, &request_id);
             }
         };
-        if let Err(error) = state.flow.admit(faults, arrived, now.timestamp()) {
-            state.stats.throttled();
-            state.stats.answered(&error.bucket());
-            drop(state);
-            return self.delayed(Reply::json(error.render(&request_id)));
+        if let Err(error) = self.admit(&mut state, &call, arrived, now) {
+            return self.refuse(state, &error, &request_id);
         }
-        let served = state.book.serve(&call, faults, self.config.seed);
-        state.stats.answered(&served.bucket());
-        if served.replayed {
-            state.stats.replayed();
+        let at = Moment {
+            wall: now,
+            mono: arrived,
+        };
+        match &call.op {
+            Op::Issue(issue) => {
+                let faults = &self.config.faults;
+                let served =
+                    state
+                        .book
+                        .serve(issue, faults, self.config.seed, at, self.config.query_lag);
+                state.stats.answered(&served.bucket());
+                if served.replayed {
+                    state.stats.replayed();
+                }
+                if served.withhold {
+                    state.stats.withheld();
+                }
+                drop(state);
+                let mut reply = shapes::render(&served.answer, &call, &request_id, self.ids);
+                if served.withhold {
+                    reply.delay += faults.withhold;
+                }
+                self.delayed(reply)
+            }
+            Op::Query(asked) => {
+                let page = state.book.certificates().query(asked, arrived);
+                state.stats.answered("certificate-query");
+                drop(state);
+                self.success(&call, query::render(&page), &request_id)
+            }
+            Op::TimeGet => {
+                state.stats.answered("time-get");
+                drop(state);
+                self.success(&call, shapes::time_get(now), &request_id)
+            }
+            Op::UserSellerGet { fields } => {
+                state.stats.answered("user-seller-get");
+                drop(state);
+                self.success(&call, shapes::user_seller_get(fields), &request_id)
+            }
         }
-        if served.withhold {
-            state.stats.withheld();
-        }
-        drop(state);
+    }
 
-        let mut reply = shapes::render(&served.answer, &call, &request_id, now);
-        if served.withhold {
-            reply.delay += faults.withhold;
+    /// Permission and flow control for a checked call: `--deny-query`, `--throttle-queries`,
+    /// then the app's limits.
+    fn admit(
+        &self,
+        state: &mut State,
+        call: &Call,
+        arrived: Instant,
+        now: DateTime<Utc>,
+    ) -> Result<(), ErrorAnswer> {
+        if matches!(call.op, Op::Query(_)) {
+            if self.config.deny_query {
+                return Err(ErrorAnswer::new(11, "Insufficient isv permissions")
+                    .with_sub_code("isv.permission-api-package-not-allowed")
+                    .with_sub_msg(
+                        "this app has no permission to call tmall.nrt.certificate.query",
+                    ));
+            }
+            if state.queries_throttled < self.config.throttle_queries {
+                state.queries_throttled += 1;
+                state.stats.throttled();
+                return Err(api_limit(self.config.faults.ban_seconds));
+            }
         }
-        self.delayed(reply)
+        state
+            .flow
+            .admit(&self.config.faults, arrived, now.timestamp())
+            .inspect_err(|_| state.stats.throttled())
+    }
+
+    fn refuse(&self, mut state: MutexGuard<'_, State>, error: &ErrorAnswer, id: &str) -> Reply {
+        state.stats.answered(&error.bucket());
+        drop(state);
+        self.delayed(Reply::json(error.render(id)))
+    }
+
+    fn success(
+        &self,
+        call: &Call,
+        fields: serde_json::Map<String, serde_json::Value>,
+        id: &str,
+    ) -> Reply {
+        self.delayed(shapes::success(call, fields, id))
     }
 
     fn delayed(&self, mut reply: Reply) -> Reply {
@@ -119,6 +202,11 @@ impl Sim {
         // The state stays consistent between statements, so a panicked holder leaves it usable.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The gateway's wall clock: the host's, moved by the configured offset.
+fn gateway_clock(config: &SimConfig) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(config.clock_offset_s)
 }
 
 #[cfg(test)]

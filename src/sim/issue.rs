@@ -1,21 +1,23 @@
-//! Issuing: what a valid call does on the simulated platform. Certificate codes and right
-//! instances, idempotency on the API's key (alsc `request_id`), the data triggers that make
-//! business outcomes reproducible, and the per-identity counts behind `issued_by_identity` and
-//! `duplicates`.
+//! Issuing: what a valid call does on the simulated platform. Certificates (booked for
+//! queries) and right instances, idempotency on the API's key (alsc `request_id`), the data
+//! triggers that make business outcomes reproducible, and the per-identity counts behind
+//! `issued_by_identity` and `duplicates`.
 //!
 //! "First call" in a trigger means the identity's first call that reaches the business logic
 //! (early faults do not count), so triggers are deterministic under any concurrency.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::answer::ErrorAnswer;
-use super::check::ValidCall;
+use super::call::IssueCall;
 use super::faults::{EarlyFault, Faults, timeout_subcode};
-use crate::top::ApiSpec;
+use super::ids::Ids;
+use super::query::{Certificate, Certificates, Preissued};
 
 const TMALL: &str = "tmall.nrt.certificate.send";
 const ALSC: &str = "alibaba.alsc.right.decisionsend";
@@ -38,12 +40,10 @@ pub(crate) struct AlscResult {
 }
 
 /// What the platform answers to one call, before rendering.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Answer {
-    /// A certificate was issued; its code derives from `serial`.
-    TmallIssued {
-        serial: u64,
-    },
+    /// A certificate was issued.
+    TmallIssued(Certificate),
     /// The tmall answer with a non-`"0"` `result.code` and no model.
     TmallCode {
         code: &'static str,
@@ -56,7 +56,7 @@ pub(crate) enum Answer {
 }
 
 /// The outcome of one valid call.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Served {
     pub answer: Answer,
     pub issued: bool,
@@ -86,7 +86,7 @@ impl Served {
             Answer::Http502 => "http-502".to_owned(),
             Answer::Malformed(_) => "malformed".to_owned(),
             _ if self.replayed => "replayed".to_owned(),
-            Answer::TmallIssued { .. } => "issued".to_owned(),
+            Answer::TmallIssued(_) => "issued".to_owned(),
             Answer::TmallCode { code, .. } => format!("tmall:code:{code}"),
             Answer::Alsc(result) => match result.status {
                 AlscStatus::Success => "issued".to_owned(),
@@ -165,20 +165,70 @@ struct Counters {
     issued: u32,
 }
 
-/// The simulated platform's books: per-identity counters, stored idempotent answers, totals.
-#[derive(Debug, Default)]
+/// A moment on both clocks: the gateway's wall clock (skewed as configured) and the monotonic one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Moment {
+    pub wall: DateTime<Utc>,
+    pub mono: Instant,
+}
+
+/// The simulated platform's books: per-identity counters, stored idempotent answers, the
+/// certificates for queries, totals.
+#[derive(Debug)]
 pub(crate) struct Book {
+    ids: Ids,
     identities: HashMap<Arc<str>, Counters>,
     /// Final answers by idempotency key value, replayed to a repeated key.
     stored: HashMap<String, Answer>,
+    certificates: Certificates,
     issued: u64,
     duplicates: u64,
     serial: u64,
 }
 
 impl Book {
-    /// Processes one valid call: faults, idempotent replay, triggers, issuance.
-    pub(crate) fn serve(&mut self, call: &ValidCall, faults: &Faults, seed: u64) -> Served {
+    /// Empty books in the id space `ids`, holding the certificates issued before `started`.
+    pub(crate) fn new(ids: Ids, preissued: &[Preissued], started: Moment) -> Self {
+        let mut book = Book {
+            ids,
+            identities: HashMap::new(),
+            stored: HashMap::new(),
+            certificates: Certificates::default(),
+            issued: 0,
+            duplicates: 0,
+            serial: 0,
+        };
+        for p in preissued {
+            book.serial += 1;
+            let age = chrono::Duration::from_std(p.age).unwrap_or_default();
+            let certificate = Certificate {
+                code: ids.certificate_code(book.serial),
+                open_id: p.open_id.clone(),
+                out_id: p.out_id.into(),
+                channel: p.channel.into(),
+                biz_code: Some(p.biz_code.clone()),
+                created: started.wall - age,
+            };
+            book.certificates.add(certificate, started.mono);
+        }
+        book
+    }
+
+    /// The certificates, for queries.
+    pub(crate) fn certificates(&self) -> &Certificates {
+        &self.certificates
+    }
+
+    /// Processes one valid call at `at`: faults, idempotent replay, triggers, issuance. A
+    /// certificate issued now shows in queries after `query_lag`.
+    pub(crate) fn serve(
+        &mut self,
+        call: &IssueCall,
+        faults: &Faults,
+        seed: u64,
+        at: Moment,
+        query_lag: Duration,
+    ) -> Served {
         let counters = self
             .identities
             .entry(Arc::clone(&call.identity))
@@ -227,7 +277,17 @@ impl Book {
                     }
                     self.issued += 1;
                     let answer = if call.api.method == TMALL {
-                        Answer::TmallIssued { serial }
+                        let certificate = Certificate {
+                            code: self.ids.certificate_code(serial),
+                            open_id: call.recipient().to_owned(),
+                            out_id: call.object.get("out_id").cloned().unwrap_or_default(),
+                            channel: call.object.get("channel").cloned().unwrap_or_default(),
+                            biz_code: call.text("biz_code").map(str::to_owned),
+                            created: at.wall,
+                        };
+                        self.certificates
+                            .add(certificate.clone(), at.mono + query_lag);
+                        Answer::TmallIssued(certificate)
                     } else {
                         Answer::Alsc(AlscResult {
                             status: AlscStatus::Success,
@@ -287,72 +347,9 @@ fn ticket_count(object: &Map<String, Value>) -> u16 {
     n.clamp(1, 20) as u16
 }
 
-/// The identity issuances are counted by: the method, a space, then the object param without
-/// the idempotency key as compact JSON with keys sorted at every level.
-pub(crate) fn identity(api: &ApiSpec, object: &Map<String, Value>) -> String {
-    let mut out = String::with_capacity(128);
-    out.push_str(api.method);
-    out.push(' ');
-    write_object(&mut out, object, api.idempotency_key);
-    out
-}
-
-fn write_object(out: &mut String, object: &Map<String, Value>, skip: Option<&str>) {
-    let mut keys: Vec<&String> = object.keys().filter(|k| Some(k.as_str()) != skip).collect();
-    keys.sort_unstable();
-    out.push('{');
-    for (i, key) in keys.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_canonical(out, &Value::String(key.clone()));
-        out.push(':');
-        write_canonical(out, &object[key.as_str()]);
-    }
-    out.push('}');
-}
-
-fn write_canonical(out: &mut String, value: &Value) {
-    match value {
-        Value::Object(map) => write_object(out, map, None),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(out, item);
-            }
-            out.push(']');
-        }
-        scalar => {
-            let _ = write!(out, "{scalar}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::top::find_api;
-
-    #[test]
-    fn identity_sorts_keys_and_drops_request_id() {
-        let alsc = find_api(ALSC).unwrap();
-        let a: Map<String, Value> = serde_json::from_str(
-            r#"{"scene_code":"s","request_id":"r1","alipay_id":"2088000000000001","right_act_list":[{"rightId":1,"actCode":"x"}]}"#,
-        )
-        .unwrap();
-        let b: Map<String, Value> = serde_json::from_str(
-            r#"{"right_act_list":[{"actCode":"x","rightId":1}],"alipay_id":"2088000000000001","request_id":"r2","scene_code":"s"}"#,
-        )
-        .unwrap();
-        assert_eq!(identity(alsc, &a), identity(alsc, &b));
-        assert_eq!(
-            identity(alsc, &a),
-            r#"alibaba.alsc.right.decisionsend {"alipay_id":"2088000000000001","right_act_list":[{"actCode":"x","rightId":1}],"scene_code":"s"}"#
-        );
-    }
 
     #[test]
     fn triggers_change_after_the_first_business_call() {

@@ -2,16 +2,20 @@
 //! two issuing APIs that checks requests like the platform, answers with its shapes and codes,
 //! counts issuances per recipient identity, and injects seeded faults. See `docs/simulator.md`.
 //!
-//! Layout: `check` validates a request, `issue` decides and books what it does, `faults`
-//! plans injected faults and flow control, `shapes` and `answer` render the answer,
-//! `gateway` ties them together under one briefly held lock, `server` is the HTTP side and
-//! `stats` the counters.
+//! Layout: `call` names the methods and the shape of a checked call, `check` validates a
+//! request, `issue` decides and books what an issuing call does, `query` answers
+//! `tmall.nrt.certificate.query` from those books, `ids` makes the ids, `faults` plans injected
+//! faults and flow control, `shapes` and `answer` render the answer, `gateway` ties them
+//! together under one briefly held lock, `server` is the HTTP side and `stats` the counters.
 
 mod answer;
+mod call;
 mod check;
 mod faults;
 mod gateway;
+mod ids;
 mod issue;
+mod query;
 mod server;
 mod shapes;
 mod stats;
@@ -24,6 +28,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 pub use faults::Faults;
+pub use query::Preissued;
 pub use server::{SimServer, start};
 pub use stats::SimStats;
 
@@ -38,10 +43,20 @@ pub const DEFAULT_SESSION: &str = "sim-session";
 /// Where `campaign sim` listens unless `--addr` says otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
-/// `campaign sim` options.
+/// The most `--limit-qps` may be.
+const MAX_LIMIT_QPS: u32 = 1_000_000;
+/// The longest ban, in seconds (a day).
+const MAX_BAN_SECONDS: u64 = 86_400;
+/// The longest latency, withheld answer or query lag, in milliseconds (an hour).
+const MAX_DELAY_MS: u64 = 3_600_000;
+/// The largest clock offset either way, in seconds (ten years).
+const MAX_CLOCK_OFFSET_S: i64 = 315_360_000;
+
+/// `campaign sim` options. Their defaults are those of [`SimConfig::default`].
 #[derive(Clone, Debug, clap::Args)]
 pub struct SimArgs {
     /// Address to listen on; port 0 picks a free port (printed on the first line of stdout).
+    /// A non-loopback address gets a warning: the simulator accepts anyone's calls.
     #[arg(long, default_value = DEFAULT_ADDR)]
     pub addr: SocketAddr,
     /// The app key to accept (the secret comes from TOP_APP_SECRET, default `sim-secret`).
@@ -50,14 +65,15 @@ pub struct SimArgs {
     /// Seed of the fault injection: the same seed gives the same faults for the same requests.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Per-second call limit (sliding window); past it, code 7 and a ban.
-    #[arg(long, value_name = "N")]
+    /// Per-second call limit (sliding window), 1 to 1000000; past it, code 7 and a ban.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_LIMIT_QPS)))]
     pub limit_qps: Option<u32>,
-    /// Length of the ban announced after the per-second limit is passed.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// Length of the ban announced after the per-second limit is passed, 1 to 86400.
+    #[arg(long, value_name = "N", default_value_t = faults::DEFAULT_BAN_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_BAN_SECONDS))]
     pub ban_seconds: u64,
-    /// Calls per day (GMT+8); past it, code 7 with a ban until midnight GMT+8.
-    #[arg(long, value_name = "N")]
+    /// Calls per day (GMT+8), at least 1; past it, code 7 with a ban until midnight GMT+8.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub daily_quota: Option<u64>,
     /// Share of calls answered with an `isp.*` error (nothing issued).
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = rate)]
@@ -65,14 +81,15 @@ pub struct SimArgs {
     /// Share of calls processed, then answered `isp.top-remote-connection-timeout`.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = rate)]
     pub timeout_subcode_rate: f64,
-    /// Latency added to every answer, in milliseconds.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Latency added to every answer, in milliseconds (at most an hour).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_DELAY_MS))]
     pub latency_ms: u64,
     /// Share of calls processed, then answered only after --withhold-ms.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = rate)]
     pub withhold_rate: f64,
     /// How long a withheld answer is held, in milliseconds (longer than the client's timeout).
-    #[arg(long, value_name = "N", default_value_t = 15_000)]
+    #[arg(long, value_name = "N", default_value_t = faults::DEFAULT_WITHHOLD_MS,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_DELAY_MS))]
     pub withhold_ms: u64,
     /// Share of calls answered HTTP 502 (nothing issued).
     #[arg(long = "http502-rate", value_name = "F", default_value_t = 0.0, value_parser = rate)]
@@ -80,33 +97,32 @@ pub struct SimArgs {
     /// Share of calls answered with a body that is not a TOP answer (nothing issued).
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = rate)]
     pub malformed_rate: f64,
+    /// tmall.nrt.certificate.query does not show a certificate until this many milliseconds
+    /// after it was issued.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_DELAY_MS))]
+    pub query_lag_ms: u64,
+    /// Refuse tmall.nrt.certificate.query with a permission error (code 11).
+    #[arg(long)]
+    pub deny_query: bool,
+    /// Answer the first N tmall.nrt.certificate.query calls with code 7 and a ban of
+    /// --ban-seconds.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub throttle_queries: u64,
+    /// A certificate issued before the campaign, seen by queries but not counted as issued:
+    /// `open_id=X,biz_code=Y,out_id=N,channel=N[,age_s=SECONDS]` (age default 86400). Repeatable.
+    #[arg(long, value_name = "FIELDS")]
+    pub preissued: Vec<Preissued>,
+    /// Moves the simulator's clock by this many seconds (taobao.time.get, the timestamp check,
+    /// the times in answers), up to ten years either way.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-MAX_CLOCK_OFFSET_S..=MAX_CLOCK_OFFSET_S))]
+    pub clock_offset_s: i64,
 }
 
 fn rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
         _ => Err(format!("{text:?} is not a share between 0 and 1")),
-    }
-}
-
-impl Default for SimArgs {
-    fn default() -> Self {
-        let faults = Faults::default();
-        SimArgs {
-            addr: DEFAULT_ADDR.parse().expect("valid default address"),
-            app_key: DEFAULT_APP_KEY.to_owned(),
-            seed: 0,
-            limit_qps: faults.limit_qps,
-            ban_seconds: faults.ban_seconds,
-            daily_quota: faults.daily_quota,
-            isp_error_rate: faults.isp_error_rate,
-            timeout_subcode_rate: faults.timeout_subcode_rate,
-            latency_ms: faults.latency.as_millis() as u64,
-            withhold_rate: faults.withhold_rate,
-            withhold_ms: faults.withhold.as_millis() as u64,
-            http502_rate: faults.http502_rate,
-            malformed_rate: faults.malformed_rate,
-        }
     }
 }
 
@@ -130,11 +146,16 @@ impl SimArgs {
                 http502_rate: self.http502_rate,
                 malformed_rate: self.malformed_rate,
             },
+            query_lag: Duration::from_millis(self.query_lag_ms),
+            deny_query: self.deny_query,
+            throttle_queries: self.throttle_queries,
+            preissued: self.preissued,
+            clock_offset_s: self.clock_offset_s,
         }
     }
 }
 
-/// What the simulator accepts and which faults it injects.
+/// What the simulator accepts, which faults it injects and how it answers queries.
 #[derive(Clone, PartialEq)]
 pub struct SimConfig {
     pub app_key: String,
@@ -143,6 +164,16 @@ pub struct SimConfig {
     /// Seed of the fault injection.
     pub seed: u64,
     pub faults: Faults,
+    /// How long after issuing a certificate shows in `tmall.nrt.certificate.query`.
+    pub query_lag: Duration,
+    /// Refuse `tmall.nrt.certificate.query` with code 11 (no permission).
+    pub deny_query: bool,
+    /// Answer the first this many `tmall.nrt.certificate.query` calls with code 7.
+    pub throttle_queries: u64,
+    /// Certificates issued before the simulator started.
+    pub preissued: Vec<Preissued>,
+    /// Seconds added to the host's clock to make the gateway's.
+    pub clock_offset_s: i64,
 }
 
 impl Default for SimConfig {
@@ -153,6 +184,11 @@ impl Default for SimConfig {
             session: DEFAULT_SESSION.to_owned(),
             seed: 0,
             faults: Faults::default(),
+            query_lag: Duration::ZERO,
+            deny_query: false,
+            throttle_queries: 0,
+            preissued: Vec::new(),
+            clock_offset_s: 0,
         }
     }
 }
@@ -165,6 +201,11 @@ impl fmt::Debug for SimConfig {
             .field("session", &"***")
             .field("seed", &self.seed)
             .field("faults", &self.faults)
+            .field("query_lag", &self.query_lag)
+            .field("deny_query", &self.deny_query)
+            .field("throttle_queries", &self.throttle_queries)
+            .field("preissued", &self.preissued)
+            .field("clock_offset_s", &self.clock_offset_s)
             .finish()
     }
 }
@@ -175,6 +216,9 @@ pub fn run_cli(args: SimArgs) -> anyhow::Result<Exit> {
     let secret = env_or("TOP_APP_SECRET", DEFAULT_SECRET);
     let session = env_or("TOP_SESSION", DEFAULT_SESSION);
     let addr = args.addr;
+    if let Some(warning) = exposure_warning(addr) {
+        tracing::warn!("{warning}");
+    }
     let config = args.into_config(secret, session);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -197,6 +241,17 @@ pub fn run_cli(args: SimArgs) -> anyhow::Result<Exit> {
             stats.calls, stats.issued, stats.duplicates, stats.peak_calls_per_second
         );
         Ok(Exit::Ok)
+    })
+}
+
+/// The warning for an address other machines can reach: the simulator takes anyone's calls
+/// with the default credentials, and its stats show every recipient.
+fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "listening on {addr}, which is not a loopback address: any machine that can reach \
+             it can call the simulator and read /sim/stats; use 127.0.0.1 unless that is meant"
+        )
     })
 }
 
@@ -238,17 +293,60 @@ mod tests {
     #[test]
     fn clap_defaults_match_the_default_config() {
         let parsed = Cli::parse_from(["sim"]).args;
-        assert_eq!(parsed.addr, SimArgs::default().addr);
-        let secret = || DEFAULT_SECRET.to_owned();
-        let session = || DEFAULT_SESSION.to_owned();
+        assert_eq!(parsed.addr, DEFAULT_ADDR.parse().unwrap());
         assert_eq!(
-            parsed.into_config(secret(), session()),
+            parsed.into_config(DEFAULT_SECRET.to_owned(), DEFAULT_SESSION.to_owned()),
             SimConfig::default()
         );
-        assert_eq!(
-            SimArgs::default().into_config(secret(), session()),
-            SimConfig::default()
-        );
+    }
+
+    #[test]
+    fn query_and_clock_options_reach_the_config() {
+        let args = Cli::parse_from([
+            "sim",
+            "--query-lag-ms",
+            "1500",
+            "--deny-query",
+            "--throttle-queries",
+            "3",
+            "--preissued",
+            "open_id=A,biz_code=23,out_id=1,channel=7",
+            "--preissued",
+            "open_id=B,biz_code=23,out_id=2,channel=7,age_s=0",
+            "--clock-offset-s",
+            "-900",
+        ])
+        .args;
+        let config = args.into_config("s".into(), "t".into());
+        assert_eq!(config.query_lag, Duration::from_millis(1500));
+        assert!(config.deny_query);
+        assert_eq!(config.throttle_queries, 3);
+        assert_eq!(config.preissued.len(), 2);
+        assert_eq!(config.preissued[1].age, Duration::ZERO);
+        assert_eq!(config.clock_offset_s, -900);
+    }
+
+    #[test]
+    fn numeric_options_out_of_bounds_are_refused_not_panics() {
+        for (flag, value) in [
+            ("--limit-qps", "0"),
+            ("--limit-qps", "4294967296"),
+            ("--ban-seconds", "0"),
+            ("--ban-seconds", "18446744073709551615"),
+            ("--daily-quota", "0"),
+            ("--latency-ms", "18446744073709551615"),
+            ("--withhold-ms", "3600001"),
+            ("--query-lag-ms", "-1"),
+            ("--clock-offset-s", "-9223372036854775808"),
+            ("--isp-error-rate", "NaN"),
+            ("--seed", "-1"),
+            ("--preissued", "open_id=A"),
+        ] {
+            assert!(
+                Cli::try_parse_from(["sim", flag, value]).is_err(),
+                "{flag} {value}"
+            );
+        }
     }
 
     #[test]
@@ -270,6 +368,17 @@ mod tests {
         assert_eq!(config.faults.http502_rate, 0.5);
         assert_eq!(config.faults.withhold, Duration::from_millis(20));
         assert!(Cli::try_parse_from(["sim", "--isp-error-rate", "1.5"]).is_err());
+    }
+
+    #[test]
+    fn only_non_loopback_addresses_are_warned_about() {
+        for addr in ["127.0.0.1:0", "[::1]:8080", "127.1.2.3:80"] {
+            assert!(exposure_warning(addr.parse().unwrap()).is_none(), "{addr}");
+        }
+        for addr in ["0.0.0.0:8080", "[::]:0", "192.168.1.5:8080"] {
+            let warning = exposure_warning(addr.parse().unwrap()).unwrap();
+            assert!(warning.contains("not a loopback address"), "{warning}");
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::call::Method;
+
 /// The counters at `GET /sim/stats` (and [`SimServer::stats`](super::SimServer::stats)).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimStats {
@@ -27,8 +29,13 @@ pub struct SimStats {
     /// Issuances per identity (method, then the object param without `request_id`, keys sorted).
     pub issued_by_identity: BTreeMap<String, u64>,
     /// Calls per kind of answer: `issued`, `replayed`, `alsc:STATUS`, `tmall:code:CODE`,
-    /// `error:CODE[:SUB_CODE]`, `http-502`, `malformed`. Sums to `calls`.
+    /// `certificate-query`, `time-get`, `user-seller-get`, `error:CODE[:SUB_CODE]`, `http-502`,
+    /// `malformed`. Sums to `calls`.
     pub calls_by_outcome: BTreeMap<String, u64>,
+    /// Calls per `method` parameter, valid or not; `other` for a missing or unknown method.
+    /// Sums to `calls`.
+    #[serde(default)]
+    pub calls_by_method: BTreeMap<String, u64>,
 }
 
 /// The call-level counters; issuance counts live with the issuing state.
@@ -42,13 +49,16 @@ pub(crate) struct Stats {
     replayed: u64,
     withheld: u64,
     by_outcome: HashMap<String, u64>,
+    by_method: HashMap<&'static str, u64>,
 }
 
 impl Stats {
-    /// Records a call arriving at `at`. Concurrent calls are recorded slightly out of order;
-    /// each is put in its place so the window stays sorted.
-    pub(crate) fn arrive(&mut self, at: Instant) {
+    /// Records a call to `method` (the parameter as sent) arriving at `at`. Concurrent calls are
+    /// recorded slightly out of order; each is put in its place so the window stays sorted.
+    pub(crate) fn arrive(&mut self, at: Instant, method: Option<&str>) {
         self.calls += 1;
+        let method = method.and_then(Method::find).map_or("other", Method::name);
+        *self.by_method.entry(method).or_default() += 1;
         let newest = self.recent.back().copied().unwrap_or(at).max(at);
         if let Some(horizon) = newest.checked_sub(Duration::from_secs(1)) {
             while self.recent.front().is_some_and(|t| *t <= horizon) {
@@ -103,6 +113,11 @@ impl Stats {
                 .iter()
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
+            calls_by_method: self
+                .by_method
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
             ..SimStats::default()
         }
     }
@@ -119,10 +134,10 @@ mod tests {
         let at = |ms| t0 + Duration::from_millis(ms);
         // Two bursts of 3 that a fixed-second bucket would split, 600 ms apart: 6 in one window.
         for ms in [700, 800, 900, 1_300, 1_400, 1_500] {
-            stats.arrive(at(ms));
+            stats.arrive(at(ms), None);
         }
         for ms in [3_000, 3_100] {
-            stats.arrive(at(ms));
+            stats.arrive(at(ms), None);
         }
         let snap = stats.snapshot();
         assert_eq!(snap.calls, 8);
@@ -133,9 +148,12 @@ mod tests {
     fn a_call_exactly_one_second_later_starts_a_new_window() {
         let mut stats = Stats::default();
         let t0 = Instant::now() + Duration::from_secs(5);
-        stats.arrive(t0);
-        stats.arrive(t0 + Duration::from_secs(1));
-        assert_eq!(stats.snapshot().peak_calls_per_second, 1);
+        stats.arrive(t0, None);
+        stats.arrive(t0 + Duration::from_secs(1), Some("taobao.time.get"));
+        let snap = stats.snapshot();
+        assert_eq!(snap.peak_calls_per_second, 1);
+        assert_eq!(snap.calls_by_method["other"], 1);
+        assert_eq!(snap.calls_by_method["taobao.time.get"], 1);
     }
 
     #[test]
@@ -144,11 +162,11 @@ mod tests {
         let t0 = Instant::now() + Duration::from_secs(5);
         let at = |ms| t0 + Duration::from_millis(ms);
         for ms in [0, 900, 500, 1_400, 1_100] {
-            stats.arrive(at(ms));
+            stats.arrive(at(ms), None);
         }
         // Windows: {0, 500, 900}, then {500, 900, 1100, 1400}.
         assert_eq!(stats.snapshot().peak_calls_per_second, 4);
-        stats.arrive(at(100));
+        stats.arrive(at(100), None);
         assert_eq!(stats.snapshot().calls, 6);
         assert_eq!(stats.snapshot().peak_calls_per_second, 4);
     }
