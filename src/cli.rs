@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// Start the results CSV with a UTF-8 byte-order mark (for spreadsheet programs).
     #[arg(long)]
     pub bom: bool,
+    /// A canary: send at most N rows not yet sent, then end like a finished run; the next run
+    /// continues.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +216,7 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 resend_uncertain: args.resend_uncertain,
                 bom: args.bom,
                 quiet: cli.quiet,
+                limit: args.limit,
             };
             runtime()?.block_on(runner::run(campaign, options))
         }

@@ -9,7 +9,8 @@ pub enum Exit {
     RowsFailed = 1,
     /// Usage, campaign file or input error; nothing was sent.
     Usage = 2,
-    /// Halted: fatal platform error, failure rate over the limit or a long ban; resumable.
+    /// Halted: fatal platform error, failure rate over the limit, a long ban or the budget
+    /// reached; resumable.
     Halted = 3,
     /// Interrupted by Ctrl-C or SIGTERM; resumable.
     Interrupted = 130,

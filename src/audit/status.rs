@@ -33,6 +33,15 @@ pub struct ResultsInfo {
     pub written_at: Option<String>,
 }
 
+/// The `max_issued` budget: rows issued or possibly issued (uncertain, in flight; for an
+/// idempotent API also pending rows sent before) over all runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BudgetInfo {
+    pub max: u64,
+    pub used: u64,
+    pub left: u64,
+}
+
 /// Everything `campaign status` shows; serialised as is by `--json`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StatusReport {
@@ -58,6 +67,8 @@ pub struct StatusReport {
     /// Flow-control answers over all runs.
     pub throttle_events: u64,
     pub results: Option<ResultsInfo>,
+    /// `null` without `limits.max_issued`.
+    pub budget: Option<BudgetInfo>,
 }
 
 pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
@@ -93,6 +104,17 @@ pub fn gather(campaign: &Campaign) -> anyhow::Result<StatusReport> {
         }),
         _ => None,
     };
+    let budget = match campaign.limits.max_issued {
+        Some(max) => {
+            let used = ledger.budget_use(campaign.api.is_idempotent())?.used;
+            Some(BudgetInfo {
+                max,
+                used,
+                left: max.saturating_sub(used),
+            })
+        }
+        None => None,
+    };
     Ok(StatusReport {
         campaign: campaign.name.clone(),
         api: ledger
@@ -110,6 +132,7 @@ pub fn gather(campaign: &Campaign) -> anyhow::Result<StatusReport> {
         errors: ledger.error_groups()?,
         throttle_events: ledger.throttle_events()?,
         results,
+        budget,
     })
 }
 
@@ -215,6 +238,13 @@ pub fn render(r: &StatusReport) -> String {
                 run.counters.throttle_events
             );
         }
+    }
+    if let Some(b) = &r.budget {
+        let _ = writeln!(
+            out,
+            "budget    {} of {} used (issued or possibly issued), {} left",
+            b.used, b.max, b.left
+        );
     }
     render_errors(&mut out, &r.errors);
     let _ = writeln!(out, "throttle  {} events over all runs", r.throttle_events);

@@ -32,6 +32,7 @@ const LIMIT_KEYS: &[&str] = &[
     "max_failure_rate",
     "min_rows_for_halt",
     "max_ban_wait_s",
+    "max_issued",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> {
@@ -246,6 +247,7 @@ fn limits(mut s: Section<'_, '_>) -> Result<Limits, CampaignError> {
             Err("must not be negative")
         }
     })?;
+    let max_issued = s.integer::<u64>("max_issued", 1)?;
     Ok(Limits {
         qps: qps.unwrap_or(defaults.qps),
         concurrency: concurrency.unwrap_or(defaults.concurrency),
@@ -253,6 +255,7 @@ fn limits(mut s: Section<'_, '_>) -> Result<Limits, CampaignError> {
         max_failure_rate: max_failure_rate.unwrap_or(defaults.max_failure_rate),
         min_rows_for_halt: min_rows_for_halt.unwrap_or(defaults.min_rows_for_halt),
         max_ban_wait: max_ban_wait.map_or(defaults.max_ban_wait, Duration::from_secs_f64),
+        max_issued,
     })
 }
 

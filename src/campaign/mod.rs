@@ -88,6 +88,9 @@ pub struct Limits {
     pub min_rows_for_halt: u64,
     /// A flow-control ban longer than this halts the run.
     pub max_ban_wait: Duration,
+    /// The budget: rows issued or possibly issued (uncertain, in flight) never exceed this,
+    /// across all runs. `None`: no budget.
+    pub max_issued: Option<u64>,
 }
 
 impl Default for Limits {
@@ -99,6 +102,7 @@ impl Default for Limits {
             max_failure_rate: 0.5,
             min_rows_for_halt: 200,
             max_ban_wait: Duration::from_secs(300),
+            max_issued: None,
         }
     }
 }

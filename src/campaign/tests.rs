@@ -149,14 +149,28 @@ fn limit_errors_name_line_column_and_field() {
         with("min_rows_for_halt = -1").ends_with("limits.min_rows_for_halt: must not be negative")
     );
     assert!(with("max_ban_wait_s = -1").ends_with("limits.max_ban_wait_s: must not be negative"));
+    assert!(with("max_issued = 0").ends_with("limits.max_issued: must be at least 1"));
+    assert_eq!(
+        Campaign::parse(
+            Path::new("x.toml"),
+            &format!("{MINIMAL_SIM}[limits]\nmax_issued = 1000\n")
+        )
+        .unwrap()
+        .limits
+        .max_issued,
+        Some(1000)
+    );
 }
 
 #[test]
 fn unknown_keys_are_errors_everywhere() {
-    assert_eq!(
-        error(&format!("{MINIMAL_SIM}[limits]\nqsp = 5\n")),
-        "samples/x.toml:8:1: limits.qsp: unknown key (expected one of: qps, concurrency, \
-         max_attempts, max_failure_rate, min_rows_for_halt, max_ban_wait_s)"
+    let unknown = error(&format!("{MINIMAL_SIM}[limits]\nqsp = 5\n"));
+    assert!(
+        unknown.starts_with(
+            "samples/x.toml:8:1: limits.qsp: unknown key (expected one of: qps, concurrency, \
+             max_attempts, max_failure_rate, min_rows_for_halt, max_ban_wait_s"
+        ) && unknown.contains("max_issued"),
+        "{unknown}"
     );
     assert!(
         error(&format!("nmae = 1\n{MINIMAL_SIM}"))

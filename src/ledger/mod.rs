@@ -4,6 +4,7 @@
 //! identity, so an identity can never be issued twice), every attempt and every run. During a
 //! run one thread owns the connection ([`writer`]); everything else talks to it over a channel.
 
+pub mod budget;
 pub mod ingest;
 pub mod query;
 pub mod report;

@@ -181,6 +181,13 @@ fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
                 top_request_id,
                 finished_at,
             } = *record;
+            if attempt.is_none() && matches!(settle, Settle::Pending(None)) {
+                // Marked in flight but never sent: back to pending, untouched, so that what an
+                // earlier run left (its last error, a crash mark) still counts.
+                tx.prepare_cached("UPDATE entries SET status = ?2 WHERE id = ?1")?
+                    .execute(params![entry_id, RowStatus::Pending])?;
+                return Ok(None);
+            }
             if let Some(a) = attempt {
                 let e = a.error.unwrap_or_default();
                 tx.prepare_cached(

@@ -17,6 +17,8 @@ pub struct Summary<'a> {
     pub results: &'a Path,
     /// The results file's MD5, when it could be written.
     pub digest: Option<&'a str>,
+    /// Lines printed after the results line (limit reached, budget).
+    pub notes: &'a [String],
 }
 
 /// Formats a duration as `1h02m03s`, `2m03s` or `3.4s`.
@@ -67,6 +69,9 @@ pub fn print_summary(s: &Summary<'_>) {
     if let Some(digest) = s.digest {
         outln!(out, "results: {} (md5 {digest})", s.results.display());
     }
+    for note in s.notes {
+        outln!(out, "{note}");
+    }
     let uncertain = s.counts.get(RowStatus::Uncertain);
     if uncertain > 0 {
         let (rows, are) = if uncertain == 1 {
@@ -84,8 +89,14 @@ pub fn print_summary(s: &Summary<'_>) {
     let _ = crate::progress::print(&out);
 }
 
-/// Prints the `--dry-run` plan to stdout.
-pub fn print_plan(campaign: &Campaign, report: &IngestReport) {
+/// Prints the `--dry-run` plan to stdout; `limit` is `--limit`, `budget` is `max_issued` with
+/// the rows already counted against it.
+pub fn print_plan(
+    campaign: &Campaign,
+    report: &IngestReport,
+    limit: Option<u64>,
+    budget: Option<(u64, u64)>,
+) {
     let mut out = String::new();
     let qps = campaign.limits.qps;
     outln!(
@@ -99,7 +110,31 @@ pub fn print_plan(campaign: &Campaign, report: &IngestReport) {
     outln!(out, "  already done    {:>9}", report.already_done);
     outln!(out, "  invalid         {:>9}", report.invalid);
     outln!(out, "  duplicates      {:>9}", report.duplicates);
-    let estimate = Duration::from_secs_f64(report.to_send as f64 / qps);
+    let mut this_run = report.to_send;
+    if let Some((max, used)) = budget {
+        let left = max.saturating_sub(used);
+        outln!(
+            out,
+            "  budget          {used:>9} of max_issued = {max} used, {left} left"
+        );
+        this_run = this_run.min(left);
+    }
+    if let Some(limit) = limit {
+        outln!(out, "  --limit         {limit:>9} rows at most in this run");
+        this_run = this_run.min(limit);
+    }
+    if this_run < report.to_send {
+        outln!(
+            out,
+            "  this run sends  {this_run:>9} (then stops: {})",
+            if limit.is_some_and(|l| l == this_run) {
+                "the limit"
+            } else {
+                "the budget; raise max_issued to send the rest"
+            }
+        );
+    }
+    let estimate = Duration::from_secs_f64(this_run as f64 / qps);
     outln!(
         out,
         "  estimated time  {:>9} at {qps} qps",

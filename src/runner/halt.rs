@@ -20,6 +20,8 @@ pub enum Halt {
     },
     /// The ledger could not be written: nothing more may be sent.
     Ledger,
+    /// `limits.max_issued` rows are issued or possibly issued; rows remain to send.
+    Budget { max: u64 },
 }
 
 /// What to fix for a fatal platform error code.
@@ -80,6 +82,12 @@ impl fmt::Display for Halt {
                  look at the failures (campaign status) before running again"
             ),
             Halt::Ledger => f.write_str("the state file could not be written"),
+            Halt::Budget { max } => write!(
+                f,
+                "the budget is reached: {max} rows (limits.max_issued) are issued or may be \
+                 (uncertain, or in flight when a run stopped); the rest stay pending. Raise \
+                 max_issued in the campaign file to send them"
+            ),
         }
     }
 }

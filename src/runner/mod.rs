@@ -1,6 +1,7 @@
 //! `campaign run`: prepares the ledger, dispatches the remaining rows concurrently under the
 //! rate limit, stops cleanly on a halt or an interruption, and writes the results.
 
+mod allowance;
 mod backoff;
 mod halt;
 pub mod pace;
@@ -14,12 +15,14 @@ use anyhow::Context;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use self::allowance::{Allowance, Refusal};
 use self::backoff::Backoff;
 pub use self::halt::Halt;
 use self::pace::Pacer;
 use crate::campaign::{Campaign, GatewayUrl, Limits, Secrets};
-use crate::domain::{LiveCounters, RunEnding, now_rfc3339};
+use crate::domain::{LiveCounters, RowStatus, RunEnding, now_rfc3339};
 use crate::exit::Exit;
+use crate::ledger::budget::BudgetUse;
 use crate::ledger::writer::{AttemptLog, Job, Msg, Record, Settle, Writer};
 use crate::ledger::{self, Ledger};
 use crate::progress::Progress;
@@ -43,6 +46,8 @@ pub struct RunOptions {
     /// Write the results with a UTF-8 byte-order mark.
     pub bom: bool,
     pub quiet: bool,
+    /// `--limit N`: send at most this many not-yet-sent rows in this run (a canary).
+    pub limit: Option<u64>,
 }
 
 /// Everything the workers share.
@@ -56,6 +61,8 @@ pub(crate) struct Ctx {
     limits: Limits,
     backoff: Backoff,
     halt: Mutex<Option<Halt>>,
+    /// What `--limit` and the budget still allow this run to send.
+    allowance: Allowance,
 }
 
 impl Ctx {
@@ -112,7 +119,10 @@ impl Ctx {
 /// How the dispatch ended.
 #[derive(Clone, Debug)]
 enum Ending {
-    Finished,
+    /// Every row that could be sent was; `limit_reached` when `--limit` stopped the sending.
+    Finished {
+        limit_reached: bool,
+    },
     Halted(Halt),
     Interrupted,
 }
@@ -121,7 +131,7 @@ impl Ending {
     /// What the `runs` table records.
     fn recorded(&self) -> RunEnding {
         match self {
-            Ending::Finished => RunEnding::Finished,
+            Ending::Finished { .. } => RunEnding::Finished,
             Ending::Halted(_) => RunEnding::Halted,
             Ending::Interrupted => RunEnding::Interrupted,
         }
@@ -145,11 +155,11 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         );
     }
     if options.dry_run {
-        return dry_run(&campaign);
+        return dry_run(&campaign, options.limit);
     }
     let _lock = ledger::lock(&campaign.state)?;
     let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
-    prepare(&mut ledger, &campaign, &options)?;
+    let budget = prepare(&mut ledger, &campaign, &options)?;
 
     let sim = match &campaign.gateway.url {
         GatewayUrl::Sim => Some(start_sim(&campaign, &secrets).await?),
@@ -193,11 +203,12 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         limits: campaign.limits.clone(),
         backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX, None),
         halt: Mutex::new(None),
+        allowance: Allowance::new(options.limit, budget),
     });
     let progress = Progress::start(to_send, stats.clone(), options.quiet);
     let interrupted = watch_signals(ctx.stop.clone());
     let drain_limit = campaign.gateway.timeout + campaign.gateway.connect_timeout + DRAIN_GRACE;
-    dispatch(&ctx, generation, drain_limit).await;
+    let refused = dispatch(&ctx, generation, drain_limit).await;
     progress.finish();
 
     let ending = if let Some(halt) = ctx.halt.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -205,7 +216,12 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     } else if interrupted.is_cancelled() {
         Ending::Interrupted
     } else {
-        Ending::Finished
+        match (refused, ctx.allowance.budget()) {
+            (Some(Refusal::Budget), Some((max, _))) => Ending::Halted(Halt::Budget { max }),
+            (refused, _) => Ending::Finished {
+                limit_reached: refused == Some(Refusal::Limit),
+            },
+        }
     };
     let pacer_rate = ctx.pacer.rate();
     drop(ctx);
@@ -235,6 +251,27 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         Ok(written) => written.counts,
         Err(_) => ledger.status_counts()?,
     };
+    let pending = counts.get(RowStatus::Pending);
+    let mut notes = Vec::new();
+    if let (
+        Ending::Finished {
+            limit_reached: true,
+        },
+        Some(limit),
+    ) = (&ending, options.limit)
+    {
+        notes.push(format!(
+            "limit reached: --limit {limit} rows were sent in this run; {pending} rows remain \
+             pending: look at the results, then run again without --limit to continue"
+        ));
+    }
+    if let Some(max) = campaign.limits.max_issued {
+        let used = ledger.budget_use(campaign.api.is_idempotent())?.used;
+        notes.push(format!(
+            "budget: {used} of max_issued = {max} used (issued or possibly issued), {} left",
+            max.saturating_sub(used)
+        ));
+    }
     if !options.quiet {
         results::print_summary(&results::Summary {
             counts: &counts,
@@ -243,6 +280,7 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
             final_rate: pacer_rate,
             results: &campaign.results,
             digest: written.as_ref().ok().map(|w| w.digest.as_str()),
+            notes: &notes,
         });
     }
     if let Err(e) = written {
@@ -270,13 +308,19 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
             );
             Exit::Interrupted
         }
-        Ending::Finished if counts.need_attention() => Exit::RowsFailed,
-        Ending::Finished => Exit::Ok,
+        Ending::Finished { .. } if counts.need_attention() => Exit::RowsFailed,
+        Ending::Finished { .. } => Exit::Ok,
     })
 }
 
 /// Crash recovery, ingest, and the user's reopen flags, with what they found said out loud.
-fn prepare(ledger: &mut Ledger, campaign: &Campaign, options: &RunOptions) -> anyhow::Result<()> {
+/// Returns `max_issued` with what the ledger counts against it, before rows are reopened: a
+/// reopened `uncertain` row may have been issued, so it counts again when it is sent.
+fn prepare(
+    ledger: &mut Ledger,
+    campaign: &Campaign,
+    options: &RunOptions,
+) -> anyhow::Result<Option<(u64, BudgetUse)>> {
     let recovered = ledger.recover_in_flight(campaign.api.is_idempotent(), &now_rfc3339())?;
     if recovered > 0 {
         if campaign.api.is_idempotent() {
@@ -301,15 +345,20 @@ fn prepare(ledger: &mut Ledger, campaign: &Campaign, options: &RunOptions) -> an
             "the campaign params changed since the last run; they apply to rows not yet sent, and rows already sent are not sent again"
         );
     }
+    let budget = match campaign.limits.max_issued {
+        Some(max) => Some((max, ledger.budget_use(campaign.api.is_idempotent())?)),
+        None => None,
+    };
     let reopened = ledger.reopen(options.retry_failed, options.resend_uncertain)?;
     if reopened > 0 {
         tracing::info!("{reopened} rows reopened for sending");
     }
-    Ok(())
+    Ok(budget)
 }
 
-/// Feeds pending rows to the workers until none are left or the run stops, then drains.
-async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) {
+/// Feeds pending rows to the workers until none are left, the run stops, or `--limit` or the
+/// budget allows no more (returned), then drains.
+async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) -> Option<Refusal> {
     let workers = ctx.limits.concurrency * 2 + 2;
     let (jobs_tx, jobs_rx) = async_channel(workers);
     // One permit per worker waiting for a row and not yet promised one: rows are marked in
@@ -325,9 +374,12 @@ async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) {
                 idle.add_permits(1);
                 let job = { jobs.lock().await.recv().await };
                 let Some((job, slot)) = job else { return };
-                if worker::process(&ctx, job, slot).await.is_err() {
-                    ctx.halt(Halt::Ledger);
-                    return;
+                match worker::process(&ctx, job, slot).await {
+                    Ok(refused) => ctx.allowance.settle(refused),
+                    Err(worker::LedgerGone) => {
+                        ctx.halt(Halt::Ledger);
+                        return;
+                    }
                 }
             }
         });
@@ -335,6 +387,7 @@ async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) {
     drop(jobs_rx);
 
     let mut after_row = 0;
+    let mut refused = None;
     'feed: while !ctx.stop.is_cancelled() {
         let (reply, chunk) = tokio::sync::oneshot::channel();
         let asked = Msg::NextPending {
@@ -353,34 +406,20 @@ async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) {
         };
         let Some(last) = chunk.last() else { break };
         after_row = last.row;
-        let mut chunk = chunk.into_iter();
-        while chunk.len() > 0 {
-            let Some(batch) = mark_batch(ctx, &idle, &mut chunk).await else {
-                break 'feed;
-            };
-            let mut batch = batch.into_iter();
-            while let Some((job, slot)) = batch.next() {
-                let taker = tokio::select! {
-                    taker = jobs_tx.reserve() => taker,
-                    () = ctx.stop.cancelled() => Err(mpsc::error::SendError(())),
-                };
-                match taker {
-                    Ok(taker) => taker.send((job, slot)),
-                    Err(_) => {
-                        // Marked but not handed out (stop, or no worker left): back to pending.
-                        for (job, slot) in std::iter::once((job, slot)).chain(batch) {
-                            drop(slot);
-                            if ctx
-                                .record(&job, None, false, Settle::Pending(None), None)
-                                .await
-                                .is_err()
-                            {
-                                ctx.halt(Halt::Ledger);
-                                break;
-                            }
-                        }
-                        break 'feed;
-                    }
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (granted, refusal) = ctx.allowance.grant(&rest);
+            let mut chunk = rest.drain(..granted).collect::<Vec<_>>().into_iter();
+            match hand_out(ctx, &idle, &jobs_tx, &mut chunk).await {
+                Ok(()) => {}
+                Err(Stopped) => break 'feed,
+            }
+            match refusal {
+                None => {}
+                Some(Refusal::Budget) if ctx.allowance.wait_for_room(&ctx.stop).await => {}
+                Some(refusal) => {
+                    refused = Some(refusal);
+                    break 'feed;
                 }
             }
         }
@@ -405,14 +444,57 @@ async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) {
                         drain_limit.as_secs()
                     );
                     tasks.abort_all();
-                    return;
+                    return refused;
                 }
             },
         };
         if joined.is_none() {
-            return;
+            return refused;
         }
     }
+}
+
+/// The run stopped (or the ledger is gone) while rows were handed out.
+struct Stopped;
+
+/// Marks `rows` in flight batch by batch and hands each to a worker with its permit.
+async fn hand_out(
+    ctx: &Arc<Ctx>,
+    idle: &Semaphore,
+    jobs_tx: &mpsc::Sender<(Job, worker::Slot)>,
+    rows: &mut std::vec::IntoIter<Job>,
+) -> Result<(), Stopped> {
+    while rows.len() > 0 {
+        let Some(batch) = mark_batch(ctx, idle, rows).await else {
+            return Err(Stopped);
+        };
+        let mut batch = batch.into_iter();
+        while let Some((job, slot)) = batch.next() {
+            let taker = tokio::select! {
+                taker = jobs_tx.reserve() => taker,
+                () = ctx.stop.cancelled() => Err(mpsc::error::SendError(())),
+            };
+            match taker {
+                Ok(taker) => taker.send((job, slot)),
+                Err(_) => {
+                    // Marked but not handed out (stop, or no worker left): back to pending.
+                    for (job, slot) in std::iter::once((job, slot)).chain(batch) {
+                        drop(slot);
+                        if ctx
+                            .record(&job, None, false, Settle::Pending(None), None)
+                            .await
+                            .is_err()
+                        {
+                            ctx.halt(Halt::Ledger);
+                            break;
+                        }
+                    }
+                    return Err(Stopped);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Takes the in-flight permits that are free, as many as there are idle workers to take the
@@ -535,7 +617,7 @@ async fn start_sim(
 }
 
 /// `--dry-run`: ingest into a transaction that is rolled back, and print the plan.
-fn dry_run(campaign: &Campaign) -> anyhow::Result<Exit> {
+fn dry_run(campaign: &Campaign, limit: Option<u64>) -> anyhow::Result<Exit> {
     // A campaign that never ran is planned in a throwaway state file on disk, not in memory:
     // a dry run of millions of rows must not hold them all in RAM.
     let scratch;
@@ -557,6 +639,10 @@ fn dry_run(campaign: &Campaign) -> anyhow::Result<Exit> {
         )
     };
     let report = ledger.ingest(campaign, true)?;
-    results::print_plan(campaign, &report);
+    let budget = match campaign.limits.max_issued {
+        Some(max) => Some((max, ledger.budget_use(campaign.api.is_idempotent())?.used)),
+        None => None,
+    };
+    results::print_plan(campaign, &report, limit, budget);
     Ok(Exit::Ok)
 }

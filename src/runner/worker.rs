@@ -37,8 +37,9 @@ impl Drop for Slot {
 
 /// Sends one row until it settles, the run stops, or the ledger fails. `handed` is the permit
 /// the dispatcher took for the row's first attempt, whose in-flight mark it has already
-/// committed; later attempts take their own permit and mark the row themselves.
-pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<(), LedgerGone> {
+/// committed; later attempts take their own permit and mark the row themselves. Returns whether
+/// the row ended `failed` (the platform refused it, so it was not issued).
+pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<bool, LedgerGone> {
     let mut tries_this_run: u32 = 0;
     let mut handed = Some(handed);
     loop {
@@ -48,22 +49,22 @@ pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<()
                     // Marked but never sent: back to pending, untouched.
                     ctx.record(&job, None, false, Settle::Pending(None), None)
                         .await?;
-                    return Ok(());
+                    return Ok(false);
                 }
                 slot
             }
             None => {
                 if ctx.stop.is_cancelled() {
-                    return Ok(());
+                    return Ok(false);
                 }
                 tokio::select! {
                     permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed").forget(),
-                    () = ctx.stop.cancelled() => return Ok(()),
+                    () = ctx.stop.cancelled() => return Ok(false),
                 }
                 let slot = Slot::adopt(ctx);
                 tokio::select! {
                     () = ctx.pacer.wait_pause() => {}
-                    () = ctx.stop.cancelled() => return Ok(()),
+                    () = ctx.stop.cancelled() => return Ok(false),
                 }
                 let (ack, marked) = oneshot::channel();
                 ctx.send(Msg::InFlight {
@@ -84,7 +85,7 @@ pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<()
             // Marked but never sent: let it go back to pending, untouched.
             ctx.record(&job, None, false, Settle::Pending(None), None)
                 .await?;
-            return Ok(());
+            return Ok(false);
         }
 
         let started_at = crate::domain::now_rfc3339();
@@ -181,12 +182,13 @@ pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<()
                 )
                 .await?;
                 ctx.halt(Halt::Fatal(error));
-                return Ok(());
+                return Ok(false);
             }
         };
+        let refused = matches!(settle, Settle::Failed(_));
         ctx.record(&job, Some(log), counted, settle, top_request_id)
             .await?;
         ctx.check_failure_rate();
-        return Ok(());
+        return Ok(refused);
     }
 }

@@ -220,3 +220,24 @@ pub fn count_status(path: &Path, status: &str) -> usize {
         .filter(|s| *s == status)
         .count()
 }
+
+/// Polls a ledger (read-only) until `sql` counts at least `n`; fails after a generous bound.
+pub fn wait_for_count(state: &Path, sql: &str, n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let count = rusqlite::Connection::open_with_flags(
+            state,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
+        .unwrap_or(0);
+        if count >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ledger never reached {n} for {sql}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
