@@ -159,6 +159,7 @@ fn init_logging(cli: &Cli) {
 /// Runs a parsed command line; returns the exit code. Errors are printed here.
 pub fn run(cli: Cli) -> Exit {
     init_logging(&cli);
+    crate::paths::owner_only_from_now_on();
     match execute(&cli) {
         Ok(exit) => exit,
         Err(e) => {

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod exit;
 pub mod input;
 pub mod ledger;
+pub mod paths;
 pub mod progress;
 pub mod results;
 pub mod runner;

@@ -36,7 +36,8 @@ pub fn verify(campaign: &Campaign) -> anyhow::Result<Exit> {
     verify::run(campaign)
 }
 
-/// Opens the campaign's state file read-only and checks that it belongs to the campaign.
+/// Opens the campaign's state file read-only and checks that it belongs to the campaign and its
+/// API.
 fn open_read_only(campaign: &Campaign) -> Result<Ledger, LedgerError> {
     let ledger = Ledger::open_read_only(&campaign.state)?;
     let found = ledger.meta("campaign")?.unwrap_or_default();
@@ -45,6 +46,15 @@ fn open_read_only(campaign: &Campaign) -> Result<Ledger, LedgerError> {
             path: campaign.state.clone(),
             found,
             expected: campaign.name.clone(),
+        });
+    }
+    if let Some(found) = ledger.meta("api")?
+        && found != campaign.api.method
+    {
+        return Err(LedgerError::OtherApi {
+            path: campaign.state.clone(),
+            found,
+            expected: campaign.api.method.to_owned(),
         });
     }
     Ok(ledger)

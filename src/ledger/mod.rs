@@ -94,6 +94,12 @@ pub enum LedgerError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: cannot open the lock file: {source}")]
     Lock {
         path: PathBuf,
@@ -109,6 +115,17 @@ pub enum LedgerError {
         "{path}: this state file belongs to campaign {found:?}, not {expected:?}; use another --state"
     )]
     OtherCampaign {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "{path}: this state file records campaign sends through {found}, but the campaign file \
+         now says api = {expected:?}; a ledger belongs to one campaign and one API (its rows, \
+         request ids and outcomes mean nothing to another): put `api` back, or give this \
+         campaign a new name and state file"
+    )]
+    OtherApi {
         path: PathBuf,
         found: String,
         expected: String,
@@ -131,8 +148,13 @@ pub struct RunLock {
 
 /// The lock file beside a state file.
 pub fn lock_path(state: &Path) -> PathBuf {
+    sidecar(state, ".lock")
+}
+
+/// A file beside the state file that belongs to it: `-wal`, `-shm` (SQLite's) or `.lock`.
+pub fn sidecar(state: &Path, suffix: &str) -> PathBuf {
     let mut name = state.as_os_str().to_owned();
-    name.push(".lock");
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -168,6 +190,17 @@ pub fn is_locked(state: &Path) -> bool {
 impl Ledger {
     /// Opens (creating if needed) the state file for `campaign`, checking it belongs to it.
     pub fn open(path: &Path, campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
+        // Older versions created it readable by everyone; it holds certificate codes.
+        for file in [
+            path.to_owned(),
+            sidecar(path, "-wal"),
+            sidecar(path, "-shm"),
+        ] {
+            crate::paths::make_private(&file).map_err(|source| LedgerError::Io {
+                path: file.clone(),
+                source,
+            })?;
+        }
         let conn = Connection::open(path).map_err(|source| sqlite(path, source))?;
         let ledger = Ledger {
             conn,
@@ -240,7 +273,17 @@ impl Ledger {
                     expected: campaign.to_owned(),
                 });
             }
-            Some(_) => {}
+            Some(_) => match self.meta("api")? {
+                Some(found) if found != api => {
+                    return Err(LedgerError::OtherApi {
+                        path: self.path.clone(),
+                        found,
+                        expected: api.to_owned(),
+                    });
+                }
+                Some(_) => {}
+                None => self.set_meta("api", api)?,
+            },
             None => {
                 self.set_meta("campaign", campaign)?;
                 self.set_meta("api", api)?;
@@ -315,6 +358,16 @@ mod tests {
         Ledger::open(&path, "a", "m").unwrap();
         let err = Ledger::open(&path, "b", "m").err().unwrap();
         assert!(matches!(err, LedgerError::OtherCampaign { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_state_file_of_another_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        Ledger::open(&path, "a", "m").unwrap();
+        let err = Ledger::open(&path, "a", "n").err().unwrap();
+        assert!(matches!(err, LedgerError::OtherApi { .. }), "{err}");
+        Ledger::open(&path, "a", "m").unwrap();
     }
 
     #[test]

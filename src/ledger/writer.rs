@@ -213,8 +213,12 @@ fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
                 Settle::Issued { issued_id, detail } => {
                     (RowStatus::Issued, Some(issued_id), Some(detail), None)
                 }
-                Settle::Failed(error) => (RowStatus::Failed, None, None, Some(error)),
-                Settle::Uncertain(error) => (RowStatus::Uncertain, None, None, Some(error)),
+                Settle::Failed(mut error) => {
+                    (RowStatus::Failed, None, error.detail.take(), Some(error))
+                }
+                Settle::Uncertain(mut error) => {
+                    (RowStatus::Uncertain, None, error.detail.take(), Some(error))
+                }
             };
             let error = error.unwrap_or_default();
             tx.prepare_cached(

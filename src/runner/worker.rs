@@ -129,14 +129,22 @@ pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<bo
                 Settle::Uncertain(error)
             }
             Outcome::Transient(error) if tries_this_run >= ctx.limits.max_attempts => {
-                ctx.stats.failed();
-                Settle::Failed(PlatformError {
+                let error = PlatformError {
                     message: format!(
                         "retries exhausted after {tries_this_run} attempts; last: {}",
                         error.message
                     ),
                     ..error
-                })
+                };
+                // The last answer may mean "issued" (a lost answer, alsc `SENDING`): never
+                // `failed`, which `--retry-failed` would send again.
+                if error.may_have_issued() {
+                    ctx.stats.uncertain();
+                    Settle::Uncertain(error)
+                } else {
+                    ctx.stats.failed();
+                    Settle::Failed(error)
+                }
             }
             Outcome::Transient(error) => {
                 ctx.record(

@@ -181,20 +181,75 @@ fn parse_field(field: &FieldSpec, raw: &str) -> Result<Value, FieldError> {
     }
 }
 
-/// Recipient check shared by APIs whose recipient is free text: non-empty, no surrounding space.
+/// Recipient check shared by APIs whose recipient is free text: non-empty, no surrounding space,
+/// and no character a person cannot see or type: control characters (NUL, tab, line breaks),
+/// format characters (byte-order mark, zero-width space and joiners, direction marks) and the
+/// other default-ignorable code points (variation selectors, Hangul fillers). Such an id is
+/// at best a typo and at worst an invisible copy of another recipient, issued a second time.
 pub fn check_plain_id(id: &str) -> Result<(), String> {
     if id.trim().is_empty() {
         Err("empty".to_owned())
     } else if id.trim() != id {
         Err(format!("has leading or trailing whitespace: {id:?}"))
+    } else if let Some((at, c)) = id.char_indices().find(|&(_, c)| is_invisible(c)) {
+        Err(format!(
+            "contains an invisible or control character U+{:04X} at byte {at}: {}",
+            u32::from(c),
+            id.escape_debug()
+        ))
     } else {
         Ok(())
     }
 }
 
+/// Control, format and default-ignorable characters, and line or paragraph separators.
+fn is_invisible(c: char) -> bool {
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    if c.is_ascii_graphic() {
+        return false;
+    }
+    let category = CodePointMapData::<GeneralCategory>::new().get(c);
+    matches!(
+        category,
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::Unassigned
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+    ) || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_with_invisible_characters_are_refused() {
+        for id in [
+            "AX\u{0}BZ",
+            "\u{feff}AXBZ",
+            "AX\u{200b}BZ",
+            "AX\u{200d}BZ",
+            "AX\u{2060}BZ",
+            "AX\u{202e}BZ",
+            "AX\u{3164}BZ",
+            "AX\u{fe0f}BZ",
+            "AX\u{7f}BZ",
+            "AX\u{2028}BZ",
+        ] {
+            let reason = check_plain_id(id).unwrap_err();
+            assert!(
+                reason.contains("invisible or control character U+"),
+                "{reason}"
+            );
+        }
+        for id in ["AXBZ", "A-x_z.9+/=", "张三", "AX BZ"] {
+            assert_eq!(check_plain_id(id), Ok(()), "{id}");
+        }
+    }
 
     #[test]
     fn response_keys_keep_both_prefixes() {

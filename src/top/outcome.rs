@@ -14,10 +14,21 @@ pub struct PlatformError {
     pub code: Option<String>,
     pub sub_code: Option<String>,
     pub message: String,
+    /// The platform's answer, as compact JSON, when the row's `detail` column should keep it
+    /// (a refusal or an answer that may mean issued), so the record is not lost.
+    pub detail: Option<String>,
 }
 
 /// The `code` of errors produced on our side of the wire.
 pub const TRANSPORT: &str = "transport";
+
+/// Sub-codes (lower case) of answers that may mean "issued": alsc's `SENDING` (the platform is
+/// still issuing) and ours for a success answer without the issued code.
+const MAY_HAVE_ISSUED: &[&str] = &["sending", NO_ISSUED_CODE];
+
+/// The sub-code of a success answer that lacks the issued code (tmall `code "0"` without a
+/// `certificate_code`, `model: null`): the platform may have issued, so the row is `uncertain`.
+pub const NO_ISSUED_CODE: &str = "no-issued-code";
 
 impl PlatformError {
     /// An error with the given code, sub-code and message.
@@ -26,6 +37,35 @@ impl PlatformError {
             code: code.map(str::to_owned),
             sub_code: sub_code.map(str::to_owned),
             message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// The same error, keeping `answer` for the row's `detail` column.
+    pub fn with_detail(self, answer: impl Into<String>) -> Self {
+        PlatformError {
+            detail: Some(answer.into()),
+            ..self
+        }
+    }
+
+    /// Whether this error leaves open that the platform issued: the answer was lost after the
+    /// request may have arrived (our `transport` codes other than `connect`), the back end timed
+    /// out (`isp.*timeout*`), the platform said it is still issuing (alsc `SENDING`), or a
+    /// success answer lacked the issued code. A row whose retries run out on such an error is
+    /// `uncertain`, never `failed`: `--retry-failed` must not send it again.
+    pub fn may_have_issued(&self) -> bool {
+        let sub_code = self
+            .sub_code
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match self.code.as_deref() {
+            Some(TRANSPORT) => sub_code != "connect",
+            _ => {
+                (sub_code.starts_with("isp.") && sub_code.contains("timeout"))
+                    || MAY_HAVE_ISSUED.contains(&sub_code.as_str())
+            }
         }
     }
 
@@ -33,6 +73,45 @@ impl PlatformError {
     pub fn transport(sub_code: &str, message: impl Into<String>) -> Self {
         PlatformError::new(Some(TRANSPORT), Some(sub_code), message)
     }
+}
+
+/// Joins several issued ids (alsc's right instance ids) into one `issued_id` cell: separated by
+/// `;`, with `\\` written `\\\\` and `;` written `\\;` inside an id, so an id that contains the
+/// separator stays one id. An id without either character is written as it is, so the common
+/// cell is plain `A;B`. [`split_issued_ids`] reads it back.
+pub fn join_issued_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for (n, id) in ids.into_iter().enumerate() {
+        if n > 0 {
+            out.push(';');
+        }
+        for c in id.chars() {
+            if matches!(c, ';' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The ids of an `issued_id` cell written by [`join_issued_ids`] (an empty cell has none). A
+/// lone trailing `\\` is kept as it is.
+pub fn split_issued_ids(cell: &str) -> Vec<String> {
+    if cell.is_empty() {
+        return Vec::new();
+    }
+    let mut ids = vec![String::new()];
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        let current = ids.last_mut().expect("never empty");
+        match c {
+            '\\' => current.push(chars.next().unwrap_or('\\')),
+            ';' => ids.push(String::new()),
+            c => current.push(c),
+        }
+    }
+    ids
 }
 
 /// The class of an attempt's outcome, as stored in the attempts table.
@@ -72,7 +151,8 @@ impl OutcomeClass {
 /// The classified outcome of one attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// Issued: the certificate code (tmall) or the `;`-joined right instance ids (alsc), and
+    /// Issued: the certificate code (tmall) or the right instance ids (alsc, joined by
+    /// [`join_issued_ids`]), and
     /// the rest of the answer as compact JSON.
     Issued { issued_id: String, detail: String },
     /// The platform refused this row for good.
@@ -456,5 +536,40 @@ mod tests {
         );
         let without = classify_error(Some("25"), None, "Invalid signature", "  ", false);
         assert_eq!(without.error().unwrap().message, "Invalid signature");
+    }
+
+    #[test]
+    fn issued_ids_with_the_separator_stay_apart() {
+        let cases: &[&[&str]] = &[
+            &["A", "B"],
+            &["A;B"],
+            &["A\\", "B"],
+            &["A\\;B", ";", ""],
+            &["7000246010032578xx"],
+        ];
+        for ids in cases {
+            let cell = join_issued_ids(ids.iter().copied());
+            assert_eq!(split_issued_ids(&cell), ids.to_vec(), "{cell}");
+        }
+        assert_eq!(join_issued_ids(["A", "B"]), "A;B");
+        assert_eq!(join_issued_ids(["A;B"]), "A\\;B");
+        assert_ne!(join_issued_ids(["A;B"]), join_issued_ids(["A", "B"]));
+        assert!(split_issued_ids("").is_empty());
+    }
+
+    #[test]
+    fn errors_that_may_mean_issued() {
+        let may = |code: &str, sub: &str| {
+            PlatformError::new(Some(code), Some(sub), "m").may_have_issued()
+        };
+        assert!(may(TRANSPORT, "timeout"));
+        assert!(may(TRANSPORT, "http-502"));
+        assert!(may(TRANSPORT, "malformed-body"));
+        assert!(!may(TRANSPORT, "connect"));
+        assert!(may("15", "isp.top-remote-connection-timeout"));
+        assert!(may("RC", "SENDING"));
+        assert!(!may("15", "isp.top-remote-service-unavailable"));
+        assert!(!may("RC", "FAIL"));
+        assert!(!may("15", "isv.user-not-qualified"));
     }
 }

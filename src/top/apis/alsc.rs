@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::top::api::{ApiSpec, FieldKind, FieldSpec};
+use crate::top::outcome::join_issued_ids;
 use crate::top::response::{field_text, not_a_top_answer};
 use crate::top::{Outcome, PlatformError};
 
@@ -85,15 +86,18 @@ fn read_success(body: &Value) -> Outcome {
     };
     match status.as_deref() {
         Some("SUCCESS") => Outcome::Issued {
-            issued_id: tickets
-                .iter()
-                .filter(|t| ticket_status(t).is_none_or(|s| s == "SUCCESS"))
-                .filter_map(|t| {
-                    t.as_object()
-                        .and_then(|t| field_text(t, "right_instance_id"))
-                })
-                .collect::<Vec<_>>()
-                .join(";"),
+            issued_id: join_issued_ids(
+                tickets
+                    .iter()
+                    .filter(|t| ticket_status(t).is_none_or(|s| s == "SUCCESS"))
+                    .filter_map(|t| {
+                        t.as_object()
+                            .and_then(|t| field_text(t, "right_instance_id"))
+                    })
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            ),
             detail: detail(result, &tickets),
         },
         Some(status @ "FAIL") if can_retry => Outcome::Transient(error(Some(status))),

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::top::api::{ApiSpec, FieldKind, FieldSpec, check_plain_id};
+use crate::top::outcome::NO_ISSUED_CODE;
 use crate::top::response::{field_text, not_a_top_answer};
 use crate::top::{Outcome, PlatformError};
 
@@ -40,12 +41,17 @@ pub static SPEC: ApiSpec = ApiSpec {
     read_success,
 };
 
-/// `result.code == "0"` (string or number) with a `model.certificate_code` is issued; the
-/// detail is the model's other fields and `message`. A certificate code with no `code` at all
-/// also counts as issued: for an API that cannot be resent safely, calling a real issuance a
-/// failure is the worse mistake. Any other code, or no certificate code, is a permanent failure
-/// that keeps the platform's code and message (the raw `result` when there is no message).
-/// An answer without a `result` object is not a TOP answer (unknown outcome).
+/// Reads `result`:
+///
+/// | answer | outcome |
+/// |---|---|
+/// | `code` `"0"` (string or number) or absent, a `model` with a non-empty `certificate_code` | issued; the detail is the model's other fields and `message` |
+/// | `code` present and not `"0"` (and no `success: true`) | refused: permanent, the raw answer in `detail` |
+/// | anything else: `code "0"` or `success: true` without a certificate code, `model: null`, an empty code, a `result` with neither | may be issued: unknown outcome (`uncertain`), sub-code `no-issued-code`, the raw answer in `detail` |
+/// | no `result` object | not a TOP answer: unknown outcome |
+///
+/// For an API that cannot be resent safely, calling a real issuance a failure is the worse
+/// mistake: only a clear refusal is `failed`.
 fn read_success(body: &Value) -> Outcome {
     let Some(result) = body.get("result").and_then(Value::as_object) else {
         return not_a_top_answer(SPEC.is_idempotent(), "answer has no `result` object", body);
@@ -54,6 +60,8 @@ fn read_success(body: &Value) -> Outcome {
     let message = field_text(result, "message");
     let model = result.get("model").and_then(Value::as_object);
     let certificate = model.and_then(|m| field_text(m, "certificate_code"));
+    let says_success = result.get("success").and_then(Value::as_bool) == Some(true)
+        || result.get("success").and_then(Value::as_str) == Some("true");
     match (code.as_deref(), certificate, model) {
         (Some("0") | None, Some(issued_id), Some(model)) => Outcome::Issued {
             issued_id,
@@ -63,10 +71,25 @@ fn read_success(body: &Value) -> Outcome {
             })
             .expect("a JSON map serialises"),
         },
-        _ => {
+        (Some(refused), _, _) if refused != "0" && !says_success => {
             let message = message.unwrap_or_else(|| Value::Object(result.clone()).to_string());
-            Outcome::Permanent(PlatformError::new(code.as_deref(), None, message))
+            Outcome::Permanent(
+                PlatformError::new(code.as_deref(), None, message).with_detail(body.to_string()),
+            )
         }
+        _ => Outcome::answer_lost(
+            SPEC.is_idempotent(),
+            PlatformError::new(
+                code.as_deref(),
+                Some(NO_ISSUED_CODE),
+                format!(
+                    "the answer looks like a success but has no certificate code: the platform \
+                     may have issued it; check before resending{}",
+                    message.map(|m| format!(" ({m})")).unwrap_or_default()
+                ),
+            )
+            .with_detail(body.to_string()),
+        ),
     }
 }
 
@@ -156,13 +179,34 @@ mod tests {
     }
 
     #[test]
-    fn zero_code_without_a_certificate_is_permanent_and_keeps_the_raw_result() {
-        let outcome = read(r#"{"result":{"code":"0","model":{"status":"1"}}}"#);
-        let Outcome::Permanent(error) = outcome else {
-            panic!("{outcome:?}")
+    fn success_without_a_certificate_code_is_uncertain_and_keeps_the_raw_answer() {
+        for answer in [
+            r#"{"result":{"code":"0","model":{"status":"1"}}}"#,
+            r#"{"result":{"code":"0","message":"success"}}"#,
+            r#"{"result":{"code":0,"model":null}}"#,
+            r#"{"result":{"code":"0","model":{"certificate_code":""}}}"#,
+            r#"{"result":{"code":"","model":{"certificate_code":""}}}"#,
+            r#"{"result":{"success":true,"code":"E1"}}"#,
+            r#"{"result":{}}"#,
+        ] {
+            let outcome = read(answer);
+            let Outcome::Unknown(error) = &outcome else {
+                panic!("{answer}: {outcome:?}")
+            };
+            assert_eq!(error.sub_code.as_deref(), Some(NO_ISSUED_CODE), "{answer}");
+            assert_eq!(error.detail.as_deref(), Some(answer), "{answer}");
+            assert!(error.may_have_issued(), "{answer}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_raw_answer_in_detail() {
+        let answer = r#"{"result":{"code":"1001","message":"template offline"},"request_id":"r"}"#;
+        let Outcome::Permanent(error) = read(answer) else {
+            panic!()
         };
-        assert_eq!(error.code.as_deref(), Some("0"));
-        assert_eq!(error.message, r#"{"code":"0","model":{"status":"1"}}"#);
+        assert_eq!(error.detail.as_deref(), Some(answer));
+        assert!(!error.may_have_issued());
     }
 
     #[test]
