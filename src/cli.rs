@@ -163,7 +163,7 @@ pub fn run(cli: Cli) -> Exit {
     match execute(&cli) {
         Ok(exit) => exit,
         Err(e) => {
-            eprintln!("campaign: error: {}", describe(&e));
+            crate::progress::say(&format!("campaign: error: {}", describe(&e)));
             Exit::Usage
         }
     }

@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod cli;
 pub mod domain;
 pub mod exit;
+pub mod files;
 pub mod input;
 pub mod ledger;
 pub mod paths;

@@ -1,5 +1,6 @@
-//! Terminal output: an indicatif progress bar on a terminal (a plain line every few seconds
-//! otherwise), a log writer that never tears the bar, and stdout printing that survives `| head`.
+//! The one channel for user-facing output: an indicatif progress bar on a terminal (a plain line
+//! every few seconds otherwise), messages and log lines on stderr that never tear the bar, and
+//! stdout printing that survives `| head`. Nothing else in the crate prints.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
@@ -82,7 +83,10 @@ impl Progress {
                     tokio::time::sleep(LINE_EVERY).await;
                     let s = stats.snapshot();
                     let rate = s.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
-                    eprintln!("campaign: {}", describe(&s, stats.retrying(), total, rate));
+                    say(&format!(
+                        "campaign: {}",
+                        describe(&s, stats.retrying(), total, rate)
+                    ));
                 }
             });
             Progress {
@@ -116,9 +120,19 @@ pub fn print(text: &str) -> std::io::Result<()> {
     }
 }
 
-/// Prints a line to stderr without tearing the progress bar.
+/// Prints a line to stderr without tearing the progress bar; a closed stderr is not an error.
 pub fn say(line: &str) {
-    let print = || eprintln!("{line}");
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    to_stderr(text.as_bytes());
+}
+
+/// Writes whole lines to stderr, around the progress bar if one is on screen.
+fn to_stderr(bytes: &[u8]) {
+    let print = || {
+        let _ = std::io::stderr().lock().write_all(bytes);
+    };
     let bar = ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).clone();
     match bar {
         Some(bar) => bar.suspend(print),
@@ -146,14 +160,7 @@ impl Write for LogLine {
 
 impl Drop for LogLine {
     fn drop(&mut self) {
-        let print = || {
-            let _ = std::io::stderr().lock().write_all(&self.0);
-        };
-        let bar = ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match bar {
-            Some(bar) => bar.suspend(print),
-            None => print(),
-        }
+        to_stderr(&self.0);
     }
 }
 

@@ -2,17 +2,18 @@
 //! (the same writer), and the per-attempt log. Both are written atomically; the results digest is
 //! recorded in the ledger, so `export` takes the run lock and refuses while a run is going on.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
 use anyhow::Context;
 
 use crate::campaign::Campaign;
 use crate::exit::Exit;
+use crate::files::AtomicFile;
+use crate::files::dialect::{self, BOM, neutralise, starts_with_bom};
 use crate::ledger::report::AttemptRow;
 use crate::ledger::{self, Ledger, LedgerError};
-use crate::results::{self, neutralise, write::BOM};
+use crate::results;
 
 /// The attempts log's columns.
 pub const ATTEMPT_COLUMNS: [&str; 10] = [
@@ -48,58 +49,40 @@ pub(super) fn run(
     let written = results::write_results(campaign, &mut ledger, &campaign.results, bom)
         .with_context(|| format!("cannot write the results to {}", campaign.results.display()))?;
     let (rows, digest) = (written.rows(), written.digest);
-    if !quiet {
-        println!(
-            "results: {} ({rows} rows, md5 {digest}, recorded in {})",
-            campaign.results.display(),
-            campaign.state.display()
+    let mut out = format!(
+        "results: {} ({rows} rows, md5 {digest}, recorded in {})\n",
+        campaign.results.display(),
+        campaign.state.display()
+    );
+    if had_bom && !bom {
+        out.push_str(
+            "note: the previous results file started with a byte-order mark; this one does not \
+             (add --bom to keep it)\n",
         );
-        if had_bom && !bom {
-            println!(
-                "note: the previous results file started with a byte-order mark; this one does \
-                 not (add --bom to keep it)"
-            );
-        }
+    }
+    if !quiet {
+        super::print(&out)?;
     }
     if let Some(path) = attempts {
         let written = write_attempts(&ledger, path, bom)
             .with_context(|| format!("cannot write the attempts log to {}", path.display()))?;
         if !quiet {
-            println!("attempts: {} ({written} attempts)", path.display());
+            super::print(&format!(
+                "attempts: {} ({written} attempts)\n",
+                path.display()
+            ))?;
         }
     }
     Ok(Exit::Ok)
 }
 
-fn starts_with_bom(path: &Path) -> bool {
-    let mut head = [0; 3];
-    File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok_and(|()| head == BOM)
-}
-
 /// Writes the per-attempt log, streamed, atomically. Returns how many attempts it holds.
 pub fn write_attempts(ledger: &Ledger, path: &Path, bom: bool) -> anyhow::Result<u64> {
-    let temp = temporary_path(path);
-    let written = write_attempts_to(ledger, &temp, bom);
-    match written {
-        Ok(n) => {
-            std::fs::rename(&temp, path)?;
-            Ok(n)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&temp);
-            Err(e)
-        }
-    }
-}
-
-fn write_attempts_to(ledger: &Ledger, temp: &Path, bom: bool) -> anyhow::Result<u64> {
-    let mut file = BufWriter::with_capacity(256 * 1024, File::create(temp)?);
+    let mut file = AtomicFile::create(path)?;
     if bom {
         file.write_all(BOM)?;
     }
-    let mut out = csv::Writer::from_writer(file);
+    let mut out = dialect::writer(file);
     out.write_record(ATTEMPT_COLUMNS)?;
     let mut written = 0;
     ledger.for_each_attempt(|a: AttemptRow| -> anyhow::Result<()> {
@@ -120,13 +103,6 @@ fn write_attempts_to(ledger: &Ledger, temp: &Path, bom: bool) -> anyhow::Result<
         written += 1;
         Ok(())
     })?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    out.into_inner().map_err(|e| e.into_error())?.commit()?;
     Ok(written)
-}
-
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".tmp-{}", std::process::id()));
-    PathBuf::from(name)
 }

@@ -4,6 +4,7 @@
 //! reconcile). The ledger is the source of truth for all three; only `export` writes anything.
 
 mod export;
+mod findings;
 mod reconcile;
 mod status;
 #[cfg(test)]

@@ -9,15 +9,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
+use crate::files::dialect::{self, neutralise};
 use crate::input::{InputReader, InputRow};
 use crate::ledger::query::ResultRow;
-use crate::results::{COLUMNS, neutralise, write::BOM, write::outcome_cells};
+use crate::results::{COLUMNS, write::outcome_cells};
 
+use super::findings::Findings;
 use super::shown;
-use super::verify::Findings;
 
 /// One row as the input and the ledger have it (either may lack it when the input changed).
 struct Expected {
@@ -47,13 +48,8 @@ impl ResultsFile {
         findings: &mut Findings,
     ) -> std::io::Result<(ResultsFile, Option<Vec<String>>)> {
         let mut buffered = BufReader::new(File::open(path)?);
-        if buffered.fill_buf()?.starts_with(BOM) {
-            buffered.consume(BOM.len());
-        }
-        let reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(buffered);
+        dialect::skip_bom(&mut buffered)?;
+        let reader = dialect::reader(buffered);
         let mut file = ResultsFile {
             reader,
             peeked: None,

@@ -1,12 +1,13 @@
 //! Unit tests of the row matching behind `campaign verify`: the input, ledger rows and a results
 //! file in a temporary directory, with the results records tampered with in each way.
 
+use super::findings::Findings;
 use super::reconcile::{Reconciler, ResultsFile};
-use super::verify::Findings;
 use crate::domain::RowStatus;
+use crate::files::dialect::{self, neutralise};
 use crate::input::InputReader;
 use crate::ledger::query::ResultRow;
-use crate::results::{COLUMNS, neutralise, write::outcome_cells};
+use crate::results::{COLUMNS, write::outcome_cells};
 use crate::top::find_api;
 
 const INPUT: &str = "open_id,note\nA,one\nB,=two\nC,three\nD,four\n";
@@ -47,10 +48,7 @@ fn reconcile(records: &[Vec<String>]) -> Findings {
     let input_path = dir.path().join("in.csv");
     std::fs::write(&input_path, INPUT).unwrap();
     let results_path = dir.path().join("out.csv");
-    let mut writer = csv::WriterBuilder::new()
-        .flexible(true)
-        .from_path(&results_path)
-        .unwrap();
+    let mut writer = dialect::writer(std::fs::File::create(&results_path).unwrap());
     for r in records {
         writer.write_record(r).unwrap();
     }

@@ -11,41 +11,19 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 
+use super::findings::Findings;
 use super::reconcile::{Reconciler, ResultsFile};
 use super::shown;
 use crate::campaign::Campaign;
 use crate::domain::RowStatus;
 use crate::exit::Exit;
+use crate::files::dialect::neutralise;
 use crate::input::InputReader;
 use crate::ledger::{self, Ledger};
-use crate::results::{COLUMNS, neutralise};
+use crate::results::COLUMNS;
 
-/// Discrepancies printed at most; the verdict counts them all.
-const SHOWN_DISCREPANCIES: usize = 1000;
 /// Notes of one kind printed at most.
 const SHOWN_NOTES: usize = 20;
-
-/// What verify found: discrepancies (exit 1) and notes (information).
-#[derive(Debug, Default)]
-pub(super) struct Findings {
-    pub(super) discrepancies: Vec<String>,
-    /// All discrepancies, shown or not.
-    pub(super) count: u64,
-    pub(super) notes: Vec<String>,
-}
-
-impl Findings {
-    pub(super) fn discrepancy(&mut self, message: String) {
-        self.count += 1;
-        if self.discrepancies.len() < SHOWN_DISCREPANCIES {
-            self.discrepancies.push(message);
-        }
-    }
-
-    pub(super) fn note(&mut self, message: String) {
-        self.notes.push(message);
-    }
-}
 
 pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
     let running = ledger::is_locked(&campaign.state);

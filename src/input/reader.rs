@@ -15,8 +15,6 @@ use super::decode::{Sniffed, StrictDecoder, Undecodable, sniff};
 use super::scan::{Scanner, UnclosedQuote};
 use crate::top::ApiSpec;
 
-const CSV_BUFFER: usize = 64 * 1024;
-
 /// The header row, and where the columns that matter are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -138,11 +136,7 @@ impl InputReader {
         } else {
             Box::new(StrictDecoder::new(source, encoding))
         };
-        let csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(CSV_BUFFER)
-            .from_reader(Scanner::new(text));
+        let csv = crate::files::dialect::reader(Scanner::new(text));
         let mut reader = InputReader {
             path: path.to_owned(),
             encoding,

@@ -4,4 +4,4 @@ pub mod summary;
 pub mod write;
 
 pub use summary::{Summary, print_plan, print_summary};
-pub use write::{COLUMNS, ResultsError, Written, neutralise, write_results};
+pub use write::{COLUMNS, ResultsError, Written, write_results};

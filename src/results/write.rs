@@ -2,14 +2,15 @@
 //! the outcome columns; atomically (temporary file, then rename), its MD5 recorded in the ledger.
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
 use crate::campaign::Campaign;
 use crate::domain::{StatusCounts, now_rfc3339};
+use crate::files::AtomicFile;
+use crate::files::dialect::{self, BOM, neutralise};
 use crate::input::{InputError, InputReader};
 use crate::ledger::query::ResultRow;
 use crate::ledger::{Ledger, LedgerError};
@@ -28,9 +29,6 @@ pub const COLUMNS: [&str; 11] = [
     "top_request_id",
     "finished_at",
 ];
-
-/// The UTF-8 byte-order mark, written first with `--bom`.
-pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Results failures.
 #[derive(Debug, thiserror::Error)]
@@ -57,15 +55,6 @@ pub enum ResultsError {
          not sent again), or restore the file"
     )]
     InputChanged { path: PathBuf, what: String },
-}
-
-/// Makes a cell safe to open in a spreadsheet: text that a spreadsheet would run as a formula
-/// (starting with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`.
-pub fn neutralise(cell: &str) -> Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
-        _ => Cow::Borrowed(cell),
-    }
 }
 
 /// The outcome columns of one row, in [`COLUMNS`] order.
@@ -150,18 +139,14 @@ pub fn write_results(
         ));
     }
     let mut input = InputReader::open(&campaign.input, campaign.encoding, campaign.api)?;
-    let temp = temporary_path(path);
-    let file = File::create(&temp).map_err(io)?;
     let mut digesting = Digesting {
-        inner: BufWriter::with_capacity(256 * 1024, file),
+        inner: AtomicFile::create(path).map_err(io)?,
         md5: Md5::new(),
     };
     if bom {
         digesting.write_all(BOM).map_err(io)?;
     }
-    let mut out = csv::WriterBuilder::new()
-        .flexible(true)
-        .from_writer(digesting);
+    let mut out = dialect::writer(digesting);
     let header: Vec<Cow<'_, str>> = input
         .header()
         .columns
@@ -201,19 +186,11 @@ pub fn write_results(
             format!("row {} is new", extra.row),
         )),
     });
-    if let Err(e) = finished {
-        drop(out);
-        let _ = std::fs::remove_file(&temp);
-        return Err(e);
-    }
+    // Dropped on an error: the temporary file goes, the previous results stay.
+    finished?;
     let digesting = out.into_inner().map_err(|e| io(e.into_error()))?;
     let digest = hex::encode(digesting.md5.finalize());
-    let file = digesting
-        .inner
-        .into_inner()
-        .map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&temp, path).map_err(io)?;
+    digesting.inner.commit().map_err(io)?;
     ledger.set_meta("results_md5", &digest)?;
     ledger.set_meta("results_path", &path.display().to_string())?;
     ledger.set_meta("results_written_at", &now_rfc3339())?;
@@ -224,26 +201,5 @@ fn changed(path: &Path, what: String) -> ResultsError {
     ResultsError::InputChanged {
         path: path.to_owned(),
         what,
-    }
-}
-
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".tmp-{}", std::process::id()));
-    PathBuf::from(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formulas_are_neutralised_and_plain_text_is_not() {
-        for cell in ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx"] {
-            assert_eq!(neutralise(cell), format!("'{cell}"));
-        }
-        for cell in ["", "AXBZ", "2088111111111111", "a=b", "中文"] {
-            assert!(matches!(neutralise(cell), Cow::Borrowed(_)), "{cell}");
-        }
     }
 }

@@ -25,7 +25,7 @@ use crate::exit::Exit;
 use crate::ledger::budget::BudgetUse;
 use crate::ledger::writer::{AttemptLog, Job, Msg, Record, Settle, Writer};
 use crate::ledger::{self, Ledger};
-use crate::progress::Progress;
+use crate::progress::{Progress, say};
 use crate::results;
 use crate::top::client::{Client, ClientConfig};
 
@@ -284,13 +284,11 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         });
     }
     if let Err(e) = written {
-        eprintln!(
+        say(&format!(
             "campaign: error: cannot write the results to {}: {e}",
             campaign.results.display()
-        );
-        eprintln!(
-            "campaign: progress is saved in the ledger; `campaign export` writes the results"
-        );
+        ));
+        say("campaign: progress is saved in the ledger; `campaign export` writes the results");
         return Ok(match ending {
             Ending::Interrupted => Exit::Interrupted,
             _ => Exit::Halted,
@@ -298,14 +296,12 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     }
     Ok(match ending {
         Ending::Halted(halt) => {
-            eprintln!("campaign: halted: {halt}");
-            eprintln!("campaign: progress is saved; run the same command again to resume");
+            say(&format!("campaign: halted: {halt}"));
+            say("campaign: progress is saved; run the same command again to resume");
             Exit::Halted
         }
         Ending::Interrupted => {
-            eprintln!(
-                "campaign: interrupted; progress is saved: run the same command again to resume"
-            );
+            say("campaign: interrupted; progress is saved: run the same command again to resume");
             Exit::Interrupted
         }
         Ending::Finished { .. } if counts.need_attention() => Exit::RowsFailed,
@@ -582,13 +578,13 @@ fn watch_signals(stop: CancellationToken) -> CancellationToken {
                 _ = term.recv() => {}
             }
             if round == 0 {
-                crate::progress::say(
+                say(
                     "campaign: stopping: finishing in-flight requests (Ctrl-C again to quit at once)",
                 );
                 flag.cancel();
                 stop.cancel();
             } else {
-                crate::progress::say("campaign: quitting now; run again to resume");
+                say("campaign: quitting now; run again to resume");
                 std::process::exit(Exit::Interrupted as i32);
             }
         }
