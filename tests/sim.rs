@@ -888,7 +888,8 @@ async fn accepts_what_the_official_sdks_send() {
         ("partner_id", "top-sdk-java-20200706"),
         ("target_app_key", "20000002"),
     ];
-    let cases: [(&str, &str, &[(&str, &str)], Layout); 5] = [
+    type Extra<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, &str, Extra, Layout); 5] = [
         ("python sdk", &millis, &python, Layout::SystemInQuery),
         ("java sdk", &text, &java, Layout::SystemInQuery),
         ("go sdk", &text, &[], Layout::AllInBody),
