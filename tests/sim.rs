@@ -992,3 +992,31 @@ fn sim_on_a_non_loopback_address_warns() {
         .unwrap();
     assert!(stderr.contains("not a loopback address"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_latency_tail_holds_answers_of_calls_already_processed() {
+    // Every answer in the tail, and the tail an hour long: the client gives up, the call issued.
+    let server = start(SimConfig {
+        faults: Faults {
+            latency_tail: Some("100%:3600s".parse().unwrap()),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let err = client
+        .post(server.url())
+        .form(&tmall("TAIL-1"))
+        .send()
+        .await
+        .expect_err("the answer is in the slow tail");
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(server.stats().issued, 1);
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("prompt shutdown");
+}
