@@ -36,6 +36,9 @@ pub enum Command {
     Export(ExportArgs),
     /// Audit: the input, the ledger and the results file reconcile; exit 1 on any mismatch.
     Verify(VerifyArgs),
+    /// A new ledger from a results file, for a campaign whose state file was lost: issued and
+    /// uncertain rows are recorded as such, the rest pending, so the next run sends nothing twice.
+    Rebuild(RebuildArgs),
     /// A local TOP gateway for rehearsals and tests.
     Sim(crate::sim::SimArgs),
 }
@@ -109,6 +112,15 @@ pub struct ExportArgs {
     /// Start the results CSV with a UTF-8 byte-order mark.
     #[arg(long)]
     pub bom: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// The results file to rebuild the ledger from (the last one the campaign wrote).
+    #[arg(long, value_name = "RESULTS")]
+    pub from: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +248,7 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             }
             crate::audit::verify(&campaign)
         }
+        Command::Rebuild(args) => crate::audit::rebuild(&args.files.load()?, &args.from, cli.quiet),
         Command::Sim(args) => crate::sim::run_cli(args.clone()),
     }
 }

@@ -234,3 +234,323 @@ fn every_file_written_is_owner_only() {
     }
     assert_eq!(sim.stats()["issued"], 5);
 }
+
+/// Polls the ledger (read-only) until `sql` counts at least `n`; fails after a generous bound.
+fn wait_for_ledger(folder: &Folder, sql: &str, n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let done = rusqlite::Connection::open_with_flags(
+            folder.path("state.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
+        .unwrap_or(0);
+        if done >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ledger never reached {n} for {sql}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Waits for a child with a generous bound (a hang fails the test instead of blocking it).
+fn wait_with_bound(mut child: std::process::Child) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the command did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn spawn_run(folder: &Folder) -> std::process::Child {
+    campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Deletes or truncates the state file during a run; the run must notice, stop, write the
+/// results from the ledger it still has open and exit 3; the next run must refuse to start a
+/// fresh ledger; `rebuild` then a resume must finish without sending anything twice.
+fn lose_the_ledger_during_a_run(lose: fn(&std::path::Path), what: &str) {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 40\nconcurrency = 4"),
+    );
+    folder.write("in.csv", tmall_rows(300));
+    let child = spawn_run(&folder);
+    wait_for_ledger(
+        &folder,
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        10,
+    );
+    lose(&folder.path("state.db"));
+    let out = wait_with_bound(child);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(what), "{stderr}");
+    assert!(stderr.contains("nothing more was sent"), "{stderr}");
+    assert!(stderr.contains("campaign rebuild"), "{stderr}");
+    // The results file written from the open ledger holds every issuance the gateway made.
+    let results = folder.path("out.csv");
+    let issued = count_status(&results, "issued") as u64;
+    let stats = sim.stats();
+    assert_eq!(stats["issued"].as_u64().unwrap(), issued, "{stats}");
+    assert!(
+        issued < 300,
+        "the run went on after the state file was lost"
+    );
+    let sent = calls(&sim);
+
+    // No state file, but the results and the lock file show the campaign ran: refused.
+    let _ = std::fs::remove_file(folder.path("state.db"));
+    let refused = run(&folder, &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("campaign rebuild"), "{stderr}");
+    assert_eq!(calls(&sim), sent);
+
+    let rebuilt = command(&folder, "rebuild", &["--from", results.to_str().unwrap()]);
+    assert_eq!(rebuilt.status.code(), Some(0), "{}", text(&rebuilt));
+    let resumed = run(&folder, &[]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let stats = sim.stats();
+    assert_eq!(stats["issued"], 300, "{stats}");
+    assert_eq!(stats["duplicates"], 0, "{stats}");
+    assert_eq!(count_status(&results, "issued"), 300);
+    let verify = command(&folder, "verify", &[]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
+
+#[test]
+fn a_deleted_state_file_halts_the_run_and_rebuild_resumes_without_duplicates() {
+    lose_the_ledger_during_a_run(|path| std::fs::remove_file(path).unwrap(), "was deleted");
+}
+
+#[test]
+fn a_truncated_state_file_halts_the_run_and_rebuild_resumes_without_duplicates() {
+    lose_the_ledger_during_a_run(
+        |path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+        },
+        "was truncated",
+    );
+}
+
+#[test]
+fn a_lock_file_without_its_state_file_refuses_a_fresh_start() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
+    folder.write("in.csv", tmall_rows(2));
+    folder.write("state.db.lock", "");
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("state.db.lock") && stderr.contains("rebuild"),
+        "{stderr}"
+    );
+    assert_eq!(calls(&sim), 0);
+    assert!(!folder.path("state.db").exists());
+}
+
+#[test]
+fn no_output_may_be_the_state_file_or_the_input() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
+    folder.write("in.csv", tmall_rows(3));
+    let input = folder.read("in.csv");
+    // Before the first run: `results` names the input, or the state file to be.
+    for results in ["in.csv", "state.db", "./state.db-wal"] {
+        let out = run(
+            &folder,
+            &["--results", folder.path(results).to_str().unwrap()],
+        );
+        assert_eq!(out.status.code(), Some(2), "{results}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("would overwrite"), "{stderr}");
+    }
+    assert_eq!(calls(&sim), 0);
+    assert_eq!(folder.read("in.csv"), input);
+
+    let first = run(&folder, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let ledger = std::fs::read(folder.path("state.db")).unwrap();
+    std::os::unix::fs::symlink(folder.path("state.db"), folder.path("link.csv")).unwrap();
+    let cases: &[&[&str]] = &[
+        &["--results", "state.db"],
+        &["--results", "link.csv"],
+        &["--results", "state.db.lock"],
+        &["--attempts", "state.db"],
+        &["--attempts", "in.csv"],
+        &["--results", "x.csv", "--attempts", "x.csv"],
+    ];
+    for case in cases {
+        let args: Vec<String> = case
+            .iter()
+            .map(|a| {
+                if a.starts_with("--") {
+                    (*a).to_owned()
+                } else {
+                    folder.path(a).to_str().unwrap().to_owned()
+                }
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = command(&folder, "export", &args);
+        assert_eq!(out.status.code(), Some(2), "{case:?}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("would overwrite"), "{case:?}: {stderr}");
+    }
+    assert_eq!(std::fs::read(folder.path("state.db")).unwrap(), ledger);
+    assert_eq!(folder.read("in.csv"), input);
+    let status = command(&folder, "status", &[]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert_eq!(calls(&sim), 3);
+}
+
+#[test]
+fn paths_are_checked_before_the_first_send() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
+    folder.write("in.csv", tmall_rows(3));
+    std::fs::create_dir(folder.path("results-dir")).unwrap();
+    let refused = |args: &[&str], says: &str| {
+        let out = run(&folder, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
+    let dir = folder.path("results-dir");
+    refused(&["--results", dir.to_str().unwrap()], "is a folder");
+    refused(
+        &["--results", "/proc/campaign-results.csv"],
+        "cannot write the results file",
+    );
+    refused(
+        &["--state", "/proc/campaign-state.db"],
+        "cannot write the state file",
+    );
+    refused(&["--input", "/dev/stdin"], "not a regular file");
+    let fifo = folder.path("fifo.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Not opened, so nothing waits for a writer.
+    let child = campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .args(["--input", fifo.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_bound(child);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    assert_eq!(calls(&sim), 0);
+    assert!(!folder.path("state.db").exists());
+}
+
+#[test]
+fn a_write_failure_after_sending_halts_with_3_and_the_next_run_sends_nothing_twice() {
+    use std::os::unix::process::CommandExt;
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 2000\nconcurrency = 8"),
+    );
+    folder.write("in.csv", tmall_rows(2000));
+    // A canary run creates the ledger; then no file may grow past 192 KiB, as on a full disk:
+    // the journal fills up after some commits, the results cannot be written either.
+    let canary = run(&folder, &["--limit", "5"]);
+    assert_eq!(canary.status.code(), Some(0), "{}", text(&canary));
+    let mut full = campaign();
+    full.arg("run").arg(folder.path("c.toml"));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        full.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 192 * 1024,
+                rlim_max: 192 * 1024,
+            };
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = full.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("progress is saved"), "{stderr}");
+    assert!(stderr.contains("free space"), "{stderr}");
+    let issued_then = sim.stats()["issued"].as_u64().unwrap();
+    assert!(issued_then > 5 && issued_then < 2000, "{issued_then}");
+
+    let resumed = run(&folder, &[]);
+    assert!(
+        matches!(resumed.status.code(), Some(0 | 1)),
+        "{}",
+        text(&resumed)
+    );
+    let results = folder.path("out.csv");
+    let issued = count_status(&results, "issued");
+    let uncertain = count_status(&results, "uncertain");
+    assert_eq!(issued + uncertain, 2000, "{}", text(&resumed));
+    // Rows in flight when the ledger failed are `uncertain`: sent or not, never sent twice.
+    let stats = sim.stats();
+    assert_eq!(stats["duplicates"], 0);
+    let at_gateway = stats["issued"].as_u64().unwrap() as usize;
+    assert!(
+        (issued..=issued + uncertain).contains(&at_gateway),
+        "gateway {at_gateway}, issued {issued}, uncertain {uncertain}"
+    );
+}
+
+#[test]
+fn a_temporary_results_file_left_by_a_kill_is_removed() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
+    folder.write("in.csv", tmall_rows(2));
+    folder.write(".out.csv4f2Xa9.tmp", "row,status\n1,issued\n");
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!folder.path(".out.csv4f2Xa9.tmp").exists());
+    folder.write(".out.csvZZ81kq.tmp", "partial");
+    folder.write(".attempts.csvQ1.tmp", "partial");
+    let export = command(
+        &folder,
+        "export",
+        &["--attempts", folder.path("attempts.csv").to_str().unwrap()],
+    );
+    assert_eq!(export.status.code(), Some(0), "{}", text(&export));
+    assert!(!folder.path(".out.csvZZ81kq.tmp").exists());
+    assert!(!folder.path(".attempts.csvQ1.tmp").exists());
+    assert_eq!(sim.stats()["issued"], 2);
+}

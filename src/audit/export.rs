@@ -41,9 +41,14 @@ pub(super) fn run(
         }
         .into());
     }
+    crate::paths::check_export(campaign, attempts)?;
     let _lock = ledger::lock(&campaign.state).context(
         "`campaign export` rewrites the results file and needs the state file to itself",
     )?;
+    crate::runner::remove_stale_temporaries(&campaign.results);
+    if let Some(attempts) = attempts {
+        crate::runner::remove_stale_temporaries(attempts);
+    }
     let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
     let had_bom = starts_with_bom(&campaign.results);
     let written = results::write_results(campaign, &mut ledger, &campaign.results, bom)

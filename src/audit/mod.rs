@@ -5,6 +5,7 @@
 
 mod export;
 mod findings;
+mod rebuild;
 mod reconcile;
 mod status;
 #[cfg(test)]
@@ -29,6 +30,14 @@ pub fn export(
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     export::run(campaign, attempts, bom, quiet)
+}
+
+pub use rebuild::refuse_fresh_ledger;
+
+/// `campaign rebuild`: a new ledger from a results file (issued and uncertain rows recorded,
+/// the rest pending), for a campaign whose state file was lost.
+pub fn rebuild(campaign: &Campaign, from: &std::path::Path, quiet: bool) -> anyhow::Result<Exit> {
+    rebuild::run(campaign, from, quiet)
 }
 
 /// `campaign verify`: exit 0 when the input, the ledger and the results file reconcile, 1 with

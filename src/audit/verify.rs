@@ -26,6 +26,10 @@ use crate::results::COLUMNS;
 const SHOWN_NOTES: usize = 20;
 
 pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
+    crate::paths::check_regular("input", &campaign.input)?;
+    if campaign.results.exists() {
+        crate::paths::check_regular("results file", &campaign.results)?;
+    }
     let running = ledger::is_locked(&campaign.state);
     let ledger = super::open_read_only(campaign)?;
     let mut findings = Findings::default();

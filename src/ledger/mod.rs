@@ -5,6 +5,7 @@
 //! run one thread owns the connection ([`writer`]); everything else talks to it over a channel.
 
 pub mod budget;
+pub mod guard;
 pub mod ingest;
 pub mod query;
 pub mod report;

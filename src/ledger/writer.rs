@@ -6,11 +6,13 @@
 //! Everything queued while one commit runs goes into the next, so the cost of durability is one
 //! fsync per group, not per row.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::{Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::guard::StateGuard;
 use super::{Ledger, LedgerError};
 use crate::domain::RowStatus;
 use crate::top::{OutcomeClass, PlatformError};
@@ -96,13 +98,17 @@ pub struct Writer {
 
 impl Writer {
     /// Moves the ledger onto its own thread.
-    pub fn start(ledger: Ledger, capacity: usize) -> Writer {
+    ///
+    /// With a `guard`, rows are marked in flight only while the state file is still the one the
+    /// run has open: once it is lost, marks are refused (the rows stay unsent) while outcomes of
+    /// requests already sent are still recorded in the open ledger.
+    pub fn start(ledger: Ledger, capacity: usize, guard: Option<Arc<StateGuard>>) -> Writer {
         let (tx, rx) = mpsc::channel(capacity);
         let thread = std::thread::Builder::new()
             .name("ledger".to_owned())
             .spawn(move || {
                 let mut ledger = ledger;
-                let result = serve(&mut ledger, rx);
+                let result = serve(&mut ledger, rx, guard.as_deref());
                 (ledger, result)
             })
             .expect("spawn the ledger thread");
@@ -119,7 +125,11 @@ impl Writer {
     }
 }
 
-fn serve(ledger: &mut Ledger, mut rx: mpsc::Receiver<Msg>) -> Result<(), LedgerError> {
+fn serve(
+    ledger: &mut Ledger,
+    mut rx: mpsc::Receiver<Msg>,
+    guard: Option<&StateGuard>,
+) -> Result<(), LedgerError> {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.blocking_recv() {
         group.push(first);
@@ -128,6 +138,11 @@ fn serve(ledger: &mut Ledger, mut rx: mpsc::Receiver<Msg>) -> Result<(), LedgerE
                 Ok(msg) => group.push(msg),
                 Err(_) => break,
             }
+        }
+        let marks = group.iter().any(|m| matches!(m, Msg::InFlight { .. }));
+        if marks && guard.is_some_and(|g| g.check().is_err()) {
+            // Dropping the acks tells the dispatcher no row may leave.
+            group.retain(|m| !matches!(m, Msg::InFlight { .. }));
         }
         let path = ledger.path.clone();
         let tx = ledger

@@ -1,5 +1,6 @@
 //! The results CSV, the end-of-run summary and the dry-run plan.
 
+pub mod read;
 pub mod summary;
 pub mod write;
 

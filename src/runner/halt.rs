@@ -20,6 +20,10 @@ pub enum Halt {
     },
     /// The ledger could not be written: nothing more may be sent.
     Ledger,
+    /// The ledger could not be written, with the error (a full disk, an I/O error).
+    LedgerWrite(String),
+    /// The state file was deleted, replaced or truncated during the run: what was found.
+    LedgerLost(String),
     /// `limits.max_issued` rows are issued or possibly issued; rows remain to send.
     Budget { max: u64 },
 }
@@ -82,6 +86,14 @@ impl fmt::Display for Halt {
                  look at the failures (campaign status) before running again"
             ),
             Halt::Ledger => f.write_str("the state file could not be written"),
+            Halt::LedgerWrite(error) => write!(
+                f,
+                "the state file could not be written ({error}); nothing more was sent"
+            ),
+            Halt::LedgerLost(finding) => write!(
+                f,
+                "{finding} while the run was using it; nothing more was sent"
+            ),
             Halt::Budget { max } => write!(
                 f,
                 "the budget is reached: {max} rows (limits.max_issued) are issued or may be \

@@ -23,6 +23,7 @@ use crate::campaign::{Campaign, GatewayUrl, Limits, Secrets};
 use crate::domain::{LiveCounters, RowStatus, RunEnding, now_rfc3339};
 use crate::exit::Exit;
 use crate::ledger::budget::BudgetUse;
+use crate::ledger::guard::StateGuard;
 use crate::ledger::writer::{AttemptLog, Job, Msg, Record, Settle, Writer};
 use crate::ledger::{self, Ledger};
 use crate::progress::{Progress, say};
@@ -33,6 +34,9 @@ use crate::top::client::{Client, ClientConfig};
 const FETCH_CHUNK: usize = 512;
 /// Extra time, beyond the request timeout, that in-flight requests get to finish after a stop.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How often the state file is checked during a run (it is also checked before rows are
+/// marked in flight, and before the final write).
+const GUARD_EVERY: Duration = Duration::from_millis(500);
 /// Retry backoff: first ceiling and cap.
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -143,19 +147,12 @@ impl Ending {
 pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit> {
     let secrets = campaign.secrets()?;
     // Found now, not after every row was sent.
-    for (what, path) in [("results", &campaign.results), ("state", &campaign.state)] {
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        anyhow::ensure!(
-            folder.is_dir(),
-            "{}: the folder for the {what} file does not exist",
-            path.display()
-        );
-    }
+    crate::paths::check_run(&campaign)?;
     if options.dry_run {
         return dry_run(&campaign, options.limit);
+    }
+    if !campaign.state.exists() {
+        crate::audit::refuse_fresh_ledger(&campaign)?;
     }
     let _lock = ledger::lock(&campaign.state)?;
     let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
@@ -192,7 +189,11 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     let (earlier_issued, earlier_failed) = ledger.issued_and_failed(to_send)?;
     let stats = Arc::new(LiveCounters::after(earlier_issued, earlier_failed));
 
-    let writer = Writer::start(ledger, 8192);
+    let guard =
+        Arc::new(StateGuard::new(&campaign.state).with_context(|| {
+            format!("{}: cannot watch the state file", campaign.state.display())
+        })?);
+    let writer = Writer::start(ledger, 8192, Some(guard.clone()));
     let ctx = Arc::new(Ctx {
         client,
         ledger: writer.tx.clone(),
@@ -208,7 +209,10 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     let progress = Progress::start(to_send, stats.clone(), options.quiet);
     let interrupted = watch_signals(ctx.stop.clone());
     let drain_limit = campaign.gateway.timeout + campaign.gateway.connect_timeout + DRAIN_GRACE;
+    let watchdog = tokio::spawn(watch_state_file(ctx.clone(), guard.clone()));
     let refused = dispatch(&ctx, generation, drain_limit).await;
+    watchdog.abort();
+    let _ = watchdog.await;
     progress.finish();
 
     let ending = if let Some(halt) = ctx.halt.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -229,27 +233,38 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     if let Some(sim) = sim {
         sim.shutdown().await;
     }
-    let ending = match written {
+    // Requests were sent: from here on a failure is not a usage error (exit 2) but a halt.
+    let mut ending = match written {
         Ok(()) => ending,
-        Err(e) => {
-            tracing::error!("{e}");
-            Ending::Halted(Halt::Ledger)
-        }
+        Err(e) => Ending::Halted(Halt::LedgerWrite(describe(&e))),
     };
+    // Checked once more before the final write: a lost state file outranks every other reason.
+    if let Err(finding) = guard.check() {
+        ending = Ending::Halted(Halt::LedgerLost(finding.to_owned()));
+    }
     let elapsed = started.elapsed();
     let counters = stats.snapshot();
-    ledger.end_run(
+    if let Err(e) = ledger.end_run(
         run_id,
         &now_rfc3339(),
         ending.recorded(),
         &counters,
         elapsed,
-    )?;
-    // Requests were sent: from here on a failure is not a usage error (exit 2) but a halt.
+    ) && !matches!(ending, Ending::Halted(Halt::LedgerWrite(_)))
+    {
+        ending = Ending::Halted(Halt::LedgerWrite(describe(&e)));
+    }
+    // Rows still in flight after the drain (it timed out) may have reached the platform: they
+    // are settled as the next run would settle them, so the results file does not show them
+    // as pending (a ledger rebuilt from it would send them again).
+    if let Err(e) = ledger.recover_in_flight(campaign.api.is_idempotent(), &now_rfc3339()) {
+        tracing::error!("{e}");
+    }
+    remove_stale_temporaries(&campaign.results);
     let written = results::write_results(&campaign, &mut ledger, &campaign.results, options.bom);
     let counts = match &written {
         Ok(written) => written.counts,
-        Err(_) => ledger.status_counts()?,
+        Err(_) => ledger.status_counts().unwrap_or_default(),
     };
     let pending = counts.get(RowStatus::Pending);
     let mut notes = Vec::new();
@@ -265,8 +280,10 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
              pending: look at the results, then run again without --limit to continue"
         ));
     }
-    if let Some(max) = campaign.limits.max_issued {
-        let used = ledger.budget_use(campaign.api.is_idempotent())?.used;
+    if let Some(max) = campaign.limits.max_issued
+        && let Ok(budget) = ledger.budget_use(campaign.api.is_idempotent())
+    {
+        let used = budget.used;
         notes.push(format!(
             "budget: {used} of max_issued = {max} used (issued or possibly issued), {} left",
             max.saturating_sub(used)
@@ -283,12 +300,40 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
             notes: &notes,
         });
     }
-    if let Err(e) = written {
+    if let Err(e) = &written {
         say(&format!(
-            "campaign: error: cannot write the results to {}: {e}",
-            campaign.results.display()
+            "campaign: error: cannot write the results to {}: {}",
+            campaign.results.display(),
+            describe(e)
         ));
-        say("campaign: progress is saved in the ledger; `campaign export` writes the results");
+    }
+    if let Ending::Halted(Halt::LedgerLost(_)) = &ending {
+        say(&format!("campaign: halted: {}", halt_text(&ending)));
+        let rebuild = format!(
+            "campaign rebuild {} --from {}",
+            campaign.path.display(),
+            campaign.results.display()
+        );
+        match &written {
+            Ok(_) => say(&format!(
+                "campaign: every outcome, this run's included, is in the results file {}: put the \
+                 state file back from a backup, or rebuild it from the results with `{rebuild}`; \
+                 then run again (nothing is sent twice)",
+                campaign.results.display()
+            )),
+            Err(_) => say(&format!(
+                "campaign: the results could not be written either: do not run this campaign \
+                 again until the state file {} is restored",
+                campaign.state.display()
+            )),
+        }
+        return Ok(Exit::Halted);
+    }
+    if let Err(e) = &written {
+        say(&format!(
+            "campaign: progress is saved in the ledger; {}",
+            remedy_for(e)
+        ));
         return Ok(match ending {
             Ending::Interrupted => Exit::Interrupted,
             _ => Exit::Halted,
@@ -297,7 +342,13 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     Ok(match ending {
         Ending::Halted(halt) => {
             say(&format!("campaign: halted: {halt}"));
-            say("campaign: progress is saved; run the same command again to resume");
+            say(match &halt {
+                Halt::LedgerWrite(_) => {
+                    "campaign: progress is saved (each row's in-flight mark was on disk before \
+                     its request left); free space (or fix the error above) and run again"
+                }
+                _ => "campaign: progress is saved; run the same command again to resume",
+            });
             Exit::Halted
         }
         Ending::Interrupted => {
@@ -307,6 +358,80 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         Ending::Finished { .. } if counts.need_attention() => Exit::RowsFailed,
         Ending::Finished { .. } => Exit::Ok,
     })
+}
+
+/// The text of a halted ending.
+fn halt_text(ending: &Ending) -> String {
+    match ending {
+        Ending::Halted(halt) => halt.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// An error and its causes on one line.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = e.source();
+    }
+    line
+}
+
+/// What to do when the results could not be written after sending.
+fn remedy_for(_error: &dyn std::error::Error) -> &'static str {
+    "free space (or fix the error above) and run again, or `campaign export` to write the results"
+}
+
+/// Checks every half second that the state file is still the one the run has open; halts the
+/// run at the first sign that it was deleted, replaced or truncated.
+async fn watch_state_file(ctx: Arc<Ctx>, guard: Arc<StateGuard>) {
+    let mut tick = tokio::time::interval(GUARD_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = ctx.stop.cancelled() => return,
+        }
+        if let Err(finding) = guard.check() {
+            ctx.halt(Halt::LedgerLost(finding.to_owned()));
+            return;
+        }
+    }
+}
+
+/// Removes temporary files that a killed run or export left beside `results` (the atomic
+/// writer's `.<name>*.tmp`): the caller holds the run lock, so none is being written.
+pub(crate) fn remove_stale_temporaries(results: &Path) {
+    let (Some(folder), Some(name)) = (
+        Some(crate::paths::folder_of(results)),
+        results.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return;
+    };
+    let prefix = format!(".{name}");
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_str().is_some_and(|n| {
+            n.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .is_some_and(|random| {
+                    !random.is_empty() && random.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
+        });
+        if stale && let Err(e) = std::fs::remove_file(entry.path()) {
+            tracing::warn!(
+                "{}: cannot remove this stale temporary file: {e}",
+                entry.path().display()
+            );
+        }
+    }
 }
 
 /// Crash recovery, ingest, and the user's reopen flags, with what they found said out loud.

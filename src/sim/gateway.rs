@@ -62,9 +62,9 @@ impl Sim {
     /// other than GET and POST (code 9).
     pub(crate) fn handle(&self, action_allowed: bool, query: Option<&str>, body: &[u8]) -> Reply {
         let arrived = Instant::now();
-        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let request_id = self.ids.request_id(request);
-        let slow = self.config.faults.slow_request(self.config.seed, request);
+        let request_id = self
+            .ids
+            .request_id(self.next_request.fetch_add(1, Ordering::Relaxed));
         let now = gateway_clock(&self.config);
         let params = Params::parse(query, body);
         let checked = if action_allowed {
@@ -81,11 +81,11 @@ impl Sim {
                 if error.rejects_signature() {
                     state.stats.rejected_signature();
                 }
-                return self.refuse(state, &error, &request_id, slow);
+                return self.refuse(state, &error, &request_id);
             }
         };
         if let Err(error) = self.admit(&mut state, &call, arrived, now) {
-            return self.refuse(state, &error, &request_id, slow);
+            return self.refuse(state, &error, &request_id);
         }
         let at = Moment {
             wall: now,
@@ -110,24 +110,23 @@ impl Sim {
                 if served.withhold {
                     reply.delay += faults.withhold;
                 }
-                reply.delay += faults.latency(served.slow);
-                reply
+                self.delayed(reply)
             }
             Op::Query(asked) => {
                 let page = state.book.certificates().query(asked, arrived);
                 state.stats.answered("certificate-query");
                 drop(state);
-                self.success(&call, query::render(&page), &request_id, slow)
+                self.success(&call, query::render(&page), &request_id)
             }
             Op::TimeGet => {
                 state.stats.answered("time-get");
                 drop(state);
-                self.success(&call, shapes::time_get(now), &request_id, slow)
+                self.success(&call, shapes::time_get(now), &request_id)
             }
             Op::UserSellerGet { fields } => {
                 state.stats.answered("user-seller-get");
                 drop(state);
-                self.success(&call, shapes::user_seller_get(fields), &request_id, slow)
+                self.success(&call, shapes::user_seller_get(fields), &request_id)
             }
         }
     }
@@ -161,16 +160,10 @@ impl Sim {
             .inspect_err(|_| state.stats.throttled())
     }
 
-    fn refuse(
-        &self,
-        mut state: MutexGuard<'_, State>,
-        error: &ErrorAnswer,
-        id: &str,
-        slow: bool,
-    ) -> Reply {
+    fn refuse(&self, mut state: MutexGuard<'_, State>, error: &ErrorAnswer, id: &str) -> Reply {
         state.stats.answered(&error.bucket());
         drop(state);
-        self.delayed(Reply::json(error.render(id)), slow)
+        self.delayed(Reply::json(error.render(id)))
     }
 
     fn success(
@@ -178,14 +171,12 @@ impl Sim {
         call: &Call,
         fields: serde_json::Map<String, serde_json::Value>,
         id: &str,
-        slow: bool,
     ) -> Reply {
-        self.delayed(shapes::success(call, fields, id), slow)
+        self.delayed(shapes::success(call, fields, id))
     }
 
-    /// Adds the answer's latency: the median, or the tail's when `slow`.
-    fn delayed(&self, mut reply: Reply, slow: bool) -> Reply {
-        reply.delay += self.config.faults.latency(slow);
+    fn delayed(&self, mut reply: Reply) -> Reply {
+        reply.delay += self.config.faults.latency;
         reply
     }
 

@@ -62,12 +62,10 @@ pub(crate) struct Served {
     pub issued: bool,
     pub replayed: bool,
     pub withhold: bool,
-    /// The answer takes the tail latency.
-    pub slow: bool,
 }
 
 impl Served {
-    fn early(fault: EarlyFault, slow: bool) -> Self {
+    fn early(fault: EarlyFault) -> Self {
         let answer = match fault {
             EarlyFault::Http502 => Answer::Http502,
             EarlyFault::Malformed(kind) => Answer::Malformed(kind),
@@ -78,7 +76,6 @@ impl Served {
             issued: false,
             replayed: false,
             withhold: false,
-            slow,
         }
     }
 
@@ -239,7 +236,7 @@ impl Book {
         counters.calls += 1;
         let plan = faults.plan(seed, &call.identity, counters.calls);
         if let Some(fault) = plan.early {
-            return Served::early(fault, plan.slow);
+            return Served::early(fault);
         }
         counters.business_calls += 1;
         let nth = counters.business_calls;
@@ -250,7 +247,6 @@ impl Book {
             issued: false,
             replayed: false,
             withhold: plan.withhold,
-            slow: plan.slow,
         };
         let mut timeout = plan.timeout_subcode;
         if let Some(stored) = key.and_then(|k| self.stored.get(k)) {
