@@ -10,6 +10,7 @@ pub mod exit;
 pub mod files;
 pub mod input;
 pub mod ledger;
+pub mod notify;
 pub mod paths;
 pub mod progress;
 pub mod results;

@@ -14,7 +14,7 @@ use crate::input::parse_encoding;
 use crate::top::{APIS, ApiSpec, FieldKind, find_api};
 
 const TOP_KEYS: &[&str] = &[
-    "name", "api", "input", "results", "state", "encoding", "gateway", "limits", "params",
+    "name", "api", "input", "results", "state", "encoding", "gateway", "limits", "params", "notify",
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "url",
@@ -90,6 +90,10 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
         Some(section) => params(section, api)?,
         None => BTreeMap::new(),
     };
+    let notify = match top.section("notify", super::notify::NOTIFY_KEYS)? {
+        Some(section) => Some(super::notify::parse(section)?),
+        None => None,
+    };
     Ok(Campaign {
         path: path.to_owned(),
         name,
@@ -101,6 +105,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
         gateway,
         limits,
         params,
+        notify,
     })
 }
 

@@ -7,6 +7,7 @@
 
 mod doc;
 mod fields;
+mod notify;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use encoding_rs::Encoding;
 use md5::{Digest, Md5};
 
+pub use self::notify::{DEFAULT_NOTIFY_SECRET_ENV, NotifyConfig};
 use crate::secret::Secret;
 use crate::top::{ApiSpec, SignMethod};
 
@@ -48,6 +50,8 @@ pub struct Campaign {
     pub limits: Limits,
     /// Default object-param values for every row, as text, keyed by field name.
     pub params: BTreeMap<String, String>,
+    /// The `[notify]` table, if any.
+    pub notify: Option<NotifyConfig>,
 }
 
 /// Where requests go.

@@ -20,12 +20,13 @@ use self::backoff::Backoff;
 pub use self::halt::Halt;
 use self::pace::Pacer;
 use crate::campaign::{Campaign, GatewayUrl, Limits, Secrets};
-use crate::domain::{LiveCounters, RowStatus, RunEnding, now_rfc3339};
+use crate::domain::{LiveCounters, RowStatus, RunCounters, RunEnding, now_rfc3339};
 use crate::exit::Exit;
 use crate::ledger::budget::BudgetUse;
 use crate::ledger::guard::StateGuard;
 use crate::ledger::writer::{AttemptLog, Job, Msg, Record, Settle, Writer};
 use crate::ledger::{self, Ledger};
+use crate::notify::{Event, Notifier};
 use crate::progress::{Progress, say};
 use crate::results;
 use crate::top::client::{Client, ClientConfig};
@@ -146,6 +147,10 @@ impl Ending {
 /// problems found before anything was sent.
 pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit> {
     let secrets = campaign.secrets()?;
+    let notifier = match &campaign.notify {
+        Some(config) => Some(Notifier::new(config, campaign.notify_secret()?)?),
+        None => None,
+    };
     // Found now, not after every row was sent.
     crate::paths::check_run(&campaign)?;
     if options.dry_run {
@@ -207,6 +212,17 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         allowance: Allowance::new(options.limit, budget),
     });
     let progress = Progress::start(to_send, stats.clone(), options.quiet);
+    let progress_posts = match &notifier {
+        Some(notifier) => post_progress(
+            notifier.clone(),
+            campaign.notify.as_ref().and_then(|n| n.every),
+            &campaign,
+            to_send,
+            stats.clone(),
+            started,
+        ),
+        None => CancellationToken::new(),
+    };
     let interrupted = watch_signals(ctx.stop.clone());
     let drain_limit = campaign.gateway.timeout + campaign.gateway.connect_timeout + DRAIN_GRACE;
     let watchdog = tokio::spawn(watch_state_file(ctx.clone(), guard.clone()));
@@ -307,7 +323,8 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
             describe(e)
         ));
     }
-    if let Ending::Halted(Halt::LedgerLost(_)) = &ending {
+    let lost = matches!(&ending, Ending::Halted(Halt::LedgerLost(_)));
+    if lost {
         say(&format!("campaign: halted: {}", halt_text(&ending)));
         let rebuild = format!(
             "campaign rebuild {} --from {}",
@@ -327,20 +344,25 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
                 campaign.state.display()
             )),
         }
-        return Ok(Exit::Halted);
     }
-    if let Err(e) = &written {
+    if let (Err(e), false) = (&written, lost) {
         say(&format!(
             "campaign: progress is saved in the ledger; {}",
             remedy_for(e)
         ));
-        return Ok(match ending {
-            Ending::Interrupted => Exit::Interrupted,
-            _ => Exit::Halted,
-        });
     }
-    Ok(match ending {
-        Ending::Halted(halt) => {
+    let exit = match (&ending, written.is_ok()) {
+        _ if lost => Exit::Halted,
+        (Ending::Interrupted, written) => {
+            if written {
+                say(
+                    "campaign: interrupted; progress is saved: run the same command again to resume",
+                );
+            }
+            Exit::Interrupted
+        }
+        (_, false) => Exit::Halted,
+        (Ending::Halted(halt), true) => {
             say(&format!("campaign: halted: {halt}"));
             say(match &halt {
                 Halt::LedgerWrite(_) => {
@@ -351,13 +373,92 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
             });
             Exit::Halted
         }
-        Ending::Interrupted => {
-            say("campaign: interrupted; progress is saved: run the same command again to resume");
-            Exit::Interrupted
+        (Ending::Finished { .. }, true) if counts.need_attention() => Exit::RowsFailed,
+        (Ending::Finished { .. }, true) => Exit::Ok,
+    };
+    if let Some(notifier) = notifier {
+        progress_posts.cancel();
+        let reason = match &ending {
+            Ending::Halted(halt) => Some(format!("halted: {halt}")),
+            _ => notes.first().filter(|n| n.starts_with("limit")).cloned(),
+        };
+        notifier
+            .post(&Event {
+                counts: Some(counts),
+                reason,
+                ..event(
+                    &campaign,
+                    ending.recorded().as_str(),
+                    to_send,
+                    counters,
+                    elapsed,
+                )
+            })
+            .await;
+    }
+    Ok(exit)
+}
+
+/// A notification about this run, before the counts and the reason are known.
+fn event(
+    campaign: &Campaign,
+    name: &'static str,
+    to_send: u64,
+    counters: RunCounters,
+    elapsed: Duration,
+) -> Event {
+    Event {
+        campaign: campaign.name.clone(),
+        api: campaign.api.method.to_owned(),
+        event: name,
+        counts: None,
+        to_send,
+        counters,
+        elapsed,
+        reason: None,
+        results: campaign.results.display().to_string(),
+    }
+}
+
+/// Posts a progress notification every `every` until `stop` is cancelled.
+fn post_progress(
+    notifier: Notifier,
+    every: Option<Duration>,
+    campaign: &Campaign,
+    to_send: u64,
+    stats: Arc<LiveCounters>,
+    started: Instant,
+) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let Some(every) = every else { return stop };
+    let template = event(
+        campaign,
+        "progress",
+        to_send,
+        RunCounters::default(),
+        Duration::ZERO,
+    );
+    let cancelled = stop.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = cancelled.cancelled() => return,
+            }
+            let event = Event {
+                counters: stats.snapshot(),
+                elapsed: started.elapsed(),
+                ..template.clone()
+            };
+            tokio::select! {
+                () = notifier.post(&event) => {}
+                () = cancelled.cancelled() => return,
+            }
         }
-        Ending::Finished { .. } if counts.need_attention() => Exit::RowsFailed,
-        Ending::Finished { .. } => Exit::Ok,
-    })
+    });
+    stop
 }
 
 /// The text of a halted ending.
