@@ -14,7 +14,13 @@ use crate::runner::{self, RunOptions};
 /// Issue vouchers and rights to lists of recipients through the Taobao Open Platform: exactly
 /// once, under a rate limit, resumable, audited.
 #[derive(Debug, Parser)]
-#[command(name = "campaign", version, about, propagate_version = true)]
+#[command(
+    name = "campaign",
+    version,
+    about,
+    propagate_version = true,
+    after_help = Exit::help_footer()
+)]
 pub struct Cli {
     /// More log output (debug); RUST_LOG overrides.
     #[arg(short, long, global = true, conflicts_with = "quiet")]
@@ -41,6 +47,20 @@ pub enum Command {
     Rebuild(RebuildArgs),
     /// A local TOP gateway for rehearsals and tests.
     Sim(crate::sim::SimArgs),
+    /// Print a shell completion script, e.g. `campaign completions bash > ~/.local/share/bash-completion/completions/campaign`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a folder with --dir.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write campaign.1 and campaign-<command>.1 into this folder instead of printing campaign.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Paths that override the campaign file's.
@@ -250,6 +270,25 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
         }
         Command::Rebuild(args) => crate::audit::rebuild(&args.files.load()?, &args.from, cli.quiet),
         Command::Sim(args) => crate::sim::run_cli(args.clone()),
+        Command::Completions { shell } => {
+            crate::progress::print(&crate::help::completions(*shell))
+                .context("cannot write to stdout")?;
+            Ok(Exit::Ok)
+        }
+        Command::Man(args) => {
+            match &args.dir {
+                Some(dir) => {
+                    for page in crate::help::man_pages(dir)? {
+                        if !cli.quiet {
+                            println!("{}", page.display());
+                        }
+                    }
+                }
+                None => crate::progress::print(&crate::help::man_page())
+                    .context("cannot write to stdout")?,
+            }
+            Ok(Exit::Ok)
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod domain;
 pub mod exit;
 pub mod files;
+pub mod help;
 pub mod input;
 pub mod ledger;
 pub mod notify;
