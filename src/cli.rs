@@ -101,13 +101,34 @@ pub struct RunArgs {
     /// Send uncertain rows again (they may already have been issued: check first).
     #[arg(long)]
     pub resend_uncertain: bool,
-    /// Start the results CSV with a UTF-8 byte-order mark (for spreadsheet programs).
-    #[arg(long)]
-    pub bom: bool,
     /// A canary: send at most N rows not yet sent, then end like a finished run; the next run
     /// continues.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
+    #[command(flatten)]
+    pub bom: BomArgs,
+}
+
+/// The byte-order mark of the results CSV, overriding `bom` in the campaign file.
+#[derive(Debug, Args)]
+pub struct BomArgs {
+    /// Start the results CSV with a UTF-8 byte-order mark (default: when the input had one or
+    /// is GBK/GB18030, so that spreadsheet programs read it right).
+    #[arg(long, conflicts_with = "no_bom")]
+    pub bom: bool,
+    /// No byte-order mark at the start of the results CSV.
+    #[arg(long)]
+    pub no_bom: bool,
+}
+
+impl BomArgs {
+    fn apply(&self, campaign: &mut Campaign) {
+        if self.bom {
+            campaign.bom = Some(true);
+        } else if self.no_bom {
+            campaign.bom = Some(false);
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -129,9 +150,8 @@ pub struct ExportArgs {
     /// Also write the per-attempt log to this CSV.
     #[arg(long, value_name = "F")]
     pub attempts: Option<PathBuf>,
-    /// Start the results CSV with a UTF-8 byte-order mark.
-    #[arg(long)]
-    pub bom: bool,
+    #[command(flatten)]
+    pub bom: BomArgs,
 }
 
 #[derive(Debug, Args)]
@@ -243,11 +263,11 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 anyhow::ensure!(concurrency > 0, "--concurrency: must be at least 1");
                 campaign.limits.concurrency = concurrency;
             }
+            args.bom.apply(&mut campaign);
             let options = RunOptions {
                 dry_run: args.dry_run,
                 retry_failed: args.retry_failed,
                 resend_uncertain: args.resend_uncertain,
-                bom: args.bom,
                 quiet: cli.quiet,
                 limit: args.limit,
             };
@@ -259,7 +279,8 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             if let Some(results) = &args.results {
                 campaign.results = results.clone();
             }
-            crate::audit::export(&campaign, args.attempts.as_deref(), args.bom, cli.quiet)
+            args.bom.apply(&mut campaign);
+            crate::audit::export(&campaign, args.attempts.as_deref(), cli.quiet)
         }
         Command::Verify(args) => {
             let mut campaign = args.files.load()?;

@@ -439,6 +439,99 @@ fn gbk_input_keeps_its_extra_columns_intact() {
 }
 
 #[test]
+fn results_of_a_gbk_input_get_a_bom_unless_the_campaign_says_bom_false() {
+    let folder = Folder::new();
+    let toml = tmall_campaign("sim", "qps = 200");
+    folder.write("c.toml", &toml);
+    let (bytes, _, _) = encoding_rs::GBK.encode("open_id,姓名\r\nG1,张伟\r\nG2,王芳\r\n");
+    folder.write("in.csv", bytes);
+    let starts_with_bom = || {
+        std::fs::read(folder.path("out.csv"))
+            .unwrap()
+            .starts_with(b"\xEF\xBB\xBF")
+    };
+    let verify = || {
+        let out = campaign()
+            .arg("verify")
+            .arg(folder.path("c.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    };
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        starts_with_bom(),
+        "GBK input: results with a BOM by default"
+    );
+    assert_eq!(
+        common::column(&folder.path("out.csv"), "姓名"),
+        ["张伟", "王芳"]
+    );
+    verify();
+
+    let with_setting = |bom: &str| {
+        toml.replace(
+            "state = \"state.db\"\n",
+            &format!("state = \"state.db\"\nbom = {bom}\n"),
+        )
+    };
+    folder.write("c.toml", with_setting("false"));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!starts_with_bom(), "bom = false is obeyed");
+    verify();
+    let out = run(&folder, &["--bom"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(starts_with_bom(), "--bom overrides the campaign file");
+    verify();
+
+    // A UTF-8 input without a BOM gets none, unless the campaign says bom = true.
+    let folder = Folder::new();
+    folder.write("c.toml", &toml);
+    folder.write("in.csv", "open_id,姓名\nU1,张伟\n");
+    assert_eq!(run(&folder, &[]).status.code(), Some(0));
+    assert!(
+        !std::fs::read(folder.path("out.csv"))
+            .unwrap()
+            .starts_with(b"\xEF\xBB\xBF")
+    );
+    folder.write("c.toml", with_setting("true"));
+    assert_eq!(run(&folder, &[]).status.code(), Some(0));
+    assert!(
+        std::fs::read(folder.path("out.csv"))
+            .unwrap()
+            .starts_with(b"\xEF\xBB\xBF")
+    );
+    let out = run(&folder, &["--no-bom"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !std::fs::read(folder.path("out.csv"))
+            .unwrap()
+            .starts_with(b"\xEF\xBB\xBF")
+    );
+}
+
+#[test]
+fn a_gbk_file_behind_a_utf8_bom_is_read_with_the_encoding_the_error_names() {
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign("sim", "qps = 200"));
+    let (gbk, _, _) = encoding_rs::GBK.encode("open_id,姓名\r\nG1,张伟\r\n");
+    folder.write("in.csv", [b"\xEF\xBB\xBF".as_slice(), &gbk].concat());
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("run again with `--encoding gbk`"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&folder, &["--encoding", "gbk"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(common::column(&folder.path("out.csv"), "姓名"), ["张伟"]);
+}
+
+#[test]
 fn secrets_never_reach_output_ledger_or_results() {
     let sim = Sim::start(&[]);
     let folder = Folder::new();

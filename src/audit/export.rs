@@ -32,7 +32,6 @@ pub const ATTEMPT_COLUMNS: [&str; 10] = [
 pub(super) fn run(
     campaign: &Campaign,
     attempts: Option<&Path>,
-    bom: bool,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     if !campaign.state.exists() {
@@ -51,9 +50,9 @@ pub(super) fn run(
     }
     let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
     let had_bom = starts_with_bom(&campaign.results);
-    let written = results::write_results(campaign, &mut ledger, &campaign.results, bom)
+    let written = results::write_results(campaign, &mut ledger, &campaign.results)
         .with_context(|| format!("cannot write the results to {}", campaign.results.display()))?;
-    let (rows, digest) = (written.rows(), written.digest);
+    let (rows, digest, bom) = (written.rows(), written.digest.clone(), written.bom);
     let mut out = format!(
         "results: {} ({rows} rows, md5 {digest}, recorded in {})\n",
         campaign.results.display(),
@@ -62,7 +61,7 @@ pub(super) fn run(
     if had_bom && !bom {
         out.push_str(
             "note: the previous results file started with a byte-order mark; this one does not \
-             (add --bom to keep it)\n",
+             (add --bom, or set bom = true in the campaign file, to keep it)\n",
         );
     }
     if !quiet {

@@ -26,10 +26,9 @@ pub fn status(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
 pub fn export(
     campaign: &Campaign,
     attempts: Option<&std::path::Path>,
-    bom: bool,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
-    export::run(campaign, attempts, bom, quiet)
+    export::run(campaign, attempts, quiet)
 }
 
 pub use rebuild::refuse_fresh_ledger;

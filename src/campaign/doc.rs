@@ -197,6 +197,17 @@ impl<'d, 'i> Section<'d, 'i> {
         }
     }
 
+    /// A boolean value.
+    pub fn boolean(&mut self, key: &str) -> Result<Option<bool>, CampaignError> {
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
+        match value.get_ref() {
+            DeValue::Boolean(b) => Ok(Some(*b)),
+            _ => Err(self.wrong_type(key, &value, "true or false")),
+        }
+    }
+
     /// A string value that must be there.
     pub fn required_string(
         &mut self,

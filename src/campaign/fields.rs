@@ -14,7 +14,8 @@ use crate::input::parse_encoding;
 use crate::top::{APIS, ApiSpec, FieldKind, find_api};
 
 const TOP_KEYS: &[&str] = &[
-    "name", "api", "input", "results", "state", "encoding", "gateway", "limits", "params", "notify",
+    "name", "api", "input", "results", "state", "encoding", "bom", "gateway", "limits", "params",
+    "notify",
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "url",
@@ -78,6 +79,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
             parse_encoding(label.get_ref()).map_err(|m| top.error(&label.span(), "encoding", m))?,
         ),
     };
+    let bom = top.boolean("bom")?;
     let gateway = match top.section("gateway", GATEWAY_KEYS)? {
         Some(section) => gateway(section)?,
         None => return Err(top.missing("gateway", "a [gateway] table with at least url")),
@@ -102,6 +104,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
         results,
         state,
         encoding,
+        bom,
         gateway,
         limits,
         params,

@@ -30,7 +30,7 @@ pub const SIM_APP_SECRET: &str = "sim-secret";
 pub const SIM_SESSION: &str = "sim-session";
 
 /// A loaded, validated campaign file. The CLI may override `input`, `results`, `state`,
-/// `encoding` and `limits` after loading.
+/// `encoding`, `bom` and `limits` after loading.
 #[derive(Clone, Debug)]
 pub struct Campaign {
     /// The campaign file, as given.
@@ -46,6 +46,9 @@ pub struct Campaign {
     pub state: PathBuf,
     /// The input's encoding; `None`: detect it.
     pub encoding: Option<&'static Encoding>,
+    /// Whether the results CSV starts with a UTF-8 byte-order mark; `None`: when the input had
+    /// one or is GBK/GB18030 (see [`InputReader::wants_bom`](crate::input::InputReader::wants_bom)).
+    pub bom: Option<bool>,
     pub gateway: Gateway,
     pub limits: Limits,
     /// Default object-param values for every row, as text, keyed by field name.

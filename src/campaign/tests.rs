@@ -50,6 +50,9 @@ fn spec_example_parses() {
     assert_eq!(c.results, Path::new("samples/spring-gift-2026.results.csv"));
     assert_eq!(c.state, Path::new("samples/spring-gift-2026.db"));
     assert_eq!(c.encoding, None);
+    assert_eq!(c.bom, None);
+    let no_bom = MINIMAL_SIM.replace("input = \"in.csv\"", "input = \"in.csv\"\nbom = false");
+    assert_eq!(parse(&no_bom).unwrap().bom, Some(false));
     assert_eq!(
         c.gateway.url,
         GatewayUrl::Http("https://eco.taobao.com/router/rest".into())
@@ -246,6 +249,10 @@ fn required_keys_and_types() {
         .starts_with("samples/x.toml:4:12: encoding: unknown encoding \"latin1\"")
     );
     assert!(error(&MINIMAL_SIM.replace("in.csv", "")).contains("input: must not be empty"));
+    assert!(
+        error(&MINIMAL_SIM.replace("input = \"in.csv\"", "input = \"in.csv\"\nbom = \"yes\""))
+            .starts_with("samples/x.toml:4:7: bom: expected true or false, found string")
+    );
     assert!(
         error(&format!("limits = 3\n{MINIMAL_SIM}"))
             .contains("limits: expected a table, found integer")

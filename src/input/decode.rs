@@ -3,7 +3,8 @@
 //! Detection when none is given: a UTF-8 byte-order mark means UTF-8; else UTF-8 when the first
 //! 64 KiB are valid UTF-8 (a character cut at the 64 KiB boundary does not count against it);
 //! else GB18030, the superset of GBK that spreadsheet programs in a Chinese locale write.
-//! A UTF-8 BOM wins over a given encoding, as in browsers: it cannot be anything else.
+//! A UTF-8 BOM goes with UTF-8 unless another encoding is given; then the reader checks which
+//! one the file's lines really are (a spreadsheet export can put a BOM before GBK text).
 //!
 //! Decoding is strict: undecodable bytes are an error with their line, never a silent U+FFFD,
 //! since a mangled recipient id would be sent as is.
@@ -30,12 +31,36 @@ pub fn parse_encoding(label: &str) -> Result<&'static Encoding, String> {
     }
 }
 
+/// Where the encoding a file is read with came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// `--encoding` or `encoding =`.
+    Given,
+    /// From the first bytes of the file.
+    Detected,
+    /// From the UTF-8 byte-order mark at its start.
+    Bom,
+}
+
+impl Origin {
+    /// As error messages put it.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Origin::Given => "given",
+            Origin::Detected => "detected",
+            Origin::Bom => "detected from its byte-order mark",
+        }
+    }
+}
+
 /// The outcome of looking at the start of a file.
 pub(crate) enum Sniffed {
-    /// The encoding to use, whether it was detected, and the bytes read so far (BOM removed).
+    /// The encoding to use, where it came from, whether the file starts with a UTF-8
+    /// byte-order mark, and the bytes read so far (BOM removed).
     Text {
         encoding: &'static Encoding,
-        detected: bool,
+        origin: Origin,
+        bom: bool,
         head: Cursor<Vec<u8>>,
     },
     Utf16,
@@ -52,17 +77,11 @@ pub(crate) fn sniff(
         return Ok(Sniffed::Utf16);
     }
     let bom = head.starts_with(UTF8_BOM);
-    let (encoding, detected) = match (bom, given) {
-        (true, _) => (UTF_8, given != Some(UTF_8)),
-        (false, Some(given)) => (given, false),
-        (false, None) => (
-            if looks_like_utf8(&head, full) {
-                UTF_8
-            } else {
-                GB18030
-            },
-            true,
-        ),
+    let (encoding, origin) = match (bom, given) {
+        (_, Some(given)) => (given, Origin::Given),
+        (true, None) => (UTF_8, Origin::Bom),
+        (false, None) if looks_like_utf8(&head, full) => (UTF_8, Origin::Detected),
+        (false, None) => (GB18030, Origin::Detected),
     };
     let mut head = Cursor::new(head);
     if bom {
@@ -70,7 +89,8 @@ pub(crate) fn sniff(
     }
     Ok(Sniffed::Text {
         encoding,
-        detected,
+        origin,
+        bom,
         head,
     })
 }

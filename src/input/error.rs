@@ -52,8 +52,7 @@ pub enum InputError {
         found: usize,
     },
     #[error(
-        "{}:{line}{}: bytes that are not valid {encoding} ({how}); save the file as UTF-8 or give \
-         the right encoding (utf-8, gbk, gb18030)",
+        "{}:{line}{}: bytes that are not valid {encoding} ({how}); {advice}",
         path.display(),
         column.as_ref().map(|c| format!(": column `{c}`")).unwrap_or_default()
     )]
@@ -62,8 +61,18 @@ pub enum InputError {
         line: u64,
         column: Option<String>,
         encoding: &'static str,
-        /// `"given"` or `"detected"`.
+        /// `"given"`, `"detected"` or `"detected from its byte-order mark"`.
         how: &'static str,
+        /// What would read the file: an encoding, or where it mixes encodings.
+        advice: String,
+    },
+    /// Some lines are UTF-8 and others are not; found before reading when a BOM and another
+    /// encoding are both present.
+    #[error("{}:{line}: {message}", path.display())]
+    MixedEncodings {
+        path: PathBuf,
+        line: u64,
+        message: String,
     },
     #[error(
         "{}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as CSV UTF-8 \

@@ -7,6 +7,7 @@
 //! the object param that is sent, or into the reason the row is invalid.
 
 mod decode;
+mod diagnose;
 mod error;
 mod prepare;
 mod reader;

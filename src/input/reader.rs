@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use encoding_rs::{Encoding, UTF_8};
 
 use super::InputError;
-use super::decode::{Sniffed, StrictDecoder, Undecodable, sniff};
+use super::decode::{Origin, Sniffed, StrictDecoder, Undecodable, sniff};
+use super::diagnose;
 use super::scan::{Scanner, UnclosedQuote};
 use crate::top::ApiSpec;
 
@@ -90,7 +91,8 @@ pub struct InputRow {
 pub struct InputReader {
     path: PathBuf,
     encoding: &'static Encoding,
-    detected: bool,
+    origin: Origin,
+    bom: bool,
     header: Header,
     csv: csv::Reader<Scanner<Box<dyn Read + Send>>>,
     rows: u64,
@@ -122,14 +124,30 @@ impl InputReader {
             source,
         };
         let mut file = File::open(path).map_err(io_err)?;
-        let (encoding, detected, head) = match sniff(&mut file, encoding).map_err(io_err)? {
-            Sniffed::Utf16 => return Err(InputError::Utf16 { path: path.into() }),
-            Sniffed::Text {
-                encoding,
-                detected,
-                head,
-            } => (encoding, detected, head),
-        };
+        let (mut encoding, mut origin, bom, head) =
+            match sniff(&mut file, encoding).map_err(io_err)? {
+                Sniffed::Utf16 => return Err(InputError::Utf16 { path: path.into() }),
+                Sniffed::Text {
+                    encoding,
+                    origin,
+                    bom,
+                    head,
+                } => (encoding, origin, bom, head),
+            };
+        if bom && encoding != UTF_8 {
+            // A BOM says UTF-8, the campaign says otherwise: the lines decide.
+            let lines = diagnose::classify(path).map_err(io_err)?;
+            if let Some(mixed) = lines.mixed() {
+                return Err(InputError::MixedEncodings {
+                    path: path.into(),
+                    line: mixed.utf8.max(mixed.other),
+                    message: mixed.to_string(),
+                });
+            }
+            if lines.other.is_none() && lines.utf8.is_some() {
+                (encoding, origin) = (UTF_8, Origin::Bom);
+            }
+        }
         let source = head.chain(file);
         let text: Box<dyn Read + Send> = if encoding == UTF_8 {
             Box::new(source)
@@ -140,7 +158,8 @@ impl InputReader {
         let mut reader = InputReader {
             path: path.to_owned(),
             encoding,
-            detected,
+            origin,
+            bom,
             header: Header {
                 columns: Vec::new(),
                 line: 1,
@@ -169,6 +188,13 @@ impl InputReader {
     /// The encoding the file is read with.
     pub fn encoding(&self) -> &'static Encoding {
         self.encoding
+    }
+
+    /// Whether results made from this file should start with a UTF-8 byte-order mark by
+    /// default: when it had one, or is GBK/GB18030. A spreadsheet program in a Chinese locale
+    /// reads a CSV without the mark in the legacy encoding, so UTF-8 text would come out garbled.
+    pub fn wants_bom(&self) -> bool {
+        self.bom || self.encoding != UTF_8
     }
 
     /// The next data record; `None` at the end or after an error (a malformed file stops).
@@ -224,7 +250,8 @@ impl InputReader {
         let line = record_line
             .or_else(|| e.position().map(|p| p.line()))
             .unwrap_or(1);
-        let how = if self.detected { "detected" } else { "given" };
+        let how = self.origin.describe();
+        let advice = || diagnose::advise(&self.path, self.encoding).to_string();
         let message = e.to_string();
         match e.into_kind() {
             csv::ErrorKind::Io(source) => {
@@ -238,6 +265,7 @@ impl InputReader {
                         column: None,
                         encoding: self.encoding.name(),
                         how,
+                        advice: advice(),
                     }
                 } else {
                     InputError::Io { path, source }
@@ -255,6 +283,7 @@ impl InputReader {
                 ),
                 encoding: self.encoding.name(),
                 how,
+                advice: advice(),
             },
             _ => InputError::Csv {
                 path,

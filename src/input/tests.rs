@@ -143,15 +143,24 @@ fn undecodable_bytes_name_their_line() {
     let e = read(&late_gbk, None, tmall()).unwrap_err();
     assert_eq!(
         e,
-        "in.csv:20002: column `note`: bytes that are not valid UTF-8 (detected); save the file as \
-         UTF-8 or give the right encoding (utf-8, gbk, gb18030)"
+        "in.csv:20002: column `note`: bytes that are not valid UTF-8 (detected); the whole file \
+         reads as gbk: run again with `--encoding gbk`, or set `encoding = \"gbk\"` in the \
+         campaign file"
     );
 
     let (gbk, _, _) = GBK.encode("open_id,姓名\nA1,王五\n");
     let e = read(&gbk, Some(UTF_8), tmall()).unwrap_err();
     assert!(
-        e.starts_with("in.csv:1: column `#2`: bytes that are not valid UTF-8 (given)"),
+        e.starts_with(
+            "in.csv:1: column `#2`: bytes that are not valid UTF-8 (given); the whole \
+             file reads as gbk"
+        ),
         "{e}"
+    );
+    let e = read("open_id,姓名\nA1,王五\n".as_bytes(), Some(GBK), tmall());
+    assert!(
+        e.is_err() || e.unwrap().1[0].2[1] != "王五",
+        "UTF-8 read as GBK"
     );
 
     let e = read(b"open_id,n\nA1,x\nA2,\"a\nb\xFF\"\n", Some(GBK), tmall()).unwrap_err();
@@ -159,6 +168,97 @@ fn undecodable_bytes_name_their_line() {
         e.starts_with("in.csv:4: bytes that are not valid GBK (given)"),
         "{e}"
     );
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn with_bom(text: &[u8]) -> Vec<u8> {
+    [BOM, text].concat()
+}
+
+#[test]
+fn gbk_after_a_utf8_bom_names_the_command_that_works_and_that_command_works() {
+    let (gbk, _, _) = GBK.encode("open_id,姓名\nA1,王五\nA2,赵六\n");
+    let file = with_bom(&gbk);
+    let e = read(&file, None, tmall()).unwrap_err();
+    assert_eq!(
+        e,
+        "in.csv:1: column `#2`: bytes that are not valid UTF-8 (detected from its byte-order \
+         mark); the whole file reads as gbk: run again with `--encoding gbk`, or set `encoding = \
+         \"gbk\"` in the campaign file"
+    );
+    let (reader, rows) = read(&file, Some(GBK), tmall()).unwrap();
+    assert_eq!(reader.encoding(), GBK);
+    assert_eq!(reader.header().columns, fields(&["open_id", "姓名"]));
+    assert_eq!(rows[1].2, fields(&["A2", "赵六"]));
+    assert!(reader.wants_bom());
+}
+
+#[test]
+fn a_file_that_mixes_encodings_says_at_which_line() {
+    let (gbk, _, _) = GBK.encode("A2,赵六\n");
+    let file = with_bom(&["open_id,姓名\nA1,王五\n".as_bytes(), &gbk].concat());
+    let e = read(&file, None, tmall()).unwrap_err();
+    assert!(
+        e.starts_with(
+            "in.csv:3: column `姓名`: bytes that are not valid UTF-8 (detected from its \
+             byte-order mark); this file mixes encodings at line 3: line 1 is UTF-8 and line 3 \
+             is not (it looks like GBK)"
+        ),
+        "{e}"
+    );
+    for given in [GBK, GB18030] {
+        let e = read(&file, Some(given), tmall()).unwrap_err();
+        assert!(
+            e.starts_with("in.csv:3: this file mixes encodings at line 3"),
+            "{e}"
+        );
+    }
+    // GBK first and UTF-8 later, read as UTF-8.
+    let file = [b"open_id,n\n".as_slice(), &gbk, "A3,孙七\n".as_bytes()].concat();
+    let e = read(&file, Some(UTF_8), tmall()).unwrap_err();
+    assert!(
+        e.contains(
+            "this file mixes encodings at line 3: line 2 is not UTF-8 (it looks like \
+             GBK) and line 3 is UTF-8"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_utf8_file_with_a_bom_is_utf8_whatever_encoding_is_given() {
+    let file = with_bom("open_id,姓名\nA1,王五\n".as_bytes());
+    for given in [None, Some(UTF_8), Some(GBK), Some(GB18030)] {
+        let (reader, rows) = read(&file, given, tmall()).unwrap();
+        assert_eq!(reader.encoding(), UTF_8, "{given:?}");
+        assert_eq!(rows[0].2, fields(&["A1", "王五"]));
+    }
+}
+
+#[test]
+fn bytes_that_are_neither_utf8_nor_gbk_say_so() {
+    let e = read(b"open_id,n\nA1,\xFF\xFF\n", None, tmall()).unwrap_err();
+    assert!(
+        e.ends_with(
+            "it is neither UTF-8 (line 2) nor GBK/GB18030 (line 2); save the file as \
+             CSV UTF-8"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn results_want_a_bom_for_a_bom_or_a_chinese_legacy_encoding() {
+    let (plain, _) = read(b"open_id\nA1\n", None, tmall()).unwrap();
+    assert!(!plain.wants_bom());
+    let (marked, _) = read(&with_bom(b"open_id\nA1\n"), None, tmall()).unwrap();
+    assert!(marked.wants_bom());
+    let (gbk, _, _) = GBK.encode("open_id,姓名\nA1,王五\n");
+    let (detected, _) = read(&gbk, None, tmall()).unwrap();
+    assert!(detected.wants_bom());
+    let (given, _) = read(b"open_id\nA1\n", Some(GBK), tmall()).unwrap();
+    assert!(given.wants_bom());
 }
 
 #[test]

@@ -101,6 +101,8 @@ pub struct Written {
     pub digest: String,
     /// Rows per status.
     pub counts: StatusCounts,
+    /// Whether the file starts with a UTF-8 byte-order mark.
+    pub bom: bool,
 }
 
 impl Written {
@@ -111,12 +113,12 @@ impl Written {
 }
 
 /// Writes the results file for the current input from the ledger, atomically, and records its
-/// MD5 in the ledger.
+/// MD5 in the ledger. It starts with a byte-order mark when the campaign says so, else when the
+/// input [wants one](InputReader::wants_bom).
 pub fn write_results(
     campaign: &Campaign,
     ledger: &mut Ledger,
     path: &Path,
-    bom: bool,
 ) -> Result<Written, ResultsError> {
     let io = |source| ResultsError::Io {
         path: path.to_owned(),
@@ -139,6 +141,7 @@ pub fn write_results(
         ));
     }
     let mut input = InputReader::open(&campaign.input, campaign.encoding, campaign.api)?;
+    let bom = campaign.bom.unwrap_or_else(|| input.wants_bom());
     let mut digesting = Digesting {
         inner: AtomicFile::create(path).map_err(io)?,
         md5: Md5::new(),
@@ -194,7 +197,11 @@ pub fn write_results(
     ledger.set_meta("results_md5", &digest)?;
     ledger.set_meta("results_path", &path.display().to_string())?;
     ledger.set_meta("results_written_at", &now_rfc3339())?;
-    Ok(Written { digest, counts })
+    Ok(Written {
+        digest,
+        counts,
+        bom,
+    })
 }
 
 fn changed(path: &Path, what: String) -> ResultsError {

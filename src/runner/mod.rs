@@ -48,8 +48,6 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub retry_failed: bool,
     pub resend_uncertain: bool,
-    /// Write the results with a UTF-8 byte-order mark.
-    pub bom: bool,
     pub quiet: bool,
     /// `--limit N`: send at most this many not-yet-sent rows in this run (a canary).
     pub limit: Option<u64>,
@@ -277,7 +275,7 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         tracing::error!("{e}");
     }
     remove_stale_temporaries(&campaign.results);
-    let written = results::write_results(&campaign, &mut ledger, &campaign.results, options.bom);
+    let written = results::write_results(&campaign, &mut ledger, &campaign.results);
     let counts = match &written {
         Ok(written) => written.counts,
         Err(_) => ledger.status_counts().unwrap_or_default(),
