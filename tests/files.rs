@@ -554,3 +554,52 @@ fn a_temporary_results_file_left_by_a_kill_is_removed() {
     assert!(!folder.path(".attempts.csvQ1.tmp").exists());
     assert_eq!(sim.stats()["issued"], 2);
 }
+
+#[test]
+fn an_edit_that_keeps_size_and_modification_time_is_still_read() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
+    let input = folder.write("in.csv", tmall_rows(3));
+    let first = run(&folder, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let edit = |from: &str, to: &str| {
+        let modified = std::fs::metadata(&input).unwrap().modified().unwrap();
+        let text = std::fs::read_to_string(&input).unwrap().replace(from, to);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&input)
+            .unwrap();
+        file.set_len(0).unwrap();
+        std::io::Write::write_all(&mut &file, text.as_bytes()).unwrap();
+        file.set_modified(modified).unwrap();
+        assert_eq!(
+            std::fs::metadata(&input).unwrap().modified().unwrap(),
+            modified
+        );
+    };
+    // Same size, same modification time, same inode: a new recipient in row 2.
+    edit("P00002", "Q00002");
+    // `export` refuses the changed input and says to run again; that remedy works.
+    let export = command(&folder, "export", &[]);
+    assert_ne!(export.status.code(), Some(0), "{}", text(&export));
+    assert!(String::from_utf8_lossy(&export.stderr).contains("campaign run"));
+    let second = run(&folder, &[]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let results = folder.path("out.csv");
+    assert_eq!(column(&results, "open_id"), ["P00001", "Q00002", "P00003"]);
+    assert_eq!(column(&results, "status"), ["issued", "issued", "issued"]);
+    let stats = sim.stats();
+    assert_eq!(
+        stats["issued"], 4,
+        "Q00002 is issued once, nothing else again"
+    );
+    assert_eq!(stats["duplicates"], 0);
+    let verify = command(&folder, "verify", &[]);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("P00002"),
+        "the issued row no longer in the input is reported: {}",
+        text(&verify)
+    );
+}

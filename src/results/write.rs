@@ -135,6 +135,9 @@ pub fn write_results(
     if let Some(recorded) = ledger.meta("input_fingerprint")?
         && recorded != now
     {
+        // The remedy printed is "run again": the next run must read the file in full, whatever
+        // its size and times say.
+        ledger.set_meta("input_stat", "")?;
         return Err(changed(
             &campaign.input,
             format!("md5 {recorded}, now {now}"),
@@ -189,6 +192,9 @@ pub fn write_results(
             format!("row {} is new", extra.row),
         )),
     });
+    if let Err(ResultsError::InputChanged { .. }) = &finished {
+        ledger.set_meta("input_stat", "")?;
+    }
     // Dropped on an error: the temporary file goes, the previous results stay.
     finished?;
     let digesting = out.into_inner().map_err(|e| io(e.into_error()))?;
