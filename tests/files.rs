@@ -603,3 +603,80 @@ fn an_edit_that_keeps_size_and_modification_time_is_still_read() {
         text(&verify)
     );
 }
+
+#[test]
+fn rows_that_send_the_same_request_are_duplicates_however_spelled() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
+    // Defaults: channel 7, out_id 123. Rows 1-4 send the same request; row 5 another one.
+    folder.write(
+        "in.csv",
+        "open_id,channel,out_id\nA,,\nA,7,123\nA,07,0123\nA,,00123\nA,8,\n",
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let results = folder.path("out.csv");
+    assert_eq!(
+        column(&results, "status"),
+        ["issued", "duplicate", "duplicate", "duplicate", "issued"]
+    );
+    for reason in &column(&results, "error_message")[1..4] {
+        assert!(reason.contains("row 1"), "{reason}");
+    }
+    let stats = sim.stats();
+    assert_eq!(stats["issued"], 2, "{stats}");
+    assert_eq!(stats["calls"], 2, "{stats}");
+
+    // alsc: list params that differ only in whitespace and key order are the same request.
+    let alsc = Folder::new();
+    alsc.write("c.toml", alsc_campaign(&sim.url, "qps = 100"));
+    alsc.write(
+        "in.csv",
+        "alipay_id,right_act_list,scene_code\n\
+         2088000000000001,\"[{\"\"a\"\":1,\"\"b\"\":[2,3]}]\",\n\
+         2088000000000001,\"[ { \"\"b\"\": [2, 3], \"\"a\"\": 1 } ]\",scene\n\
+         2088000000000001,\"[{\"\"a\"\":1,\"\"b\"\":[3,2]}]\",\n",
+    );
+    let calls_before = calls(&sim);
+    let out = run(&alsc, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        column(&alsc.path("out.csv"), "status"),
+        ["issued", "duplicate", "issued"]
+    );
+    assert_eq!(calls(&sim), calls_before + 2);
+    assert_eq!(sim.stats()["duplicates"], 0);
+}
+
+#[test]
+fn a_changed_default_never_resends_and_a_row_spelling_a_sent_request_is_a_duplicate() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
+    folder.write("in.csv", "open_id,channel\nA,\n");
+    let first = run(&folder, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // The default channel changes from 7 to 8; a row spelling out what A was sent with (7)
+    // comes first, and a new recipient B follows.
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 100").replace("channel = 7", "channel = 8"),
+    );
+    folder.write("in.csv", "open_id,channel\nA,7\nA,\nB,\n");
+    let second = run(&folder, &[]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let results = folder.path("out.csv");
+    assert_eq!(
+        column(&results, "status"),
+        ["duplicate", "issued", "issued"]
+    );
+    assert!(column(&results, "error_message")[0].contains("row 2"));
+    let stats = sim.stats();
+    assert_eq!(
+        stats["calls"], 2,
+        "A once (channel 7), B once (channel 8): {stats}"
+    );
+    let verify = command(&folder, "verify", &[]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}

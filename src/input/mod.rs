@@ -11,6 +11,7 @@ mod diagnose;
 mod error;
 mod prepare;
 mod reader;
+mod request_key;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ pub use decode::parse_encoding;
 pub use error::InputError;
 pub use prepare::{Prepared, REQUEST_ID_NAMESPACE, prepare, request_id_for};
 pub use reader::{Header, InputReader, InputRow};
+pub use request_key::request_key;
 
 /// A cheap identity of the file as it is now, to tell at a glance that it has not changed since
 /// the last run without reading it: size, modification time, change time, device and inode.

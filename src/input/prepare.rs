@@ -12,6 +12,11 @@
 //! the same row. Campaign defaults are not part of it: changing a default must never make an
 //! already issued row look new. A `request_id` column, when supplied, is.
 //!
+//! The identity keys the ledger; it does not decide alone what is a duplicate. Within one input,
+//! rows whose effective request is the same (recipient and every resolved param, defaults
+//! included: see [`super::request_key`]) are duplicates too, and a row already sent counts with
+//! the request it was sent with (see `ledger::requests`).
+//!
 //! # Request ids
 //!
 //! For the idempotent API the key is the row's `request_id` column when non-empty, else

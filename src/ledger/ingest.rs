@@ -6,9 +6,9 @@
 //! a few meta reads. When they did change, rows are re-read, but an identity that was already
 //! sent keeps its state, so nothing is issued twice because of it.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
-use super::{ENTRY_KIND, Ledger, LedgerError};
+use super::{Ledger, LedgerError};
 use crate::campaign::Campaign;
 use crate::domain::RowStatus;
 use crate::input::{self, Header, InputError, InputReader, Prepared};
@@ -187,22 +187,7 @@ impl Ledger {
         self.set_meta("gen", &generation.to_string())?;
         self.conn.execute("DELETE FROM rows", []).map_err(wrap)?;
         let header = reader.header().clone();
-        let mut upsert = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO entries (identity, generation, row, payload, request_id, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending')
-                 ON CONFLICT (identity) DO UPDATE SET generation = excluded.generation, row = excluded.row,
-                     payload = CASE WHEN status = 'pending' AND attempts = 0
-                                    THEN excluded.payload ELSE payload END
-                 WHERE entries.generation <> excluded.generation
-                 RETURNING id",
-            )
-            .map_err(wrap)?;
-        let mut first = self
-            .conn
-            .prepare_cached("SELECT id, row FROM entries WHERE identity = ?1")
-            .map_err(wrap)?;
+        self.start_request_keys()?;
         let mut insert_row = self
             .conn
             .prepare_cached(
@@ -239,29 +224,16 @@ impl Ledger {
                     request_id,
                     object_json,
                 } => {
-                    let inserted: Option<i64> = upsert
-                        .query_row(
-                            params![identity, generation, number, object_json, request_id],
-                            |r| r.get(0),
-                        )
-                        .optional()
-                        .map_err(wrap)?;
-                    let (kind, entry_id, reason) = match inserted {
-                        Some(id) => {
-                            entries += 1;
-                            (ENTRY_KIND, id, None)
-                        }
-                        None => {
-                            let (id, earlier): (i64, i64) = first
-                                .query_row([&identity], |r| Ok((r.get(0)?, r.get(1)?)))
-                                .map_err(wrap)?;
-                            (
-                                RowStatus::Duplicate.as_str(),
-                                id,
-                                Some(format!("same recipient and params as row {earlier}")),
-                            )
-                        }
-                    };
+                    let placed = self.place(
+                        campaign,
+                        generation,
+                        number,
+                        &identity,
+                        request_id,
+                        object_json,
+                    )?;
+                    entries = entries.saturating_add_signed(placed.entries_added);
+                    let (kind, entry_id, reason) = (placed.kind, placed.entry_id, placed.reason);
                     insert_row
                         .execute(params![number, row.line as i64, kind, entry_id, reason])
                         .map_err(wrap)?;

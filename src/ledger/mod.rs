@@ -9,6 +9,7 @@ pub mod guard;
 pub mod ingest;
 pub mod query;
 pub mod report;
+mod requests;
 pub mod writer;
 
 use std::fs::File;
