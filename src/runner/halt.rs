@@ -31,6 +31,10 @@ pub enum Halt {
 /// What to fix for a fatal platform error code.
 fn remedy(code: Option<&str>) -> &'static str {
     match code.unwrap_or("") {
+        crate::top::outcome::TRANSPORT => {
+            "check gateway.url: it must lead straight to a TOP router such as \
+             https://eco.taobao.com/router/rest (redirects are never followed)"
+        }
         "24" | "25" => {
             "the signature was rejected: check the app secret in the environment and gateway.sign_method"
         }
@@ -52,6 +56,12 @@ fn remedy(code: Option<&str>) -> &'static str {
 impl fmt::Display for Halt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Halt::Fatal(e) if e.code.as_deref() == Some(crate::top::outcome::TRANSPORT) => write!(
+                f,
+                "wrong endpoint: no TOP router took the call ({}); {}",
+                e.message,
+                remedy(e.code.as_deref())
+            ),
             Halt::Fatal(e) => write!(
                 f,
                 "the platform refused the request (code {}{}: {}); {}",

@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use super::api::ApiSpec;
+use super::outcome::TRANSPORT;
 use super::outcome::{Outcome, PlatformError};
 use super::params::{Credentials, encode_form, form_pairs, timestamp_now};
 use super::response::{Parsed, parse_response};
+use super::scrub::Scrubber;
 use super::sign::{SignMethod, Signer, is_sent};
 use crate::secret::Secret;
 
@@ -71,6 +73,8 @@ struct Inner {
     sign_method: SignMethod,
     /// Keyed with `secret` once; each request clones its state.
     signer: Signer,
+    /// Cleans every answer of the secret and the session key before anyone keeps it.
+    scrubber: Scrubber,
     api: &'static ApiSpec,
 }
 
@@ -102,16 +106,32 @@ impl Client {
                 "expected http://HOST/... or https://HOST/...".to_owned(),
             ));
         }
+        let scrubber = Scrubber::new(
+            std::iter::once(config.secret.expose())
+                .chain(config.session.as_ref().map(Secret::expose)),
+        );
         let session = config
             .session
             .filter(|s| !s.expose().trim().is_empty() && api.needs_session);
         if api.needs_session && session.is_none() {
             return Err(ClientError::MissingSession { method: api.method });
         }
-        let mut builder = reqwest::Client::builder();
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(url_error(
+                "a user name or password in the URL is never sent; remove it".to_owned(),
+            ));
+        }
+        // The signed form (and the session key) must go to the configured URL and nowhere else.
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if is_loopback(&url) {
             // A local gateway (the simulator) is never reached through an HTTP(S)_PROXY.
             builder = builder.no_proxy();
+        } else if url.scheme() == "http" {
+            tracing::warn!(
+                "gateway.url is plain http:// to {}: the session key and every signed request \
+                 travel unencrypted (through any HTTP_PROXY too); use https://",
+                url.host_str().unwrap_or("?")
+            );
         }
         let http = builder
             // A connect that outlived the whole-call timeout would be reported as a timeout
@@ -133,6 +153,7 @@ impl Client {
                 app_key: config.app_key,
                 secret: config.secret,
                 signer,
+                scrubber,
                 session,
                 sign_method: config.sign_method,
                 api,
@@ -186,18 +207,20 @@ impl Client {
         let started = Instant::now();
         let parsed = self.post(request.body).await;
         let latency = started.elapsed();
-        tracing::debug!(
-            method = api.method,
-            class = parsed.outcome.class().as_str(),
-            top_request_id = parsed.top_request_id.as_deref(),
-            latency_ms = latency.as_millis() as u64,
-            "answered"
-        );
-        Attempt {
+        // Where an answer enters the program: nothing past this line sees it unscrubbed.
+        let attempt = self.inner.scrubber.attempt(Attempt {
             outcome: parsed.outcome,
             top_request_id: parsed.top_request_id,
             latency,
-        }
+        });
+        tracing::debug!(
+            method = api.method,
+            class = attempt.outcome.class().as_str(),
+            top_request_id = attempt.top_request_id.as_deref(),
+            latency_ms = latency.as_millis() as u64,
+            "answered"
+        );
+        attempt
     }
 
     async fn post(&self, body: String) -> Parsed {
@@ -212,8 +235,15 @@ impl Client {
         let failure = match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
                 match response.bytes().await {
-                    Ok(bytes) => return parse_response(inner.api, status, &bytes),
+                    Ok(bytes) => {
+                        let parsed = parse_response(inner.api, status, &bytes);
+                        return self.name_the_endpoint(parsed, location.as_deref());
+                    }
                     Err(e) => e,
                 }
             }
@@ -223,6 +253,23 @@ impl Client {
             outcome: transport_failure(&failure, inner.api.is_idempotent()),
             top_request_id: None,
         }
+    }
+}
+
+impl Client {
+    /// An answer that shows no TOP router took the call says which URL was called (and where a
+    /// redirect pointed), so the halt message tells the user what to fix.
+    fn name_the_endpoint(&self, mut parsed: Parsed, location: Option<&str>) -> Parsed {
+        if let Outcome::Fatal(error) = &mut parsed.outcome
+            && error.code.as_deref() == Some(TRANSPORT)
+        {
+            let url = self.inner.url.as_str();
+            error.message = match location {
+                Some(to) => format!("{url} answered {}; it points to {to}", error.message),
+                None => format!("{url} answered {}", error.message),
+            };
+        }
+        parsed
     }
 }
 

@@ -7,6 +7,7 @@ pub mod client;
 pub mod outcome;
 pub mod params;
 pub mod response;
+mod scrub;
 pub mod sign;
 
 pub use api::{APIS, ApiSpec, FieldKind, FieldSpec, find_api};

@@ -16,20 +16,30 @@ pub struct Parsed {
     pub top_request_id: Option<String>,
 }
 
-/// How much of a body that is not a TOP answer is kept in the error message.
-const SNIPPET_CHARS: usize = 200;
+/// How much of a body that is not a TOP answer is kept in the error message. The client's
+/// scrubber cuts it shorter once secrets are masked (see `scrub`).
+const SNIPPET_CHARS: usize = 2000;
 
 /// Classifies one HTTP answer from the gateway for `api`.
 ///
 /// An `error_response` is classified by [`classify_error`] whatever the HTTP status, because it
-/// is the platform's own word that the call was refused. Any other answer counts only with
-/// HTTP 200; otherwise (HTTP 5xx, other statuses, bodies that are not JSON or not a TOP answer)
-/// the answer is lost: [`Outcome::answer_lost`] with sub-code `http-NNN` or `malformed-body`.
+/// is the platform's own word that the call was refused. An answer that shows the TOP router
+/// never took the call (a redirect, HTTP 401/403/404/405 without a TOP error, an HTML page) is
+/// [`Outcome::Fatal`]: the configured URL is wrong, and every other row would meet the same.
+/// Any other answer counts only with HTTP 200; otherwise (HTTP 5xx, other statuses, bodies that
+/// are not JSON or not a TOP answer) the answer is lost: [`Outcome::answer_lost`] with sub-code
+/// `http-NNN` or `malformed-body`.
 pub fn parse_response(api: &ApiSpec, http_status: u16, body: &[u8]) -> Parsed {
     let idempotent = api.is_idempotent();
     let json = serde_json::from_slice::<Value>(body).ok();
     if let Some(error) = json.as_ref().and_then(|v| v.get("error_response")) {
         return parse_error(error, idempotent);
+    }
+    if let Some(error) = not_a_top_router(http_status, body) {
+        return Parsed {
+            outcome: Outcome::Fatal(error),
+            top_request_id: None,
+        };
     }
     if http_status != 200 {
         let error = PlatformError::transport(
@@ -53,6 +63,45 @@ pub fn parse_response(api: &ApiSpec, http_status: u16, body: &[u8]) -> Parsed {
         outcome: (api.read_success)(answer),
         top_request_id: answer.get("request_id").and_then(scalar_text),
     }
+}
+
+/// The reason an answer that is not a TOP error shows no TOP router took the call, if it does.
+///
+/// A 5xx page is not among them: a proxy or load balancer in front of the router answers 502/504
+/// after the router may have processed the call, so that answer is lost, not refused.
+fn not_a_top_router(http_status: u16, body: &[u8]) -> Option<PlatformError> {
+    let sub_code = format!("http-{http_status}");
+    let why = match http_status {
+        300..=399 => {
+            "a redirect, which is never followed (the signed form goes to gateway.url only)"
+        }
+        401 | 403 => "access refused by the web server, not by the TOP router",
+        404 => "no such page: there is no TOP router at this address",
+        405 => "method not allowed: there is no TOP router at this address",
+        _ if http_status < 500 && looks_like_html(body) => {
+            return Some(PlatformError::transport(
+                "html-page",
+                format!(
+                    "HTTP {http_status}: an HTML page, not a TOP answer (a login or captive \
+                     portal, a proxy, or the wrong host): {}",
+                    snippet(body)
+                ),
+            ));
+        }
+        _ => return None,
+    };
+    Some(PlatformError::transport(
+        &sub_code,
+        format!("HTTP {http_status}: {why}: {}", snippet(body)),
+    ))
+}
+
+/// Whether a body is an HTML page (a TOP answer with `format=json` never is).
+fn looks_like_html(body: &[u8]) -> bool {
+    let head = &body[..body.len().min(1024)];
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let head = head.trim_start();
+    head.starts_with("<!doctype html") || head.contains("<html") || head.contains("<body")
 }
 
 /// Whether `key` is [`ApiSpec::response_key`] of `method`, checked without building that key.
@@ -242,8 +291,10 @@ mod tests {
         assert_eq!(alsc.outcome.class(), Transient);
         assert_eq!(sub_code(&alsc), Some("http-503"));
         // A success-shaped body is not trusted off HTTP 200.
-        let odd = parse_response(&tmall::SPEC, 404, tmall::SEED_SUCCESS.as_bytes());
+        let odd = parse_response(&tmall::SPEC, 500, tmall::SEED_SUCCESS.as_bytes());
         assert_eq!(odd.outcome.class(), Unknown);
+        let odd = parse_response(&alsc::SPEC, 201, alsc::SEED_SUCCESS.as_bytes());
+        assert_eq!(odd.outcome.class(), Transient);
     }
 
     #[test]
@@ -267,8 +318,46 @@ mod tests {
                     String::from_utf8_lossy(body)
                 );
                 assert_eq!(sub_code(&parsed), Some("malformed-body"));
-                assert!(parsed.outcome.error().unwrap().message.len() < 300);
+                assert!(parsed.outcome.error().unwrap().message.len() < SNIPPET_CHARS + 100);
             }
         }
+    }
+
+    #[test]
+    fn answers_from_no_top_router_are_fatal_for_both_apis() {
+        let cases: [(u16, &[u8], &str); 9] = [
+            (404, b"Not Found", "http-404"),
+            (405, b"", "http-405"),
+            (401, b"Unauthorized", "http-401"),
+            (403, b"<html><body>Forbidden</body></html>", "http-403"),
+            (301, b"", "http-301"),
+            (302, tmall::SEED_SUCCESS.as_bytes(), "http-302"),
+            (307, b"", "http-307"),
+            (
+                200,
+                b"<!DOCTYPE html><title>Wi-Fi login</title>",
+                "html-page",
+            ),
+            (200, b"\n  <HTML><BODY>portal</BODY></HTML>", "html-page"),
+        ];
+        for (status, body, want) in cases {
+            for api in [&tmall::SPEC, &alsc::SPEC] {
+                let parsed = parse_response(api, status, body);
+                assert_eq!(parsed.outcome.class(), Fatal, "{status} {want}");
+                assert_eq!(sub_code(&parsed), Some(want));
+                let message = &parsed.outcome.error().unwrap().message;
+                assert!(
+                    message.starts_with(&format!("HTTP {status}: ")),
+                    "{message}"
+                );
+            }
+        }
+        // A TOP error with those statuses is still the platform's word.
+        let top_403 = br#"{"error_response":{"code":11,"msg":"Insufficient isv permissions"}}"#;
+        let parsed = parse_response(&tmall::SPEC, 403, top_403);
+        assert_eq!(parsed.outcome.error().unwrap().code.as_deref(), Some("11"));
+        // An HTML 502 from a proxy may come after the router processed the call.
+        let proxy = parse_response(&tmall::SPEC, 502, b"<html><body>Bad Gateway</body></html>");
+        assert_eq!(proxy.outcome.class(), Unknown);
     }
 }

@@ -233,6 +233,108 @@ async fn http_502_is_unknown_for_tmall() {
     assert_eq!(sub_code(&attempt), Some("http-502"));
 }
 
+/// Where the redirecting server points: a second server that must never be reached.
+static REDIRECT_TARGET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+#[tokio::test]
+async fn redirects_are_never_followed_and_halt_naming_both_urls() {
+    let (target, mut target_seen) =
+        serve(|_| http("200 OK", "", tmall::SEED_SUCCESS.as_bytes())).await;
+    REDIRECT_TARGET.set(target.clone()).unwrap();
+    let (url, mut seen) = serve(|_| {
+        let to = REDIRECT_TARGET.get().unwrap();
+        http(
+            "307 Temporary Redirect",
+            &format!("location: {to}\r\n"),
+            b"",
+        )
+    })
+    .await;
+    for api in [&tmall::SPEC, &alsc::SPEC] {
+        let attempt = client(&url, api, Duration::from_secs(5)).send(OBJECT).await;
+        assert_eq!(attempt.outcome.class(), Fatal, "{attempt:?}");
+        assert_eq!(sub_code(&attempt), Some("http-307"));
+        let message = &attempt.outcome.error().unwrap().message;
+        assert!(
+            message.starts_with(&url) && message.ends_with(&target),
+            "{message}"
+        );
+        assert!(seen.recv().await.is_some());
+    }
+    assert!(target_seen.try_recv().is_err(), "the redirect was followed");
+}
+
+#[tokio::test]
+async fn an_echoing_error_page_never_yields_the_session_or_signature() {
+    // A 403 page (and a 200 one) that prints the request it got, form and all.
+    let (url, _seen) = serve(|seen| {
+        let page = format!(
+            "<html><body>Forbidden: {} {}</body></html>",
+            String::from_utf8_lossy(&seen.body),
+            seen.head
+        );
+        http("403 Forbidden", "", page.as_bytes())
+    })
+    .await;
+    let attempt = client(&url, &tmall::SPEC, Duration::from_secs(5))
+        .send(OBJECT)
+        .await;
+    let message = &attempt.outcome.error().unwrap().message;
+    assert!(
+        message.contains("Forbidden") && message.contains("session=***"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("sim-session") && !message.contains("sim-secret"),
+        "{message}"
+    );
+    let sign = signature_in(message);
+    assert!(
+        sign.is_none(),
+        "a signature survived: {sign:?} in {message}"
+    );
+    assert!(message.chars().count() <= 501, "{}", message.len());
+
+    let (url, _seen) = serve(|seen| {
+        let body = format!(
+            r#"{{"error_response":{{"code":15,"sub_code":"isv.x","sub_msg":"bad form: {}"}}}}"#,
+            String::from_utf8_lossy(&seen.body).replace('"', "'")
+        );
+        http("200 OK", "", body.as_bytes())
+    })
+    .await;
+    let attempt = client(&url, &tmall::SPEC, Duration::from_secs(5))
+        .send(OBJECT)
+        .await;
+    let message = &attempt.outcome.error().unwrap().message;
+    assert!(
+        message.contains("bad form") && !message.contains("sim-session"),
+        "{message}"
+    );
+    assert!(signature_in(message).is_none(), "{message}");
+}
+
+/// An upper-case hex signature (32 or 64 characters) in text, if any.
+fn signature_in(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .find(|w| (w.len() == 32 || w.len() == 64) && w.chars().any(|c| c.is_ascii_uppercase()))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_wrong_path_is_fatal_and_names_the_url() {
+    let (url, _seen) = serve(|_| http("404 Not Found", "", b"no such page")).await;
+    for api in [&tmall::SPEC, &alsc::SPEC] {
+        let attempt = client(&url, api, Duration::from_secs(5)).send(OBJECT).await;
+        assert_eq!(attempt.outcome.class(), Fatal);
+        let message = &attempt.outcome.error().unwrap().message;
+        assert!(
+            message.starts_with(&format!("{url} answered HTTP 404")),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn config_errors_and_redaction() {
     let config = |url: &str, session: Option<&str>| ClientConfig {
@@ -248,6 +350,8 @@ fn config_errors_and_redaction() {
     assert!(matches!(missing, Err(ClientError::MissingSession { .. })));
     assert!(Client::new(config("sim", Some("s")), &tmall::SPEC).is_err());
     assert!(Client::new(config("ftp://h/x", Some("s")), &tmall::SPEC).is_err());
+    let with_user = Client::new(config("https://u:pw@h/x", Some("s")), &tmall::SPEC);
+    assert!(matches!(with_user, Err(ClientError::Url { .. })));
     let ok = Client::new(
         config("http://127.0.0.1:1/r", Some("the-session")),
         &tmall::SPEC,
