@@ -108,6 +108,14 @@ impl Progress {
     }
 }
 
+/// Takes the progress bar off the screen for good (before a hard quit), so no frozen bar is
+/// left behind on the terminal.
+pub fn clear() {
+    if let Some(bar) = ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        bar.finish_and_clear();
+    }
+}
+
 /// Prints to stdout; a reader that went away (`| head`) is not an error.
 pub fn print(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();

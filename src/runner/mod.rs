@@ -5,6 +5,7 @@ mod allowance;
 mod backoff;
 mod halt;
 pub mod pace;
+mod signals;
 mod worker;
 
 use std::path::Path;
@@ -221,7 +222,10 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         ),
         None => CancellationToken::new(),
     };
-    let interrupted = watch_signals(ctx.stop.clone());
+    let interrupted = signals::watch(
+        ctx.stop.clone(),
+        record_hard_quit(&campaign, run_id, started, stats.clone()),
+    );
     let drain_limit = campaign.gateway.timeout + campaign.gateway.connect_timeout + DRAIN_GRACE;
     let watchdog = tokio::spawn(watch_state_file(ctx.clone(), guard.clone()));
     let refused = dispatch(&ctx, generation, drain_limit).await;
@@ -782,38 +786,37 @@ fn async_channel(capacity: usize) -> (mpsc::Sender<(Job, worker::Slot)>, SharedJ
     (tx, Arc::new(tokio::sync::Mutex::new(rx)))
 }
 
-/// First Ctrl-C or SIGTERM: stop sending and drain. Second: exit at once (still resumable:
-/// every in-flight mark is on disk). Returns a token cancelled on the first signal.
-fn watch_signals(stop: CancellationToken) -> CancellationToken {
-    let interrupted = CancellationToken::new();
-    let flag = interrupted.clone();
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    tracing::warn!("cannot watch SIGTERM: {e}");
-                    return;
-                }
-            };
-        for round in 0..2 {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            if round == 0 {
-                say(
-                    "campaign: stopping: finishing in-flight requests (Ctrl-C again to quit at once)",
-                );
-                flag.cancel();
-                stop.cancel();
-            } else {
-                say("campaign: quitting now; run again to resume");
-                std::process::exit(Exit::Interrupted as i32);
-            }
+/// What a hard quit (a second signal) does before exiting: clears the progress bar and records
+/// the run as interrupted with its real duration and counts, through a connection of its own
+/// (the ledger thread may be the thing that hangs).
+fn record_hard_quit(
+    campaign: &Campaign,
+    run_id: i64,
+    started: Instant,
+    stats: Arc<LiveCounters>,
+) -> signals::OnQuit {
+    let state = campaign.state.clone();
+    let name = campaign.name.clone();
+    let method = campaign.api.method;
+    Box::new(move || {
+        crate::progress::clear();
+        // Never create a state file here: one that vanished is the ledger guard's business.
+        if !state.exists() {
+            return;
         }
-    });
-    interrupted
+        let ended = Ledger::open(&state, &name, method).and_then(|ledger| {
+            ledger.end_run(
+                run_id,
+                &now_rfc3339(),
+                RunEnding::Interrupted,
+                &stats.snapshot(),
+                started.elapsed(),
+            )
+        });
+        if let Err(e) = ended {
+            tracing::warn!("could not record the end of the run: {e}");
+        }
+    })
 }
 
 async fn start_sim(

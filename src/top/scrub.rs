@@ -97,6 +97,7 @@ impl Scrubber {
             code: error.code.map(|c| self.text(&c)),
             sub_code: error.sub_code.map(|c| self.text(&c)),
             message: self.text(&error.message),
+            detail: error.detail.map(|d| self.scrub(&d, MAX_DETAIL)),
         }
     }
 
