@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, bounds};
 use crate::exit::Exit;
 use crate::progress::LogWriter;
 use crate::runner::{self, RunOptions};
@@ -86,11 +86,11 @@ pub struct RunArgs {
     /// Where to write the results CSV (default: `results` in the campaign file).
     #[arg(long, value_name = "F")]
     pub results: Option<PathBuf>,
-    /// Requests per second, never exceeded in any one-second window.
-    #[arg(long, value_name = "N")]
+    /// Requests per second, never exceeded in any one-second window (0.001 to 1000000).
+    #[arg(long, value_name = "N", value_parser = qps_arg)]
     pub qps: Option<f64>,
-    /// Requests in flight at most.
-    #[arg(long, value_name = "N")]
+    /// Requests in flight at most (1 to 10000).
+    #[arg(long, value_name = "N", value_parser = concurrency_arg)]
     pub concurrency: Option<usize>,
     /// Validate everything and print the plan; send nothing.
     #[arg(long)]
@@ -172,6 +172,15 @@ pub struct VerifyArgs {
     pub results: Option<PathBuf>,
 }
 
+fn qps_arg(text: &str) -> Result<f64, String> {
+    bounds::parse_float_arg(text, &bounds::QPS)
+}
+
+fn concurrency_arg(text: &str) -> Result<usize, String> {
+    bounds::parse_int_arg(text, &bounds::CONCURRENCY)
+        .map(|n| usize::try_from(n).expect("bounded to 1..=10000"))
+}
+
 impl FileArgs {
     /// Loads the campaign file and applies the path overrides.
     pub fn load(&self) -> anyhow::Result<Campaign> {
@@ -202,10 +211,26 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_logs())
         .with_writer(LogWriter)
         .without_time()
         .with_target(false)
         .try_init();
+}
+
+/// Whether log lines may carry colour codes: only on a terminal, and never with `NO_COLOR` set
+/// (to anything but the empty string). The writer is our own, so the logging library cannot tell
+/// a terminal from a file or a pipe by itself.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    colour_logs_for(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+fn colour_logs_for(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Runs a parsed command line; returns the exit code. Errors are printed here.
@@ -253,14 +278,9 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 campaign.results = results.clone();
             }
             if let Some(qps) = args.qps {
-                anyhow::ensure!(
-                    qps > 0.0 && qps.is_finite(),
-                    "--qps: must be greater than 0"
-                );
                 campaign.limits.qps = qps;
             }
             if let Some(concurrency) = args.concurrency {
-                anyhow::ensure!(concurrency > 0, "--concurrency: must be at least 1");
                 campaign.limits.concurrency = concurrency;
             }
             args.bom.apply(&mut campaign);
@@ -316,6 +336,15 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour_logs_for(true, None));
+        assert!(colour_logs_for(true, Some(OsStr::new(""))));
+        assert!(!colour_logs_for(true, Some(OsStr::new("1"))));
+        assert!(!colour_logs_for(false, None));
+    }
 
     #[test]
     fn error_lines_quote_each_cause_once() {

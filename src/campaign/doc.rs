@@ -232,57 +232,50 @@ impl<'d, 'i> Section<'d, 'i> {
         Ok(Some(Spanned::new(value.span(), text)))
     }
 
-    /// A whole number of at least `min`.
+    /// A whole number within `range` (see `bounds`).
     pub fn integer<T: TryFrom<i64>>(
         &mut self,
         key: &str,
-        min: i64,
+        range: &std::ops::RangeInclusive<i64>,
     ) -> Result<Option<T>, CampaignError> {
         let Some(value) = self.take(key) else {
             return Ok(None);
         };
         let n = match value.get_ref() {
-            DeValue::Integer(_) => {
-                integer(value.get_ref()).map_err(|m| self.error(&value.span(), key, m))?
-            }
+            DeValue::Integer(_) => integer(value.get_ref()).map_err(|_| {
+                self.error(
+                    &value.span(),
+                    key,
+                    super::bounds::check_int(range, i64::MAX).unwrap_err(),
+                )
+            })?,
             DeValue::Float(_) => {
                 return Err(self.error(&value.span(), key, "must be a whole number"));
             }
             _ => return Err(self.wrong_type(key, &value, "a whole number")),
         };
-        if n < min {
-            let message = match min {
-                1 => "must be at least 1".to_owned(),
-                0 => "must not be negative".to_owned(),
-                _ => format!("must be at least {min}"),
-            };
-            return Err(self.error(&value.span(), key, message));
-        }
+        super::bounds::check_int(range, n).map_err(|m| self.error(&value.span(), key, m))?;
         T::try_from(n)
             .map(Some)
-            .map_err(|_| self.error(&value.span(), key, "too large"))
+            .map_err(|_| self.error(&value.span(), key, "too large for this machine"))
     }
 
-    /// A finite number (integer or float) accepted by `check`, which says what is wrong.
+    /// A number (integer or float) within `range` (see `bounds`).
     pub fn number(
         &mut self,
         key: &str,
-        check: impl Fn(f64) -> Result<(), &'static str>,
+        range: &std::ops::RangeInclusive<f64>,
     ) -> Result<Option<f64>, CampaignError> {
         let Some(value) = self.take(key) else {
             return Ok(None);
         };
         let n = match value.get_ref() {
-            DeValue::Integer(_) => {
-                integer(value.get_ref()).map_err(|m| self.error(&value.span(), key, m))? as f64
-            }
+            // Digits too many for an i64 are far out of any bound.
+            DeValue::Integer(_) => integer(value.get_ref()).map_or(f64::INFINITY, |n| n as f64),
             DeValue::Float(f) => f.as_str().parse::<f64>().unwrap_or(f64::NAN),
             _ => return Err(self.wrong_type(key, &value, "a number")),
         };
-        if !n.is_finite() {
-            return Err(self.error(&value.span(), key, "must be a finite number"));
-        }
-        check(n).map_err(|m| self.error(&value.span(), key, m))?;
+        super::bounds::check_float(range, n).map_err(|m| self.error(&value.span(), key, m))?;
         Ok(Some(n))
     }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::bounds;
 use super::doc::{Doc, Entry, Section, integer};
 use super::{Campaign, CampaignError, Gateway, GatewayUrl, Limits, SIM_APP_KEY};
 use crate::input::parse_encoding;
@@ -34,6 +35,7 @@ const LIMIT_KEYS: &[&str] = &[
     "min_rows_for_halt",
     "max_ban_wait_s",
     "max_issued",
+    "max_outage_s",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> {
@@ -174,8 +176,12 @@ fn gateway(mut s: Section<'_, '_>) -> Result<Gateway, CampaignError> {
             .parse()
             .map_err(|e: String| s.error(&m.span(), "sign_method", e))?,
     };
-    let timeout = s.integer::<u64>("timeout_ms", 1)?.unwrap_or(10_000);
-    let connect_timeout = s.integer::<u64>("connect_timeout_ms", 1)?.unwrap_or(3_000);
+    let timeout = s
+        .integer::<u64>("timeout_ms", &bounds::TIMEOUT_MS)?
+        .unwrap_or(10_000);
+    let connect_timeout = s
+        .integer::<u64>("connect_timeout_ms", &bounds::TIMEOUT_MS)?
+        .unwrap_or(3_000);
     let mut env_name = |key: &str, default: &str| -> Result<String, CampaignError> {
         let Some(var) = s.string(key)? else {
             return Ok(default.to_owned());
@@ -212,50 +218,39 @@ fn gateway(mut s: Section<'_, '_>) -> Result<Gateway, CampaignError> {
 }
 
 fn parse_url(url: &str) -> Result<GatewayUrl, &'static str> {
+    const EXPECTED: &str =
+        "must be an http(s) URL such as https://eco.taobao.com/router/rest, or \"sim\"";
     if url == "sim" {
         return Ok(GatewayUrl::Sim);
     }
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
-    match rest {
-        Some(rest)
-            if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) =>
-        {
-            Ok(GatewayUrl::Http(url.to_owned()))
-        }
-        _ => Err("must be an http(s) URL such as https://eco.taobao.com/router/rest, or \"sim\""),
+    if url.contains(char::is_whitespace) {
+        return Err(EXPECTED);
     }
+    let parsed = reqwest::Url::parse(url).map_err(|_| EXPECTED)?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(EXPECTED);
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // The gateway authenticates by signature; credentials in a URL end up in logs and
+        // proxies, and TOP never asks for them.
+        return Err(
+            "must not carry a user name or password (user:pass@host): TOP authenticates by the \
+             signed request, and the app secret comes from the environment",
+        );
+    }
+    Ok(GatewayUrl::Http(url.to_owned()))
 }
 
 fn limits(mut s: Section<'_, '_>) -> Result<Limits, CampaignError> {
     let defaults = Limits::default();
-    let qps = s.number("qps", |q| {
-        if q > 0.0 {
-            Ok(())
-        } else {
-            Err("must be greater than 0")
-        }
-    })?;
-    let concurrency = s.integer::<usize>("concurrency", 1)?;
-    let max_attempts = s.integer::<u32>("max_attempts", 1)?;
-    let max_failure_rate = s.number("max_failure_rate", |r| {
-        if (0.0..=1.0).contains(&r) {
-            Ok(())
-        } else {
-            Err("must be between 0 and 1")
-        }
-    })?;
-    let min_rows_for_halt = s.integer::<u64>("min_rows_for_halt", 0)?;
-    let max_ban_wait = s.number("max_ban_wait_s", |w| {
-        if w >= 0.0 {
-            Ok(())
-        } else {
-            Err("must not be negative")
-        }
-    })?;
-    let max_issued = s.integer::<u64>("max_issued", 1)?;
+    let qps = s.number("qps", &bounds::QPS)?;
+    let concurrency = s.integer::<usize>("concurrency", &bounds::CONCURRENCY)?;
+    let max_attempts = s.integer::<u32>("max_attempts", &bounds::MAX_ATTEMPTS)?;
+    let max_failure_rate = s.number("max_failure_rate", &bounds::MAX_FAILURE_RATE)?;
+    let min_rows_for_halt = s.integer::<u64>("min_rows_for_halt", &bounds::MIN_ROWS_FOR_HALT)?;
+    let max_ban_wait = s.number("max_ban_wait_s", &bounds::MAX_BAN_WAIT_S)?;
+    let max_outage = s.number("max_outage_s", &bounds::MAX_OUTAGE_S)?;
+    let max_issued = s.integer::<u64>("max_issued", &bounds::MAX_ISSUED)?;
     Ok(Limits {
         qps: qps.unwrap_or(defaults.qps),
         concurrency: concurrency.unwrap_or(defaults.concurrency),
@@ -264,6 +259,7 @@ fn limits(mut s: Section<'_, '_>) -> Result<Limits, CampaignError> {
         min_rows_for_halt: min_rows_for_halt.unwrap_or(defaults.min_rows_for_halt),
         max_ban_wait: max_ban_wait.map_or(defaults.max_ban_wait, Duration::from_secs_f64),
         max_issued,
+        max_outage: max_outage.map_or(defaults.max_outage, Duration::from_secs_f64),
     })
 }
 

@@ -5,6 +5,7 @@
 //! `samples/x.toml:12:7: limits.qps: must be greater than 0`. Unknown keys are errors, and a key
 //! that looks like a secret gets a message pointing to the environment variable instead.
 
+pub mod bounds;
 mod doc;
 mod fields;
 mod notify;
@@ -98,6 +99,8 @@ pub struct Limits {
     /// The budget: rows issued or possibly issued (uncertain, in flight) never exceed this,
     /// across all runs. `None`: no budget.
     pub max_issued: Option<u64>,
+    /// An unreachable gateway pauses the run; an outage longer than this halts it.
+    pub max_outage: Duration,
 }
 
 impl Default for Limits {
@@ -110,6 +113,7 @@ impl Default for Limits {
             min_rows_for_halt: 200,
             max_ban_wait: Duration::from_secs(300),
             max_issued: None,
+            max_outage: Duration::from_secs(600),
         }
     }
 }
@@ -120,6 +124,25 @@ pub struct Secrets {
     pub app_secret: Secret,
     /// `None` when the API does not need a session and none is set.
     pub session: Option<Secret>,
+}
+
+/// What a secret's environment variable holds.
+enum EnvSecret {
+    Unset,
+    /// Set, but empty or only whitespace.
+    Blank,
+    Set(Secret),
+}
+
+impl EnvSecret {
+    /// Why the variable cannot be used, for an error message.
+    fn describe(&self) -> &'static str {
+        match self {
+            EnvSecret::Unset => "not set",
+            EnvSecret::Blank => "is empty",
+            EnvSecret::Set(_) => "is set",
+        }
+    }
 }
 
 /// Why a campaign file (or its environment) is not usable.
@@ -180,31 +203,34 @@ impl Campaign {
     pub fn secrets(&self) -> Result<Secrets, CampaignError> {
         let sim = self.gateway.url == GatewayUrl::Sim;
         let app_secret = match self.env_secret(&self.gateway.app_secret_env)? {
-            Some(secret) => secret,
-            None if sim => Secret::new(SIM_APP_SECRET),
-            None => {
+            EnvSecret::Set(secret) => secret,
+            EnvSecret::Unset | EnvSecret::Blank if sim => Secret::new(SIM_APP_SECRET),
+            unset_or_blank => {
                 return Err(self.env_error(
                     &self.gateway.app_secret_env,
-                    "not set; it must hold the app secret (name another variable with \
-                     gateway.app_secret_env)"
-                        .to_owned(),
+                    format!(
+                        "{}; it must hold the app secret (name another variable with \
+                         gateway.app_secret_env)",
+                        unset_or_blank.describe()
+                    ),
                 ));
             }
         };
         let session = match self.env_secret(&self.gateway.session_env)? {
-            Some(secret) => Some(secret),
-            None if sim => Some(Secret::new(SIM_SESSION)),
-            None if self.api.needs_session => {
+            EnvSecret::Set(secret) => Some(secret),
+            EnvSecret::Unset | EnvSecret::Blank if sim => Some(Secret::new(SIM_SESSION)),
+            unset_or_blank if self.api.needs_session => {
                 return Err(self.env_error(
                     &self.gateway.session_env,
                     format!(
-                        "not set; {} needs the user's session key (name another variable with \
+                        "{}; {} needs the user's session key (name another variable with \
                          gateway.session_env)",
+                        unset_or_blank.describe(),
                         self.api.method
                     ),
                 ));
             }
-            None => None,
+            EnvSecret::Unset | EnvSecret::Blank => None,
         };
         Ok(Secrets {
             app_secret,
@@ -227,14 +253,14 @@ impl Campaign {
         hex::encode(md5.finalize())
     }
 
-    fn env_secret(&self, var: &str) -> Result<Option<Secret>, CampaignError> {
+    fn env_secret(&self, var: &str) -> Result<EnvSecret, CampaignError> {
         match std::env::var_os(var) {
-            None => Ok(None),
-            Some(value) if value.is_empty() => Ok(None),
-            Some(value) => value
-                .into_string()
-                .map(|v| Some(Secret::new(v)))
-                .map_err(|_| self.env_error(var, "not valid UTF-8".to_owned())),
+            None => Ok(EnvSecret::Unset),
+            Some(value) => match value.into_string() {
+                Ok(v) if v.trim().is_empty() => Ok(EnvSecret::Blank),
+                Ok(v) => Ok(EnvSecret::Set(Secret::new(v))),
+                Err(_) => Err(self.env_error(var, "not valid UTF-8".to_owned())),
+            },
         }
     }
 

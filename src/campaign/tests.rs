@@ -132,27 +132,53 @@ fn limit_errors_name_line_column_and_field() {
     let with = |limits: &str| error(&format!("{MINIMAL_SIM}[limits]\n{limits}\n"));
     assert_eq!(
         with("qps = 0"),
-        "samples/x.toml:8:7: limits.qps: must be greater than 0"
+        "samples/x.toml:8:7: limits.qps: must be between 0.001 and 1000000"
     );
-    assert!(with("qps = -1.5").ends_with("limits.qps: must be greater than 0"));
-    assert!(with("qps = nan").ends_with("limits.qps: must be a finite number"));
+    assert!(with("qps = -1.5").ends_with("limits.qps: must be between 0.001 and 1000000"));
+    assert!(with("qps = 1e-300").ends_with("limits.qps: must be between 0.001 and 1000000"));
+    assert!(with("qps = nan").ends_with("limits.qps: is not a number"));
+    assert!(with("qps = inf").ends_with("limits.qps: must be between 0.001 and 1000000"));
     assert!(with("qps = \"fast\"").ends_with("limits.qps: expected a number, found string"));
     assert_eq!(
         with("concurrency = 0"),
-        "samples/x.toml:8:15: limits.concurrency: must be at least 1"
+        "samples/x.toml:8:15: limits.concurrency: must be between 1 and 10000"
+    );
+    assert!(
+        with("concurrency = 2305843009213693952")
+            .ends_with("limits.concurrency: must be between 1 and 10000")
+    );
+    assert!(
+        with("concurrency = 99999999999999999999999")
+            .ends_with("limits.concurrency: must be between 1 and 10000")
     );
     assert!(with("concurrency = 1.5").ends_with("limits.concurrency: must be a whole number"));
-    assert!(with("max_attempts = 0").ends_with("limits.max_attempts: must be at least 1"));
-    assert!(with("max_attempts = 99999999999").ends_with("limits.max_attempts: too large"));
+    assert!(with("max_attempts = 0").ends_with("limits.max_attempts: must be between 1 and 1000"));
+    assert!(
+        with("max_attempts = 99999999999")
+            .ends_with("limits.max_attempts: must be between 1 and 1000")
+    );
     assert!(
         with("max_failure_rate = 1.5")
             .ends_with("limits.max_failure_rate: must be between 0 and 1")
     );
     assert!(
-        with("min_rows_for_halt = -1").ends_with("limits.min_rows_for_halt: must not be negative")
+        with("min_rows_for_halt = -1")
+            .ends_with("limits.min_rows_for_halt: must be between 0 and 1000000000000")
     );
-    assert!(with("max_ban_wait_s = -1").ends_with("limits.max_ban_wait_s: must not be negative"));
-    assert!(with("max_issued = 0").ends_with("limits.max_issued: must be at least 1"));
+    assert!(
+        with("max_ban_wait_s = -1")
+            .ends_with("limits.max_ban_wait_s: must be between 0 and 604800")
+    );
+    assert!(
+        with("max_ban_wait_s = 1e300")
+            .ends_with("limits.max_ban_wait_s: must be between 0 and 604800")
+    );
+    assert!(
+        with("max_outage_s = 1e300").ends_with("limits.max_outage_s: must be between 0 and 604800")
+    );
+    assert!(
+        with("max_issued = 0").ends_with("limits.max_issued: must be between 1 and 1000000000000")
+    );
     assert_eq!(
         Campaign::parse(
             Path::new("x.toml"),
@@ -172,7 +198,8 @@ fn unknown_keys_are_errors_everywhere() {
         unknown.starts_with(
             "samples/x.toml:8:1: limits.qsp: unknown key (expected one of: qps, concurrency, \
              max_attempts, max_failure_rate, min_rows_for_halt, max_ban_wait_s"
-        ) && unknown.contains("max_issued"),
+        ) && unknown.contains("max_issued")
+            && unknown.contains("max_outage_s"),
         "{unknown}"
     );
     assert!(
@@ -273,13 +300,27 @@ fn gateway_values_are_checked() {
         error(&MINIMAL_SIM.replace("\"sim\"", "\"ftp://x\""))
             .starts_with("samples/x.toml:6:7: gateway.url: must be an http(s) URL")
     );
+    for with_user in [
+        "https://user:pw@gw.example/router/rest",
+        "https://user@gw.example/router/rest",
+        "http://:pw@127.0.0.1:1/router/rest",
+    ] {
+        let e = error(&MINIMAL_SIM.replace("\"sim\"", &format!("\"{with_user}\"")));
+        assert!(
+            e.starts_with(
+                "samples/x.toml:6:7: gateway.url: must not carry a user name or password"
+            ),
+            "{e}"
+        );
+        assert!(!e.contains("pw"), "{e}");
+    }
     assert!(
         error(&format!("{MINIMAL_SIM}sign_method = \"sha1\"\n"))
             .contains("gateway.sign_method: unknown sign_method \"sha1\"")
     );
     assert!(
         error(&format!("{MINIMAL_SIM}timeout_ms = 0\n"))
-            .contains("gateway.timeout_ms: must be at least 1")
+            .contains("gateway.timeout_ms: must be between 1 and 600000")
     );
     assert!(
         error(&format!("{MINIMAL_SIM}app_secret_env = \"MY SECRET\"\n"))
@@ -419,4 +460,32 @@ fn sim_secrets_default_and_sessionless_api_may_lack_one() {
     unsafe { std::env::set_var("CAMPAIGN_TEST_SECRET_C", "x") };
     let s = real.secrets().unwrap();
     assert!(s.session.is_none(), "alsc needs no session");
+}
+
+#[test]
+fn blank_secrets_are_named_empty_not_unset() {
+    let text = SPEC_EXAMPLE.replace(
+        "timeout_ms = 10000",
+        "app_secret_env = \"CAMPAIGN_TEST_SECRET_D\"\nsession_env = \"CAMPAIGN_TEST_SESSION_D\"",
+    );
+    let c = parse(&text).unwrap();
+    for blank in ["", "  \t"] {
+        // SAFETY: only this test reads or writes these variables.
+        unsafe { std::env::set_var("CAMPAIGN_TEST_SECRET_D", blank) };
+        let e = c.secrets().unwrap_err().to_string();
+        assert!(
+            e.contains("CAMPAIGN_TEST_SECRET_D: is empty; it must hold the app secret"),
+            "{e}"
+        );
+    }
+    // SAFETY: as above.
+    unsafe {
+        std::env::set_var("CAMPAIGN_TEST_SECRET_D", "app-secret");
+        std::env::set_var("CAMPAIGN_TEST_SESSION_D", " ");
+    };
+    let e = c.secrets().unwrap_err().to_string();
+    assert!(
+        e.contains("CAMPAIGN_TEST_SESSION_D: is empty; tmall"),
+        "{e}"
+    );
 }
