@@ -1,0 +1,504 @@
+//! The network and the terminal, end to end: wrong endpoints halt, redirects are never followed,
+//! echoed secrets are scrubbed, every signal drains, settings are bounded, logs off a terminal
+//! carry no colour. The real binary against the simulator or a tiny server started in the test.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{
+    Folder, SECRET, SESSION, Sim, alsc_campaign, alsc_rows, campaign, count_status, text,
+    tmall_campaign, tmall_rows,
+};
+
+/// One request as the test server read it.
+struct Request {
+    head: String,
+    body: Vec<u8>,
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1:0 that answers every request with `reply` (a whole raw
+/// HTTP response) and closes the connection. It counts the requests it read.
+struct TestServer {
+    url: String,
+    hits: Arc<AtomicUsize>,
+}
+
+impl TestServer {
+    fn start(reply: impl Fn(&Request) -> String + Send + Sync + 'static) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/router/rest", listener.local_addr().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let reply = Arc::new(reply);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (reply, counted) = (reply.clone(), counted.clone());
+                std::thread::spawn(move || {
+                    if let Some(request) = read_request(&stream) {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let _ = (&stream).write_all(reply(&request).as_bytes());
+                    }
+                });
+            }
+        });
+        TestServer { url, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request { head, body })
+}
+
+/// A raw HTTP response that closes the connection.
+fn response(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn run(folder: &Folder, extra: &[&str]) -> Output {
+    campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .args(extra)
+        .output()
+        .expect("run campaign")
+}
+
+fn spawn_run(folder: &Folder) -> Child {
+    campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn ledger_count(folder: &Folder, sql: &str) -> i64 {
+    rusqlite::Connection::open_with_flags(
+        folder.path("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
+    .unwrap_or(0)
+}
+
+/// Polls the ledger until `sql` counts at least `n`; fails after a generous bound.
+fn wait_for_ledger(folder: &Folder, sql: &str, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ledger_count(folder, sql) < n {
+        assert!(
+            Instant::now() < deadline,
+            "the ledger never reached {n} for {sql}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Every byte a run left behind: its output, the ledger, the results.
+fn everything(folder: &Folder, outputs: &[&Output]) -> String {
+    let mut all = Vec::new();
+    for out in outputs {
+        all.extend_from_slice(&out.stdout);
+        all.extend_from_slice(&out.stderr);
+    }
+    for file in ["state.db", "state.db-wal", "out.csv", "attempts.csv"] {
+        all.extend(std::fs::read(folder.path(file)).unwrap_or_default());
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// A wrong endpoint (a typo in the path: HTTP 404; an HTML page such as a captive portal) halts
+/// at once with exit 3, naming the URL and the status; no row is failed or uncertain.
+#[test]
+fn a_wrong_endpoint_halts_at_once_naming_url_and_status() {
+    let answers: [(&str, &str, &str, &str); 3] = [
+        ("404 Not Found", "text/plain", "no such page", "HTTP 404"),
+        ("405 Method Not Allowed", "text/plain", "", "HTTP 405"),
+        (
+            "200 OK",
+            "text/html",
+            "<!DOCTYPE html><html><body>Sign in to the Wi-Fi</body></html>",
+            "an HTML page",
+        ),
+    ];
+    for (status, kind, body, said) in answers {
+        let server = TestServer::start(move |_| {
+            response(status, &format!("content-type: {kind}\r\n"), body)
+        });
+        let folder = Folder::new();
+        folder.write(
+            "c.toml",
+            tmall_campaign(&server.url, "qps = 1000\nconcurrency = 4"),
+        );
+        folder.write("in.csv", tmall_rows(300));
+        let out = run(&folder, &[]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("wrong endpoint")
+                && stderr.contains(&server.url)
+                && stderr.contains(said),
+            "{}",
+            text(&out)
+        );
+        let results = folder.path("out.csv");
+        assert_eq!(count_status(&results, "uncertain"), 0, "{status}");
+        assert_eq!(count_status(&results, "failed"), 0, "{status}");
+        assert_eq!(count_status(&results, "pending"), 300, "{status}");
+        // Only what was in flight when the first answer came back reached the server.
+        assert!(
+            server.hits() <= 4 + 4,
+            "{} calls for {status}",
+            server.hits()
+        );
+    }
+}
+
+/// A redirect is never followed: the signed form (session key included) goes to the configured
+/// URL only, and the run halts naming where the redirect pointed.
+#[test]
+fn a_redirect_is_never_followed() {
+    let sim = Sim::start(&[]);
+    for status in [
+        "302 Found",
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+    ] {
+        let target = sim.url.clone();
+        let server =
+            TestServer::start(move |_| response(status, &format!("location: {target}\r\n"), ""));
+        let folder = Folder::new();
+        folder.write(
+            "c.toml",
+            tmall_campaign(&server.url, "qps = 1000\nconcurrency = 2"),
+        );
+        folder.write("in.csv", tmall_rows(20));
+        let out = run(&folder, &[]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&sim.url),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(count_status(&folder.path("out.csv"), "issued"), 0);
+        assert!(server.hits() >= 1);
+    }
+    assert_eq!(sim.stats()["calls"], 0, "a redirect was followed");
+}
+
+/// A gateway page that echoes the request (form, session key, signature) leaves no secret in
+/// the ledger, the results, the attempts log, `status` or the output.
+#[test]
+fn an_echoing_gateway_leaves_no_secret_anywhere() {
+    // Business refusals that quote the whole form back, then a 403 page that does the same.
+    let echo_refusal = TestServer::start(|request| {
+        let form = String::from_utf8_lossy(&request.body).replace('"', "'");
+        let body = format!(
+            r#"{{"error_response":{{"code":15,"msg":"Remote service error","sub_code":"isv.invalid-parameter","sub_msg":"bad request {form} from {}","request_id":"{SESSION}"}}}}"#,
+            request.head.replace(['\r', '\n'], " ")
+        );
+        response("200 OK", "content-type: application/json\r\n", &body)
+    });
+    let echo_page = TestServer::start(|request| {
+        let page = format!(
+            "<html><body>403 Forbidden {} {SESSION} {SECRET}</body></html>",
+            String::from_utf8_lossy(&request.body)
+        );
+        response("403 Forbidden", "content-type: text/html\r\n", &page)
+    });
+    let folder = Folder::new();
+    folder.write("in.csv", tmall_rows(5));
+    folder.write("c.toml", tmall_campaign(&echo_refusal.url, "qps = 1000"));
+    let refused = run(&folder, &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    folder.write("c.toml", tmall_campaign(&echo_page.url, "qps = 1000"));
+    let halted = run(&folder, &["--retry-failed"]);
+    assert_eq!(halted.status.code(), Some(3), "{}", text(&halted));
+    let status = campaign()
+        .arg("status")
+        .arg(folder.path("c.toml"))
+        .output()
+        .unwrap();
+    let export = campaign()
+        .arg("export")
+        .arg(folder.path("c.toml"))
+        .arg("--attempts")
+        .arg(folder.path("attempts.csv"))
+        .output()
+        .unwrap();
+    let all = everything(&folder, &[&refused, &halted, &status, &export]);
+    assert!(
+        all.contains("bad request") && all.contains("403 Forbidden"),
+        "nothing was stored"
+    );
+    assert!(
+        all.contains("session=***"),
+        "the echoed form is not there, masked"
+    );
+    assert!(!all.contains(SESSION), "the session key leaked");
+    assert!(!all.contains(SECRET), "the app secret leaked");
+}
+
+/// SIGHUP (the terminal or SSH session closed) drains like Ctrl-C: results written, exit 130,
+/// nothing left in flight, and the next run finishes without a duplicate.
+#[test]
+fn sighup_drains_and_the_next_run_finishes() {
+    let sim = Sim::start(&["--latency-ms", "20"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        alsc_campaign(&sim.url, "qps = 100\nconcurrency = 4"),
+    );
+    folder.write("in.csv", alsc_rows(200));
+    let child = spawn_run(&folder);
+    wait_for_ledger(
+        &folder,
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        10,
+    );
+    signal(&child, "HUP");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SIGHUP"),
+        "{}",
+        text(&out)
+    );
+    assert!(count_status(&folder.path("out.csv"), "pending") > 0);
+    assert_eq!(
+        ledger_count(
+            &folder,
+            "SELECT COUNT(*) FROM entries WHERE status IN ('inflight', 'uncertain')"
+        ),
+        0
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(count_status(&folder.path("out.csv"), "issued"), 200);
+    assert_eq!(sim.stats()["duplicates"], 0);
+}
+
+/// Two signals at once (closing a terminal sends SIGHUP then SIGTERM; Ctrl-C pressed twice)
+/// are one interruption: the run still drains and writes its results.
+#[test]
+fn two_signals_at_once_are_one_interruption() {
+    let sim = Sim::start(&["--latency-ms", "20"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 100\nconcurrency = 4"),
+    );
+    folder.write("in.csv", tmall_rows(300));
+    let child = spawn_run(&folder);
+    wait_for_ledger(
+        &folder,
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        10,
+    );
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -HUP {pid}; kill -TERM {pid}")])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("quitting now"),
+        "{}",
+        text(&out)
+    );
+    let results = folder.path("out.csv");
+    assert!(results.exists(), "no results: the run did not drain");
+    assert_eq!(count_status(&results, "uncertain"), 0, "{}", text(&out));
+    assert_eq!(sim.stats()["duplicates"], 0);
+}
+
+/// A hard quit (a second signal, well after the first) exits 130 at once, and `status` shows
+/// the run as interrupted with its real duration, not the time of its last attempt.
+#[test]
+fn status_after_a_hard_quit_shows_the_real_duration() {
+    // Every answer is withheld for a minute, so the drain after the first signal hangs.
+    let sim = Sim::start(&["--withhold-rate", "1", "--withhold-ms", "60000"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        alsc_campaign(&sim.url, "qps = 100\nconcurrency = 2")
+            .replace("timeout_ms = 2000", "timeout_ms = 120000"),
+    );
+    folder.write("in.csv", alsc_rows(10));
+    let started = Instant::now();
+    let child = spawn_run(&folder);
+    wait_for_ledger(
+        &folder,
+        "SELECT COUNT(*) FROM entries WHERE status = 'inflight'",
+        2,
+    );
+    signal(&child, "INT");
+    // A second signal counts as "quit now" only once the first is old enough to be a
+    // separate one: this wait is the behaviour under test, not a synchronisation.
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    let lived = started.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("quitting now"),
+        "{}",
+        text(&out)
+    );
+    let status = campaign()
+        .args(["status", "--json"])
+        .arg(folder.path("c.toml"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect(&text(&status));
+    let last = &report["last_run"];
+    assert_eq!(last["ending"], "interrupted", "{report}");
+    let elapsed = last["elapsed_ms"].as_u64().unwrap();
+    // At least the 700 ms between the two signals; at most the life of the process.
+    assert!(
+        elapsed >= 700 && elapsed <= lived.as_millis() as u64,
+        "{elapsed} ms of {lived:?}"
+    );
+}
+
+/// Gateway URLs with user info are refused before anything is sent; blank secrets say so.
+#[test]
+fn gateway_settings_are_checked_before_sending() {
+    let folder = Folder::new();
+    folder.write("in.csv", tmall_rows(3));
+    folder.write(
+        "c.toml",
+        tmall_campaign("https://user:hunter2@gw.example/router/rest", ""),
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gateway.url: must not carry a user name or password"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    folder.write(
+        "c.toml",
+        tmall_campaign("https://gw.example/router/rest", ""),
+    );
+    let out = campaign()
+        .env("TOP_APP_SECRET", "  ")
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TOP_APP_SECRET: is empty"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Numbers out of bounds get a clear error from the command line and the campaign file, and
+/// `NaN` is called what it is.
+#[test]
+fn out_of_bounds_numbers_are_refused_with_their_bounds() {
+    let folder = Folder::new();
+    folder.write("in.csv", tmall_rows(1));
+    folder.write("c.toml", tmall_campaign("sim", ""));
+    for (flag, value, said) in [
+        ("--qps", "NaN", "is not a number"),
+        ("--qps", "1e-300", "must be between 0.001 and 1000000"),
+        ("--concurrency", "10000000", "must be between 1 and 10000"),
+        (
+            "--concurrency",
+            "2305843009213693952",
+            "must be between 1 and 10000",
+        ),
+    ] {
+        let out = run(&folder, &[flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(said),
+            "{}",
+            text(&out)
+        );
+    }
+    folder.write(
+        "c.toml",
+        tmall_campaign("sim", "concurrency = 2305843009213693952"),
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("limits.concurrency: must be between 1 and 10000"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Logs written to a file or a pipe carry no colour codes.
+#[test]
+fn logs_off_a_terminal_carry_no_colour() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 1000"));
+    folder.write("in.csv", tmall_rows(3));
+    assert_eq!(run(&folder, &[]).status.code(), Some(0));
+    // An edited input makes the next run warn.
+    folder.write("in.csv", tmall_rows(4));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN"), "no warning to look at: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a pipe: {stderr:?}"
+    );
+}
