@@ -397,7 +397,8 @@ fn status_after_a_hard_quit_shows_the_real_duration() {
         .arg(folder.path("c.toml"))
         .output()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect(&text(&status));
+    let report: serde_json::Value =
+        serde_json::from_slice(&status.stdout).unwrap_or_else(|_| panic!("{}", text(&status)));
     let last = &report["last_run"];
     assert_eq!(last["ending"], "interrupted", "{report}");
     let elapsed = last["elapsed_ms"].as_u64().unwrap();
