@@ -20,7 +20,10 @@ pub const MAX_ISSUED: RangeInclusive<i64> = 1..=1_000_000_000_000;
 pub const MAX_BAN_WAIT_S: RangeInclusive<f64> = 0.0..=604_800.0;
 /// `limits.max_outage_s`: seconds (a week).
 pub const MAX_OUTAGE_S: RangeInclusive<f64> = 0.0..=604_800.0;
-/// `gateway.timeout_ms` and `gateway.connect_timeout_ms`: ten minutes at most.
+/// `notify.every_minutes`: a progress message at most this often (a week).
+pub const NOTIFY_EVERY_MINUTES: RangeInclusive<f64> = 0.001..=10_080.0;
+/// `gateway.timeout_ms`, `gateway.connect_timeout_ms` and `notify.timeout_ms`: ten minutes at
+/// most.
 pub const TIMEOUT_MS: RangeInclusive<i64> = 1..=600_000;
 
 /// Checks a number against its bounds; the error says what they are.

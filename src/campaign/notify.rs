@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::doc::Section;
-use super::{Campaign, CampaignError};
+use super::{Campaign, CampaignError, EnvSecret};
 use crate::notify::NotifyKind;
 use crate::secret::Secret;
 
@@ -45,13 +45,7 @@ pub(super) fn parse(mut s: Section<'_, '_>) -> Result<NotifyConfig, CampaignErro
         .get_ref()
         .parse::<NotifyKind>()
         .map_err(|m| s.error(&kind.span(), "kind", m))?;
-    let every = s.number("every_minutes", |m| {
-        if m > 0.0 {
-            Ok(())
-        } else {
-            Err("must be greater than 0")
-        }
-    })?;
+    let every = s.number("every_minutes", &super::bounds::NOTIFY_EVERY_MINUTES)?;
     let secret_env = s.string("secret_env")?;
     if let Some(var) = &secret_env {
         if !matches!(kind_value, NotifyKind::DingTalk | NotifyKind::Feishu) {
@@ -72,7 +66,9 @@ pub(super) fn parse(mut s: Section<'_, '_>) -> Result<NotifyConfig, CampaignErro
             ));
         }
     }
-    let timeout = s.integer::<u64>("timeout_ms", 1)?.unwrap_or(5_000);
+    let timeout = s
+        .integer::<u64>("timeout_ms", &super::bounds::TIMEOUT_MS)?
+        .unwrap_or(5_000);
     Ok(NotifyConfig {
         url: url.into_inner(),
         kind: kind_value,
@@ -98,12 +94,15 @@ impl Campaign {
             return Ok(None);
         }
         match self.env_secret(&notify.secret_env)? {
-            Some(secret) => Ok(Some(secret)),
-            None if notify.secret_required => Err(self.env_error(
+            EnvSecret::Set(secret) => Ok(Some(secret)),
+            unset_or_blank if notify.secret_required => Err(self.env_error(
                 &notify.secret_env,
-                "not set; notify.secret_env names it for the robot's signing secret".to_owned(),
+                format!(
+                    "{}; notify.secret_env names it for the robot's signing secret",
+                    unset_or_blank.describe()
+                ),
             )),
-            None => Ok(None),
+            EnvSecret::Unset | EnvSecret::Blank => Ok(None),
         }
     }
 }
