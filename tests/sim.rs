@@ -814,3 +814,209 @@ async fn a_skewed_gateway_clock_refuses_the_host_timestamp() {
     assert!(answer["time_get_response"]["time"].is_string(), "{answer}");
     server.shutdown().await;
 }
+
+/// Where a request puts its parameters, as the official SDKs do.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// Java, PHP, Python: system parameters in the query string, business ones in the body.
+    SystemInQuery,
+    /// Go, Node: everything in the form body.
+    AllInBody,
+    /// Everything in the query string of a GET.
+    Get,
+}
+
+/// Sends `tmall.nrt.certificate.send` for `open_id` the way an SDK does: the given timestamp
+/// and extra system parameters, signed over everything sent, laid out as `layout` says.
+async fn sdk_call(
+    server: &SimServer,
+    open_id: &str,
+    timestamp: &str,
+    extra: &[(&str, &str)],
+    layout: Layout,
+) -> Value {
+    let object = format!(r#"{{"channel":7,"open_id":"{open_id}","out_id":1,"biz_code":"23"}}"#);
+    let mut system: Form = [
+        ("method", TMALL),
+        ("app_key", "10000001"),
+        ("session", "sim-session"),
+        ("timestamp", timestamp),
+        ("format", "json"),
+        ("v", "2.0"),
+        ("sign_method", "md5"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let business: Form = vec![("nrt_certificate_send_d_t_o".to_owned(), object)];
+    let signature = sign(
+        system
+            .iter()
+            .chain(&business)
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+        "sim-secret",
+        SignMethod::Md5,
+    );
+    system.push(("sign".to_owned(), signature));
+    let client = reqwest::Client::new();
+    let url = |query: &Form| {
+        format!(
+            "{}?{}",
+            server.url(),
+            serde_urlencoded::to_string(query).unwrap()
+        )
+    };
+    let request = match layout {
+        Layout::SystemInQuery => client.post(url(&system)).form(&business),
+        Layout::AllInBody => client
+            .post(server.url())
+            .form(&system.iter().chain(&business).collect::<Vec<_>>()),
+        Layout::Get => client.get(url(&system.iter().chain(&business).cloned().collect())),
+    };
+    let body = request.send().await.unwrap().text().await.unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test]
+async fn accepts_what_the_official_sdks_send() {
+    let server = start(SimConfig::default()).await;
+    let millis = chrono::Utc::now().timestamp_millis().to_string();
+    let text = timestamp_now();
+    let python = [("partner_id", "top-sdk-python-20180409")];
+    let java = [
+        ("partner_id", "top-sdk-java-20200706"),
+        ("target_app_key", "20000002"),
+    ];
+    type Extra<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, &str, Extra, Layout); 5] = [
+        ("python sdk", &millis, &python, Layout::SystemInQuery),
+        ("java sdk", &text, &java, Layout::SystemInQuery),
+        ("go sdk", &text, &[], Layout::AllInBody),
+        ("get", &millis, &java, Layout::Get),
+        (
+            "simplified",
+            &text,
+            &[("simplify", "true")],
+            Layout::SystemInQuery,
+        ),
+    ];
+    for (i, (what, timestamp, extra, layout)) in cases.into_iter().enumerate() {
+        let answer = sdk_call(&server, &format!("SDK{i}"), timestamp, extra, layout).await;
+        assert!(error_of(&answer).is_none(), "{what}: {answer}");
+        let model = match answer.get("tmall_nrt_certificate_send_response") {
+            Some(wrapped) => &wrapped["result"]["model"],
+            None => &answer["result"]["model"],
+        };
+        assert_eq!(model["open_id"], format!("SDK{i}"), "{what}: {answer}");
+    }
+    assert_eq!(server.stats().issued, 5);
+
+    // The window still holds for epoch milliseconds, and what is signed is what was sent: an
+    // extra parameter left out of the signature is refused.
+    let stale = (chrono::Utc::now() - chrono::Duration::minutes(11))
+        .timestamp_millis()
+        .to_string();
+    let answer = sdk_call(&server, "SDK-STALE", &stale, &python, Layout::SystemInQuery).await;
+    assert_eq!(error_of(&answer).map(|e| e.0), Some(31), "{answer}");
+    let mut unsigned = tmall("SDK-UNSIGNED");
+    unsigned.push(("partner_id".to_owned(), "added-after-signing".to_owned()));
+    let answer = post_json(&server, &unsigned).await;
+    assert_eq!(error_of(&answer).map(|e| e.0), Some(25), "{answer}");
+    assert_eq!(server.stats().issued, 5);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_simulators_never_hand_out_the_same_code() {
+    // A campaign on `url = "sim"` starts a fresh simulator every run; a resumed run must not get
+    // the codes of the first again, or verify sees double issues that never happened.
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let server = start(SimConfig::default()).await;
+        let answer = post_json(&server, &tmall("SAME-ROW")).await;
+        codes.push(result(&answer, TMALL)["model"]["certificate_code"].clone());
+        server.shutdown().await;
+    }
+    assert_ne!(codes[0], codes[1]);
+}
+
+fn campaign_sim(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_campaign"));
+    cmd.arg("sim").args(args).env("RUST_LOG", "campaign=info");
+    cmd
+}
+
+#[test]
+fn sim_refuses_numbers_out_of_bounds_with_a_clear_error() {
+    for (flag, value) in [
+        ("--limit-qps", "0"),
+        ("--ban-seconds", "99999999999999999999"),
+        ("--latency-ms", "18446744073709551615"),
+        ("--clock-offset-s", "-9223372036854775808"),
+        ("--http502-rate", "NaN"),
+    ] {
+        let out = campaign_sim(&["--addr", "127.0.0.1:0", flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.contains(flag) && !stderr.contains("panicked"),
+            "{flag} {value}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn sim_on_a_non_loopback_address_warns() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = campaign_sim(&["--addr", "0.0.0.0:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("listening on http://0.0.0.0:"), "{first}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_latency_tail_holds_answers_of_calls_already_processed() {
+    // Every answer in the tail, and the tail an hour long: the client gives up, the call issued.
+    let server = start(SimConfig {
+        faults: Faults {
+            latency_tail: Some("100%:3600s".parse().unwrap()),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let err = client
+        .post(server.url())
+        .form(&tmall("TAIL-1"))
+        .send()
+        .await
+        .expect_err("the answer is in the slow tail");
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(server.stats().issued, 1);
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("prompt shutdown");
+}

@@ -26,8 +26,10 @@ pub struct Faults {
     /// Share of valid calls that are processed (issuing if due), then answered
     /// `isp.top-remote-connection-timeout`.
     pub timeout_subcode_rate: f64,
-    /// Added before every answer.
+    /// Added before every answer: the median latency.
     pub latency: Duration,
+    /// The slow tail: a share of answers that take longer than `latency`.
+    pub latency_tail: Option<LatencyTail>,
     /// Share of valid calls that are processed (issuing if due) and whose answer is held for
     /// `withhold`, longer than a client waits.
     pub withhold_rate: f64,
@@ -54,11 +56,78 @@ impl Default for Faults {
             isp_error_rate: 0.0,
             timeout_subcode_rate: 0.0,
             latency: Duration::ZERO,
+            latency_tail: None,
             withhold_rate: 0.0,
             withhold: Duration::from_millis(DEFAULT_WITHHOLD_MS),
             http502_rate: 0.0,
             malformed_rate: 0.0,
         }
+    }
+}
+
+/// A share of answers delayed by `latency` instead of the median: `1%:800ms`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencyTail {
+    /// Between 0 and 1.
+    pub share: f64,
+    pub latency: Duration,
+}
+
+/// The longest tail latency, in milliseconds (an hour).
+const MAX_TAIL_MS: u64 = 3_600_000;
+
+impl std::str::FromStr for LatencyTail {
+    type Err = String;
+
+    /// `SHARE:DURATION`: the share as a percentage (`1%`) or a fraction (`0.01`), the
+    /// duration in milliseconds (`800ms`, or a bare `800`) or seconds (`2s`), at most an hour.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let form = || format!("{text:?} is not SHARE:DURATION, e.g. 1%:800ms");
+        let (share, latency) = text.split_once(':').ok_or_else(form)?;
+        let share = match share.trim().strip_suffix('%') {
+            Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+            None => share.trim().parse::<f64>(),
+        }
+        .ok()
+        .filter(|s| (0.0..=1.0).contains(s))
+        .ok_or_else(|| format!("{text:?}: the share must be from 0% to 100% (or 0 to 1)"))?;
+        let latency = latency.trim();
+        let millis = if let Some(ms) = latency.strip_suffix("ms") {
+            ms.trim().parse::<u64>().ok()
+        } else if let Some(s) = latency.strip_suffix('s') {
+            s.trim()
+                .parse::<u64>()
+                .ok()
+                .and_then(|s| s.checked_mul(1000))
+        } else {
+            latency.parse::<u64>().ok()
+        }
+        .filter(|ms| *ms <= MAX_TAIL_MS)
+        .ok_or_else(|| format!("{text:?}: the duration must be whole ms or s, at most 1 hour"))?;
+        Ok(LatencyTail {
+            share,
+            latency: Duration::from_millis(millis),
+        })
+    }
+}
+
+impl Faults {
+    /// The latency of an answer: the tail's when `slow`, else the median.
+    pub(crate) fn latency(&self, slow: bool) -> Duration {
+        match self.latency_tail {
+            Some(tail) if slow => tail.latency,
+            _ => self.latency,
+        }
+    }
+
+    /// Whether an answer that is not an issuing call's (refusals, queries, the harmless calls)
+    /// is slow: drawn from the seed and the request's number.
+    pub(crate) fn slow_request(&self, seed: u64, request: u64) -> bool {
+        self.in_tail(unit(mix(call_hash(seed, "request", 0) ^ mix(request))))
+    }
+
+    fn in_tail(&self, draw: f64) -> bool {
+        self.latency_tail.is_some_and(|tail| draw < tail.share)
     }
 }
 
@@ -87,6 +156,8 @@ pub(crate) struct FaultPlan {
     pub timeout_subcode: bool,
     /// Process, then hold the answer.
     pub withhold: bool,
+    /// The answer takes the tail latency instead of the median.
+    pub slow: bool,
 }
 
 impl Faults {
@@ -109,6 +180,7 @@ impl Faults {
             early,
             timeout_subcode: draw(6) < self.timeout_subcode_rate,
             withhold: draw(7) < self.withhold_rate,
+            slow: self.in_tail(draw(8)),
         }
     }
 }
@@ -259,6 +331,61 @@ mod tests {
         assert!((6_500..7_600).contains(&early), "{early}");
         let none = Faults::default();
         assert!((0..n).all(|i| none.plan(1, "x", i) == FaultPlan::default()));
+    }
+
+    #[test]
+    fn the_latency_tail_takes_its_share_seeded() {
+        let faults = Faults {
+            latency: Duration::from_millis(80),
+            latency_tail: Some("1%:800ms".parse().unwrap()),
+            ..Faults::default()
+        };
+        let n = 20_000;
+        let slow = (0..n).filter(|i| faults.plan(3, "x", *i).slow).count();
+        assert!((120..300).contains(&slow), "{slow}");
+        let other = (0..n)
+            .filter(|i| faults.slow_request(3, u64::from(*i)))
+            .count();
+        assert!((120..300).contains(&other), "{other}");
+        assert_eq!(faults.latency(true), Duration::from_millis(800));
+        assert_eq!(faults.latency(false), Duration::from_millis(80));
+        let same = |seed| {
+            (0..500)
+                .map(|i| faults.plan(seed, "x", i).slow)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(same(3), same(3));
+        assert_ne!(same(3), same(4));
+        assert!((0..n).all(|i| !Faults::default().plan(3, "x", i).slow));
+    }
+
+    #[test]
+    fn latency_tails_parse_both_ways_and_refuse_nonsense() {
+        let tail = |t: &str| t.parse::<LatencyTail>();
+        assert_eq!(
+            tail("1%:800ms"),
+            Ok(LatencyTail {
+                share: 0.01,
+                latency: Duration::from_millis(800)
+            })
+        );
+        assert_eq!(tail("0.05:2s").unwrap().latency, Duration::from_secs(2));
+        assert_eq!(
+            tail("0.05:250").unwrap().latency,
+            Duration::from_millis(250)
+        );
+        for bad in [
+            "1%",
+            "101%:1ms",
+            "NaN:1ms",
+            "-0.1:1ms",
+            "1%:-5ms",
+            "1%:2h",
+            "1%:3601s",
+            "1%:18446744073709551615s",
+        ] {
+            assert!(tail(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -62,9 +62,9 @@ impl Sim {
     /// other than GET and POST (code 9).
     pub(crate) fn handle(&self, action_allowed: bool, query: Option<&str>, body: &[u8]) -> Reply {
         let arrived = Instant::now();
-        let request_id = self
-            .ids
-            .request_id(self.next_request.fetch_add(1, Ordering::Relaxed));
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let request_id = self.ids.request_id(request);
+        let slow = self.config.faults.slow_request(self.config.seed, request);
         let now = gateway_clock(&self.config);
         let params = Params::parse(query, body);
         let checked = if action_allowed {
@@ -81,11 +81,11 @@ impl Sim {
                 if error.rejects_signature() {
                     state.stats.rejected_signature();
                 }
-                return self.refuse(state, &error, &request_id);
+                return self.refuse(state, &error, &request_id, slow);
             }
         };
         if let Err(error) = self.admit(&mut state, &call, arrived, now) {
-            return self.refuse(state, &error, &request_id);
+            return self.refuse(state, &error, &request_id, slow);
         }
         let at = Moment {
             wall: now,
@@ -110,23 +110,24 @@ impl Sim {
                 if served.withhold {
                     reply.delay += faults.withhold;
                 }
-                self.delayed(reply)
+                reply.delay += faults.latency(served.slow);
+                reply
             }
             Op::Query(asked) => {
                 let page = state.book.certificates().query(asked, arrived);
                 state.stats.answered("certificate-query");
                 drop(state);
-                self.success(&call, query::render(&page), &request_id)
+                self.success(&call, query::render(&page), &request_id, slow)
             }
             Op::TimeGet => {
                 state.stats.answered("time-get");
                 drop(state);
-                self.success(&call, shapes::time_get(now), &request_id)
+                self.success(&call, shapes::time_get(now), &request_id, slow)
             }
             Op::UserSellerGet { fields } => {
                 state.stats.answered("user-seller-get");
                 drop(state);
-                self.success(&call, shapes::user_seller_get(fields), &request_id)
+                self.success(&call, shapes::user_seller_get(fields), &request_id, slow)
             }
         }
     }
@@ -160,10 +161,16 @@ impl Sim {
             .inspect_err(|_| state.stats.throttled())
     }
 
-    fn refuse(&self, mut state: MutexGuard<'_, State>, error: &ErrorAnswer, id: &str) -> Reply {
+    fn refuse(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        error: &ErrorAnswer,
+        id: &str,
+        slow: bool,
+    ) -> Reply {
         state.stats.answered(&error.bucket());
         drop(state);
-        self.delayed(Reply::json(error.render(id)))
+        self.delayed(Reply::json(error.render(id)), slow)
     }
 
     fn success(
@@ -171,12 +178,14 @@ impl Sim {
         call: &Call,
         fields: serde_json::Map<String, serde_json::Value>,
         id: &str,
+        slow: bool,
     ) -> Reply {
-        self.delayed(shapes::success(call, fields, id))
+        self.delayed(shapes::success(call, fields, id), slow)
     }
 
-    fn delayed(&self, mut reply: Reply) -> Reply {
-        reply.delay += self.config.faults.latency;
+    /// Adds the answer's latency: the median, or the tail's when `slow`.
+    fn delayed(&self, mut reply: Reply, slow: bool) -> Reply {
+        reply.delay += self.config.faults.latency(slow);
         reply
     }
 

@@ -62,10 +62,12 @@ pub(crate) struct Served {
     pub issued: bool,
     pub replayed: bool,
     pub withhold: bool,
+    /// The answer takes the tail latency.
+    pub slow: bool,
 }
 
 impl Served {
-    fn early(fault: EarlyFault) -> Self {
+    fn early(fault: EarlyFault, slow: bool) -> Self {
         let answer = match fault {
             EarlyFault::Http502 => Answer::Http502,
             EarlyFault::Malformed(kind) => Answer::Malformed(kind),
@@ -76,6 +78,7 @@ impl Served {
             issued: false,
             replayed: false,
             withhold: false,
+            slow,
         }
     }
 
@@ -236,7 +239,7 @@ impl Book {
         counters.calls += 1;
         let plan = faults.plan(seed, &call.identity, counters.calls);
         if let Some(fault) = plan.early {
-            return Served::early(fault);
+            return Served::early(fault, plan.slow);
         }
         counters.business_calls += 1;
         let nth = counters.business_calls;
@@ -247,6 +250,7 @@ impl Book {
             issued: false,
             replayed: false,
             withhold: plan.withhold,
+            slow: plan.slow,
         };
         let mut timeout = plan.timeout_subcode;
         if let Some(stored) = key.and_then(|k| self.stored.get(k)) {

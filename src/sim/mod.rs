@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-pub use faults::Faults;
+pub use faults::{Faults, LatencyTail};
 pub use query::Preissued;
 pub use server::{SimServer, start};
 pub use stats::SimStats;
@@ -81,9 +81,14 @@ pub struct SimArgs {
     /// Share of calls processed, then answered `isp.top-remote-connection-timeout`.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = rate)]
     pub timeout_subcode_rate: f64,
-    /// Latency added to every answer, in milliseconds (at most an hour).
+    /// Latency added to every answer, in milliseconds (at most an hour); with --latency-tail,
+    /// the median.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_DELAY_MS))]
     pub latency_ms: u64,
+    /// A slow tail: SHARE:DURATION, e.g. `1%:800ms`: that share of answers (seeded) takes that
+    /// long instead of --latency-ms.
+    #[arg(long, value_name = "SHARE:DURATION")]
+    pub latency_tail: Option<LatencyTail>,
     /// Share of calls processed, then answered only after --withhold-ms.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = rate)]
     pub withhold_rate: f64,
@@ -141,6 +146,7 @@ impl SimArgs {
                 isp_error_rate: self.isp_error_rate,
                 timeout_subcode_rate: self.timeout_subcode_rate,
                 latency: Duration::from_millis(self.latency_ms),
+                latency_tail: self.latency_tail,
                 withhold_rate: self.withhold_rate,
                 withhold: Duration::from_millis(self.withhold_ms),
                 http502_rate: self.http502_rate,
@@ -341,6 +347,7 @@ mod tests {
             ("--isp-error-rate", "NaN"),
             ("--seed", "-1"),
             ("--preissued", "open_id=A"),
+            ("--latency-tail", "200%:1ms"),
         ] {
             assert!(
                 Cli::try_parse_from(["sim", flag, value]).is_err(),
