@@ -23,12 +23,12 @@ pub use self::notify::{DEFAULT_NOTIFY_SECRET_ENV, NotifyConfig};
 use crate::secret::Secret;
 use crate::top::{ApiSpec, SignMethod};
 
-/// The app key the simulator accepts by default, used when a `sim` campaign names none.
-pub const SIM_APP_KEY: &str = "10000001";
-/// The app secret a `sim` campaign uses when its variable is unset.
-pub const SIM_APP_SECRET: &str = "sim-secret";
-/// The session key a `sim` campaign uses when its variable is unset.
-pub const SIM_SESSION: &str = "sim-session";
+/// The simulator's default credentials, which a `sim` campaign uses for what it does not name
+/// (app key) or its environment does not set (secret, session). Defined with the simulator.
+pub use crate::sim::{
+    DEFAULT_APP_KEY as SIM_APP_KEY, DEFAULT_SECRET as SIM_APP_SECRET,
+    DEFAULT_SESSION as SIM_SESSION,
+};
 
 /// A loaded, validated campaign file. The CLI may override `input`, `results`, `state`,
 /// `encoding`, `bom` and `limits` after loading.

@@ -1,16 +1,16 @@
 //! Fault injection: which faults to inject ([`Faults`]), the seeded per-call plan that decides
-//! them, and the flow control (per-second call limit with a ban, daily quota) answering code 7.
+//! them, and the latency with its slow tail ([`LatencyTail`]).
 //!
 //! A call's faults are a pure function of (seed, identity, per-identity call number), never of
 //! arrival order, so the same seed gives the same faults for the same requests under any
 //! concurrency.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::answer::{ErrorAnswer, MALFORMED_KINDS};
 
-/// Which faults the simulator injects, and how often. The default injects none.
+/// Which faults the simulator injects, and how often. The default injects none; it is also
+/// where the defaults of the `campaign sim` flags come from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Faults {
     /// Calls admitted in any sliding one-second window; the next is answered code 7
@@ -42,23 +42,18 @@ pub struct Faults {
     pub malformed_rate: f64,
 }
 
-/// The ban after the per-second limit unless told otherwise, in seconds.
-pub(crate) const DEFAULT_BAN_SECONDS: u64 = 1;
-/// How long a withheld answer is held unless told otherwise, in milliseconds.
-pub(crate) const DEFAULT_WITHHOLD_MS: u64 = 15_000;
-
 impl Default for Faults {
     fn default() -> Self {
         Faults {
             limit_qps: None,
-            ban_seconds: DEFAULT_BAN_SECONDS,
+            ban_seconds: 1,
             daily_quota: None,
             isp_error_rate: 0.0,
             timeout_subcode_rate: 0.0,
             latency: Duration::ZERO,
             latency_tail: None,
             withhold_rate: 0.0,
-            withhold: Duration::from_millis(DEFAULT_WITHHOLD_MS),
+            withhold: Duration::from_secs(15),
             http502_rate: 0.0,
             malformed_rate: 0.0,
         }
@@ -217,82 +212,6 @@ fn unit(bits: u64) -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
-const API_LIMIT: &str = "accesscontrol.limited-by-api-access-count";
-const APP_LIMIT: &str = "accesscontrol.limited-by-app-access-count";
-const GMT8_SECS: i64 = 8 * 3600;
-const DAY_SECS: i64 = 86_400;
-
-/// Code 7 `accesscontrol.limited-by-api-access-count` with a ban of `ban_seconds` (at least 1).
-pub(crate) fn api_limit(ban_seconds: u64) -> ErrorAnswer {
-    ErrorAnswer::flow_control(API_LIMIT, ban_seconds.max(1))
-}
-
-/// The platform's flow control for one app: admitted calls in the last second, the current
-/// ban, and the calls used today (GMT+8).
-#[derive(Debug)]
-pub(crate) struct FlowControl {
-    window: VecDeque<Instant>,
-    banned_until: Option<Instant>,
-    day: i64,
-    used_today: u64,
-}
-
-impl Default for FlowControl {
-    fn default() -> Self {
-        FlowControl {
-            window: VecDeque::new(),
-            banned_until: None,
-            day: i64::MIN,
-            used_today: 0,
-        }
-    }
-}
-
-impl FlowControl {
-    /// Admits a call arriving at `now` (`unix_secs` on the wall clock), or refuses it with code 7.
-    /// Refused calls do not count against the limits.
-    pub(crate) fn admit(
-        &mut self,
-        faults: &Faults,
-        now: Instant,
-        unix_secs: i64,
-    ) -> Result<(), ErrorAnswer> {
-        if let Some(quota) = faults.daily_quota {
-            let local = unix_secs + GMT8_SECS;
-            let day = local.div_euclid(DAY_SECS);
-            if day != self.day {
-                self.day = day;
-                self.used_today = 0;
-            }
-            if self.used_today >= quota {
-                let until_midnight = DAY_SECS - local.rem_euclid(DAY_SECS);
-                return Err(ErrorAnswer::flow_control(APP_LIMIT, until_midnight as u64));
-            }
-        }
-        if let Some(limit) = faults.limit_qps {
-            if let Some(until) = self.banned_until.filter(|until| *until > now) {
-                let left_ms = (until - now).as_millis() as u64;
-                return Err(ErrorAnswer::flow_control(
-                    API_LIMIT,
-                    left_ms.div_ceil(1000).max(1),
-                ));
-            }
-            if let Some(horizon) = now.checked_sub(Duration::from_secs(1)) {
-                while self.window.front().is_some_and(|t| *t <= horizon) {
-                    self.window.pop_front();
-                }
-            }
-            if self.window.len() >= limit as usize {
-                self.banned_until = Some(now + Duration::from_secs(faults.ban_seconds));
-                return Err(api_limit(faults.ban_seconds));
-            }
-            self.window.push_back(now);
-        }
-        self.used_today += 1;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,59 +305,5 @@ mod tests {
         ] {
             assert!(tail(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn per_second_limit_bans_then_lets_through() {
-        let faults = Faults {
-            limit_qps: Some(2),
-            ban_seconds: 3,
-            ..Faults::default()
-        };
-        let mut flow = FlowControl::default();
-        let t0 = Instant::now() + Duration::from_secs(10);
-        assert!(flow.admit(&faults, t0, 0).is_ok());
-        assert!(
-            flow.admit(&faults, t0 + Duration::from_millis(10), 0)
-                .is_ok()
-        );
-        let refused = flow
-            .admit(&faults, t0 + Duration::from_millis(20), 0)
-            .unwrap_err();
-        assert_eq!(refused.code, 7);
-        assert_eq!(refused.sub_code, Some(API_LIMIT));
-        assert_eq!(
-            refused.sub_msg.as_deref(),
-            Some("This ban will last for 3 more seconds")
-        );
-        let during = flow
-            .admit(&faults, t0 + Duration::from_millis(1_500), 0)
-            .unwrap_err();
-        assert_eq!(
-            during.sub_msg.as_deref(),
-            Some("This ban will last for 2 more seconds")
-        );
-        assert!(flow.admit(&faults, t0 + Duration::from_secs(4), 0).is_ok());
-    }
-
-    #[test]
-    fn daily_quota_bans_until_gmt8_midnight_and_resets_next_day() {
-        let faults = Faults {
-            daily_quota: Some(2),
-            ..Faults::default()
-        };
-        let mut flow = FlowControl::default();
-        let now = Instant::now();
-        // 2016-01-01 12:00:00 GMT+8 is 04:00:00 UTC: 12 hours to midnight GMT+8.
-        let noon = 1_451_620_800;
-        assert!(flow.admit(&faults, now, noon).is_ok());
-        assert!(flow.admit(&faults, now, noon).is_ok());
-        let refused = flow.admit(&faults, now, noon).unwrap_err();
-        assert_eq!(refused.sub_code, Some(APP_LIMIT));
-        assert_eq!(
-            refused.sub_msg.as_deref(),
-            Some("This ban will last for 43200 more seconds")
-        );
-        assert!(flow.admit(&faults, now, noon + 43_200).is_ok());
     }
 }

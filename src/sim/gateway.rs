@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::SimConfig;
 use super::answer::{ErrorAnswer, Reply};
 use super::call::{Call, Op};
-use super::check::{self, Params};
-use super::faults::{FlowControl, api_limit};
+use super::check;
+use super::config::SimConfig;
+use super::flow::{FlowControl, api_limit};
 use super::ids::Ids;
 use super::issue::{Book, Moment};
+use super::params::Params;
 use super::query;
 use super::shapes;
 use super::stats::{SimStats, Stats};

@@ -16,8 +16,8 @@ use axum::serve::ListenerExt as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::SimConfig;
 use super::answer::Reply;
+use super::config::SimConfig;
 use super::gateway::Sim;
 use super::stats::SimStats;
 
