@@ -105,6 +105,10 @@ pub struct RunArgs {
     /// continues.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
+    /// Print the summary (or the --dry-run plan) as one JSON object on stdout at the end;
+    /// progress and logs stay on stderr.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub bom: BomArgs,
 }
@@ -170,6 +174,9 @@ pub struct VerifyArgs {
     /// The results file to check (default: `results` in the campaign file).
     #[arg(long, value_name = "F")]
     pub results: Option<PathBuf>,
+    /// One JSON object on stdout: the verdict, the discrepancies and notes as objects.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn qps_arg(text: &str) -> Result<f64, String> {
@@ -290,6 +297,7 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 resend_uncertain: args.resend_uncertain,
                 quiet: cli.quiet,
                 limit: args.limit,
+                json: args.json,
             };
             runtime()?.block_on(runner::run(campaign, options))
         }
@@ -307,7 +315,7 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             if let Some(results) = &args.results {
                 campaign.results = results.clone();
             }
-            crate::audit::verify(&campaign)
+            crate::audit::verify(&campaign, args.json)
         }
         Command::Rebuild(args) => crate::audit::rebuild(&args.files.load()?, &args.from, cli.quiet),
         Command::Sim(args) => crate::sim::run_cli(args.clone()),

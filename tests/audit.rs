@@ -103,6 +103,53 @@ fn verify_names_an_edited_cell() {
 }
 
 #[test]
+fn verify_json_is_one_object_with_findings_as_objects() {
+    let folder = finished(MIXED, &[]);
+    let parse = |out: &Output| -> Value {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
+    };
+    let out = cmd(&folder, &["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let clean = parse(&out);
+    assert_eq!(clean["ok"], true);
+    assert_eq!(clean["discrepancy_count"], 0);
+    assert_eq!(clean["rows_compared"], 7);
+    assert_eq!(clean["discrepancies"], serde_json::json!([]));
+
+    let mut rows = records(&folder.path("out.csv"));
+    rows[7][1] = "北京".to_owned();
+    rows.remove(2);
+    let mut writer = csv::Writer::from_path(folder.path("out.csv")).unwrap();
+    for row in &rows {
+        writer.write_record(row).unwrap();
+    }
+    writer.flush().unwrap();
+    let out = cmd(&folder, &["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = parse(&out);
+    assert_eq!(report["ok"], false);
+    let found = report["discrepancies"].as_array().unwrap();
+    assert_eq!(report["discrepancy_count"], found.len());
+    let kinds: Vec<&str> = found.iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["results-digest", "cell", "missing-rows"],
+        "{report}"
+    );
+    let cell = &found[1];
+    assert_eq!(cell["row"], 7);
+    assert_eq!(cell["column"], "note");
+    assert_eq!(cell["expected"], "上海");
+    assert_eq!(cell["found"], "北京");
+    assert_eq!(cell["line"], 7);
+    assert_eq!(
+        (&found[2]["row"], &found[2]["last_row"]),
+        (&2.into(), &2.into())
+    );
+}
+
+#[test]
 fn verify_names_a_deleted_row() {
     let folder = finished(MIXED, &[]);
     let mut rows = records(&folder.path("out.csv"));

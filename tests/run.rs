@@ -532,6 +532,44 @@ fn a_gbk_file_behind_a_utf8_bom_is_read_with_the_encoding_the_error_names() {
 }
 
 #[test]
+fn run_json_prints_one_summary_object_and_nothing_else_on_stdout() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
+    folder.write("in.csv", "open_id\nJ1\nREFUSE-1\nJ2\n \n");
+    let parse = |out: &Output| -> serde_json::Value {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
+    };
+    let out = run(&folder, &["--json", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan = parse(&out);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(
+        (plan["to_send"].as_u64(), plan["invalid"].as_u64()),
+        (Some(3), Some(1))
+    );
+
+    let out = run(&folder, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let summary = parse(&out);
+    assert_eq!(summary["ending"], "finished");
+    assert_eq!(summary["exit_code"], 1);
+    assert_eq!(summary["rows"], 4);
+    let counts = &summary["counts"];
+    assert_eq!(
+        [&counts["issued"], &counts["failed"], &counts["invalid"]],
+        [2, 1, 1]
+    );
+    assert_eq!(summary["this_run"]["sent"], 3);
+    assert_eq!(sim.stats()["issued"], 2, "the simulator agrees");
+    let md5 = summary["results"]["md5"].as_str().unwrap();
+    let bytes = std::fs::read(folder.path("out.csv")).unwrap();
+    assert_eq!(md5, hex::encode(<md5::Md5 as md5::Digest>::digest(&bytes)));
+    assert_eq!(summary["results"]["bom"], false);
+}
+
+#[test]
 fn secrets_never_reach_output_ledger_or_results() {
     let sim = Sim::start(&[]);
     let folder = Folder::new();

@@ -40,9 +40,9 @@ pub fn rebuild(campaign: &Campaign, from: &std::path::Path, quiet: bool) -> anyh
 }
 
 /// `campaign verify`: exit 0 when the input, the ledger and the results file reconcile, 1 with
-/// every discrepancy listed otherwise.
-pub fn verify(campaign: &Campaign) -> anyhow::Result<Exit> {
-    verify::run(campaign)
+/// every discrepancy listed otherwise; as one JSON object with `json` (shape in docs/json.md).
+pub fn verify(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
+    verify::run(campaign, json)
 }
 
 /// Opens the campaign's state file read-only and checks that it belongs to the campaign and its

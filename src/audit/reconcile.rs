@@ -17,7 +17,7 @@ use crate::input::{InputReader, InputRow};
 use crate::ledger::query::ResultRow;
 use crate::results::{COLUMNS, write::outcome_cells};
 
-use super::findings::Findings;
+use super::findings::{Finding, Findings};
 use super::shown;
 
 /// One row as the input and the ledger have it (either may lack it when the input changed).
@@ -72,7 +72,10 @@ impl ResultsFile {
                 return None;
             }
             Err(e) => {
-                findings.discrepancy(format!("results file: cannot read further: {e}"));
+                findings.discrepancy(Finding::new(
+                    "results-unreadable",
+                    format!("results file: cannot read further: {e}"),
+                ));
                 self.done = true;
                 return None;
             }
@@ -84,9 +87,16 @@ impl ResultsFile {
             .collect();
         if std::str::from_utf8(record.as_slice()).is_err() && !self.utf8_reported {
             self.utf8_reported = true;
-            findings.discrepancy(format!(
-                "results line {line}: not UTF-8 text (was the file saved in another encoding?)"
-            ));
+            findings.discrepancy(
+                Finding::new(
+                    "results-not-utf8",
+                    format!(
+                        "results line {line}: not UTF-8 text (was the file saved in another \
+                         encoding?)"
+                    ),
+                )
+                .line(line),
+            );
         }
         Some(Record { line, cells })
     }
@@ -155,8 +165,10 @@ impl<'a> Reconciler<'a> {
         let input_row = match input.as_mut().and_then(InputReader::next_row) {
             Some(Ok(row)) => Some(row),
             Some(Err(e)) => {
-                self.findings
-                    .discrepancy(format!("input file: cannot read further: {e}"));
+                self.findings.discrepancy(Finding::new(
+                    "input-unreadable",
+                    format!("input file: cannot read further: {e}"),
+                ));
                 *input = None;
                 None
             }
@@ -218,29 +230,62 @@ impl<'a> Reconciler<'a> {
     fn unexpected(&mut self, record: &Record, claimed: Option<i64>) {
         let line = record.line;
         match claimed {
-            None => self.findings.discrepancy(format!(
-                "results line {line}: column row holds {}, not a row number of the input",
-                shown(row_cell(record, self.row_at()).unwrap_or(""))
-            )),
+            None => {
+                let cell = row_cell(record, self.row_at()).unwrap_or("");
+                self.findings.discrepancy(
+                    Finding::new(
+                        "row-not-a-number",
+                        format!(
+                            "results line {line}: column row holds {}, not a row number of the \
+                             input",
+                            shown(cell)
+                        ),
+                    )
+                    .line(line)
+                    .column("row")
+                    .values("", cell),
+                );
+            }
             Some(row) => {
                 if let Some(expected) = self.set_aside.remove(&row) {
                     let after = self
                         .last_matched
                         .map(|r| format!(" after row {r}"))
                         .unwrap_or_default();
-                    self.findings.discrepancy(format!(
-                        "row {row}: out of order: it is on results line {line}{after}"
-                    ));
+                    self.findings.discrepancy(
+                        Finding::new(
+                            "out-of-order",
+                            format!("row {row}: out of order: it is on results line {line}{after}"),
+                        )
+                        .row(row)
+                        .line(line),
+                    );
                     self.compare(record, &expected, true);
                 } else if self.was_seen(row) {
-                    self.findings.discrepancy(format!(
-                        "row {row}: appears twice in the results file (again on line {line})"
-                    ));
+                    self.findings.discrepancy(
+                        Finding::new(
+                            "row-twice",
+                            format!(
+                                "row {row}: appears twice in the results file (again on line \
+                                 {line})"
+                            ),
+                        )
+                        .row(row)
+                        .line(line),
+                    );
                 } else {
-                    self.findings.discrepancy(format!(
-                        "results line {line}: row {row} is not in the ledger, which has {} rows",
-                        self.ledger_rows
-                    ));
+                    self.findings.discrepancy(
+                        Finding::new(
+                            "row-not-in-ledger",
+                            format!(
+                                "results line {line}: row {row} is not in the ledger, which has \
+                                 {} rows",
+                                self.ledger_rows
+                            ),
+                        )
+                        .row(row)
+                        .line(line),
+                    );
                 }
             }
         }
@@ -267,14 +312,16 @@ impl<'a> Reconciler<'a> {
             }
         }
         for (first, last) in ranges {
-            self.findings.discrepancy(if first == last {
+            let message = if first == last {
                 format!("row {first}: missing from the results file")
             } else {
                 format!(
                     "rows {first} to {last}: missing from the results file ({} rows)",
                     last - first + 1
                 )
-            });
+            };
+            self.findings
+                .discrepancy(Finding::new("missing-rows", message).rows(first, last));
         }
     }
 
@@ -305,44 +352,86 @@ impl<'a> Reconciler<'a> {
         self.mark_seen(row);
         self.last_matched = Some(row);
         if !row_cell_ok {
-            self.findings.discrepancy(format!(
-                "row {row}, column row: should be {row}, the results file has {} (line {})",
-                shown(row_cell(record, self.row_at()).unwrap_or("")),
-                record.line
-            ));
+            let cell = row_cell(record, self.row_at()).unwrap_or("");
+            self.findings.discrepancy(
+                Finding::new(
+                    "cell",
+                    format!(
+                        "row {row}, column row: should be {row}, the results file has {} (line {})",
+                        shown(cell),
+                        record.line
+                    ),
+                )
+                .row(row)
+                .line(record.line)
+                .column("row")
+                .values(row.to_string(), cell),
+            );
         }
         if !self.compare_cells {
             return;
         }
         let width = self.names.len() + COLUMNS.len();
         if record.cells.len() != width {
-            self.findings.discrepancy(format!(
-                "row {row}: has {} columns on results line {}, the header {width}",
-                record.cells.len(),
-                record.line
-            ));
+            self.findings.discrepancy(
+                Finding::new(
+                    "row-width",
+                    format!(
+                        "row {row}: has {} columns on results line {}, the header {width}",
+                        record.cells.len(),
+                        record.line
+                    ),
+                )
+                .row(row)
+                .line(record.line)
+                .values(width.to_string(), record.cells.len().to_string()),
+            );
             return;
         }
         match (&expected.input, &expected.ledger) {
-            (None, _) => self.findings.discrepancy(format!(
-                "row {row}: in the ledger and the results file, but no longer in the input file"
-            )),
-            (_, None) => self.findings.discrepancy(format!(
-                "row {row}: in the input file, but not in the ledger (the input changed since \
-                 the last run)"
-            )),
+            (None, _) => self.findings.discrepancy(
+                Finding::new(
+                    "row-not-in-input",
+                    format!(
+                        "row {row}: in the ledger and the results file, but no longer in the \
+                         input file"
+                    ),
+                )
+                .row(row)
+                .line(record.line),
+            ),
+            (_, None) => self.findings.discrepancy(
+                Finding::new(
+                    "row-not-in-ledger",
+                    format!(
+                        "row {row}: in the input file, but not in the ledger (the input changed \
+                         since the last run)"
+                    ),
+                )
+                .row(row)
+                .line(record.line),
+            ),
             _ => {}
         }
         if let Some(input) = &expected.input {
             for (i, cell) in input.record.iter().enumerate() {
                 let want = neutralise(cell);
                 if record.cells[i] != want {
-                    self.findings.discrepancy(format!(
-                        "row {row}, column {}: the input has {}, the results file has {}",
-                        self.names[i],
-                        shown(&want),
-                        shown(&record.cells[i])
-                    ));
+                    self.findings.discrepancy(
+                        Finding::new(
+                            "cell",
+                            format!(
+                                "row {row}, column {}: the input has {}, the results file has {}",
+                                self.names[i],
+                                shown(&want),
+                                shown(&record.cells[i])
+                            ),
+                        )
+                        .row(row)
+                        .line(record.line)
+                        .column(self.names[i].clone())
+                        .values(want, record.cells[i].clone()),
+                    );
                 }
             }
         }
@@ -353,12 +442,21 @@ impl<'a> Reconciler<'a> {
                 let want = neutralise(cell);
                 let found = &record.cells[self.names.len() + j];
                 if *found != want {
-                    self.findings.discrepancy(format!(
-                        "row {row}, column {}: the ledger has {}, the results file has {}",
-                        COLUMNS[j],
-                        shown(&want),
-                        shown(found)
-                    ));
+                    self.findings.discrepancy(
+                        Finding::new(
+                            "outcome",
+                            format!(
+                                "row {row}, column {}: the ledger has {}, the results file has {}",
+                                COLUMNS[j],
+                                shown(&want),
+                                shown(found)
+                            ),
+                        )
+                        .row(row)
+                        .line(record.line)
+                        .column(COLUMNS[j])
+                        .values(want, found.clone()),
+                    );
                 }
             }
         }

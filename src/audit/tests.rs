@@ -72,7 +72,11 @@ fn reconcile(records: &[Vec<String>]) -> Findings {
 fn discrepancies(records: &[Vec<String>]) -> Vec<String> {
     let findings = reconcile(records);
     assert_eq!(findings.count as usize, findings.discrepancies.len());
-    findings.discrepancies
+    findings
+        .discrepancies
+        .into_iter()
+        .map(|d| d.message)
+        .collect()
 }
 
 #[test]
@@ -141,6 +145,33 @@ fn a_row_cell_that_is_not_a_number_and_a_short_record_are_named() {
             "row 1: missing from the results file",
         ]
     );
+}
+
+#[test]
+fn findings_carry_where_and_both_values_in_full() {
+    let mut records = correct();
+    let long = format!("note {}", "y".repeat(100));
+    records[2][1] = long.clone();
+    records.truncate(4);
+    let found = reconcile(&records).discrepancies;
+    let cell = found.iter().find(|f| f.kind == "cell" && f.row == Some(2));
+    let cell = cell.unwrap_or_else(|| panic!("{found:?}"));
+    assert_eq!(cell.line, Some(3));
+    assert_eq!(cell.column.as_deref(), Some(records[0][1].as_str()));
+    assert_eq!(cell.found.as_deref(), Some(long.as_str()));
+    assert!(
+        cell.message.contains('…'),
+        "the sentence shortens: {}",
+        cell.message
+    );
+    let missing = found.iter().find(|f| f.kind == "missing-rows").unwrap();
+    assert_eq!((missing.row, missing.last_row), (Some(4), Some(4)));
+    let json = serde_json::to_value(cell).unwrap();
+    for key in [
+        "kind", "row", "last_row", "identity", "line", "column", "expected", "found", "message",
+    ] {
+        assert!(json.get(key).is_some(), "{key} in {json}");
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 
-use super::findings::Findings;
+use super::findings::{Finding, Findings};
 use super::reconcile::{Reconciler, ResultsFile};
 use super::shown;
 use crate::campaign::Campaign;
@@ -25,7 +25,7 @@ use crate::results::COLUMNS;
 /// Notes of one kind printed at most.
 const SHOWN_NOTES: usize = 20;
 
-pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
+pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
     crate::paths::check_regular("input", &campaign.input)?;
     if campaign.results.exists() {
         crate::paths::check_regular("results file", &campaign.results)?;
@@ -34,11 +34,11 @@ pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
     let ledger = super::open_read_only(campaign)?;
     let mut findings = Findings::default();
     if running {
-        findings.note(
+        findings.note(Finding::new(
+            "running",
             "a run is going on right now: it writes the results file when it ends; verify again \
-             then"
-                .to_owned(),
-        );
+             then",
+        ));
     }
     check_input(campaign, &ledger, &mut findings)?;
     let digest = check_digest(campaign, &ledger, &mut findings)?;
@@ -50,6 +50,33 @@ pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
     check_orphans(&ledger, &mut findings)?;
     note_unfinished(&ledger, &mut findings)?;
 
+    let out = if json {
+        let verdict = serde_json::json!({
+            "ok": findings.count == 0,
+            "discrepancy_count": findings.count,
+            "rows_compared": compared,
+            "input": campaign.input.display().to_string(),
+            "state": campaign.state.display().to_string(),
+            "results": campaign.results.display().to_string(),
+            "results_md5": digest,
+            "discrepancies": findings.discrepancies,
+            "notes": findings.notes,
+        });
+        format!("{}\n", serde_json::to_string_pretty(&verdict)?)
+    } else {
+        text(campaign, &findings, compared, digest.as_deref())
+    };
+    super::print(&out)?;
+    // Exit 1 is "something to look at", as for a run with failed rows.
+    Ok(if findings.count == 0 {
+        Exit::Ok
+    } else {
+        Exit::RowsFailed
+    })
+}
+
+/// The verdict line, each discrepancy, then the notes.
+fn text(campaign: &Campaign, findings: &Findings, compared: u64, digest: Option<&str>) -> String {
     let files = format!(
         "input {}, ledger {}, results {}",
         campaign.input.display(),
@@ -71,7 +98,7 @@ pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
             findings.count
         );
         for d in &findings.discrepancies {
-            let _ = writeln!(out, "  {d}");
+            let _ = writeln!(out, "  {}", d.message);
         }
         let hidden = findings.count - findings.discrepancies.len() as u64;
         if hidden > 0 {
@@ -79,15 +106,9 @@ pub(super) fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
         }
     }
     for note in &findings.notes {
-        let _ = writeln!(out, "note: {note}");
+        let _ = writeln!(out, "note: {}", note.message);
     }
-    super::print(&out)?;
-    // Exit 1 is "something to look at", as for a run with failed rows.
-    Ok(if findings.count == 0 {
-        Exit::Ok
-    } else {
-        Exit::RowsFailed
-    })
+    out
 }
 
 /// The input must be the file the ledger last read: rows are matched by number.
@@ -95,16 +116,25 @@ fn check_input(campaign: &Campaign, ledger: &Ledger, f: &mut Findings) -> anyhow
     let now = crate::input::fingerprint(&campaign.input)
         .with_context(|| format!("cannot read the input {}", campaign.input.display()))?;
     match ledger.meta("input_fingerprint")? {
-        Some(recorded) if recorded != now => f.discrepancy(format!(
-            "input file {}: changed since the ledger last read it (md5 {recorded}, now {now}); \
-             run `campaign run` to bring the ledger up to date (rows already sent are not sent \
-             again)",
-            campaign.input.display()
-        )),
+        Some(recorded) if recorded != now => f.discrepancy(
+            Finding::new(
+                "input-changed",
+                format!(
+                    "input file {}: changed since the ledger last read it (md5 {recorded}, now \
+                     {now}); run `campaign run` to bring the ledger up to date (rows already sent \
+                     are not sent again)",
+                    campaign.input.display()
+                ),
+            )
+            .values(recorded, now),
+        ),
         Some(_) => {}
-        None => f.discrepancy(format!(
-            "ledger {}: has never read an input file",
-            campaign.state.display()
+        None => f.discrepancy(Finding::new(
+            "input-never-read",
+            format!(
+                "ledger {}: has never read an input file",
+                campaign.state.display()
+            ),
         )),
     }
     Ok(())
@@ -120,27 +150,39 @@ fn check_digest(
     let found = match crate::input::fingerprint(path) {
         Ok(found) => found,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            f.discrepancy(format!(
-                "results file {}: does not exist (`campaign export` writes it from the ledger)",
-                path.display()
+            f.discrepancy(Finding::new(
+                "results-missing",
+                format!(
+                    "results file {}: does not exist (`campaign export` writes it from the ledger)",
+                    path.display()
+                ),
             ));
             return Ok(None);
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     match ledger.meta("results_md5")? {
-        None => f.discrepancy(format!(
-            "results file {}: the ledger records no results file written yet",
-            path.display()
+        None => f.discrepancy(Finding::new(
+            "results-unrecorded",
+            format!(
+                "results file {}: the ledger records no results file written yet",
+                path.display()
+            ),
         )),
         Some(recorded) if recorded != found => {
             let written = ledger.meta("results_path")?.unwrap_or_default();
             let at = ledger.meta("results_written_at")?.unwrap_or_default();
-            f.discrepancy(format!(
-                "results file {}: md5 is {found}, but the ledger recorded {recorded} when it wrote \
-                 {written} at {at}: the file was edited or replaced since",
-                path.display()
-            ));
+            f.discrepancy(
+                Finding::new(
+                    "results-digest",
+                    format!(
+                        "results file {}: md5 is {found}, but the ledger recorded {recorded} when \
+                         it wrote {written} at {at}: the file was edited or replaced since",
+                        path.display()
+                    ),
+                )
+                .values(recorded, found.clone()),
+            );
         }
         Some(_) => {}
     }
@@ -177,28 +219,47 @@ fn check_header(names: &[String], header: Option<&[String]>, f: &mut Findings) -
         .chain(COLUMNS.iter().map(|c| (*c).to_owned()))
         .collect();
     let Some(header) = header else {
-        f.discrepancy("results file: empty, not even a header row".to_owned());
+        f.discrepancy(Finding::new(
+            "header-missing",
+            "results file: empty, not even a header row",
+        ));
         return false;
     };
     if header.len() != expected.len() {
-        f.discrepancy(format!(
-            "header: the results file has {} columns, expected {} (the input's {}, then the {} \
-             result columns); rows were matched by their row column only, cells not compared",
-            header.len(),
-            expected.len(),
-            names.len(),
-            COLUMNS.len()
-        ));
+        f.discrepancy(
+            Finding::new(
+                "header-width",
+                format!(
+                    "header: the results file has {} columns, expected {} (the input's {}, then \
+                     the {} result columns); rows were matched by their row column only, cells \
+                     not compared",
+                    header.len(),
+                    expected.len(),
+                    names.len(),
+                    COLUMNS.len()
+                ),
+            )
+            .line(1)
+            .values(expected.len().to_string(), header.len().to_string()),
+        );
         return false;
     }
     for (i, (want, found)) in expected.iter().zip(header).enumerate() {
         if want != found {
-            f.discrepancy(format!(
-                "header, column {}: should be {}, the results file has {}",
-                i + 1,
-                shown(want),
-                shown(found)
-            ));
+            f.discrepancy(
+                Finding::new(
+                    "header",
+                    format!(
+                        "header, column {}: should be {}, the results file has {}",
+                        i + 1,
+                        shown(want),
+                        shown(found)
+                    ),
+                )
+                .line(1)
+                .column(want.clone())
+                .values(want.clone(), found.clone()),
+            );
         }
     }
     true
@@ -206,25 +267,44 @@ fn check_header(names: &[String], header: Option<&[String]>, f: &mut Findings) -
 
 fn check_issued_twice(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
     for (entry_id, times) in ledger.doubly_issued()? {
-        let who = describe(ledger.entry(entry_id)?, entry_id);
-        f.discrepancy(format!(
-            "{who}: issued {times} times (the ledger has {times} successful attempts)"
+        let entry = ledger.entry(entry_id)?;
+        let who = describe(entry.clone(), entry_id);
+        f.discrepancy(about(
+            Finding::new(
+                "issued-twice",
+                format!("{who}: issued {times} times (the ledger has {times} successful attempts)"),
+            ),
+            entry.as_ref(),
         ));
     }
     for (issued_id, holders) in ledger.shared_issued_ids(SHOWN_NOTES)? {
         let rows: Vec<String> = holders.into_iter().map(|e| describe(Some(e), 0)).collect();
-        f.discrepancy(format!(
-            "issued_id {}: recorded for {} identities: {}",
-            shown(&issued_id),
-            rows.len(),
-            rows.join("; ")
-        ));
+        f.discrepancy(
+            Finding::new(
+                "issued-id-shared",
+                format!(
+                    "issued_id {}: recorded for {} identities: {}",
+                    shown(&issued_id),
+                    rows.len(),
+                    rows.join("; ")
+                ),
+            )
+            .column("issued_id")
+            .values("", issued_id),
+        );
     }
     for entry in ledger.issued_after_unknown(SHOWN_NOTES)? {
-        f.note(format!(
-            "{}: issued after an attempt whose outcome was unknown (sent again with \
-             --resend-uncertain); the platform may have issued it twice: check with the platform",
-            describe(Some(entry), 0)
+        f.note(about(
+            Finding::new(
+                "issued-after-unknown",
+                format!(
+                    "{}: issued after an attempt whose outcome was unknown (sent again with \
+                     --resend-uncertain); the platform may have issued it twice: check with the \
+                     platform",
+                    describe(Some(entry.clone()), 0)
+                ),
+            ),
+            Some(&entry),
         ));
     }
     Ok(())
@@ -237,21 +317,37 @@ fn check_orphans(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
     ledger.for_each_orphan(|e| -> anyhow::Result<()> {
         let who = describe(Some(e.clone()), 0);
         match e.status {
-            RowStatus::Issued => f.discrepancy(format!(
-                "{who}: issued (issued_id {}) but no longer in the input, so the results file \
-                 does not show it",
-                shown(e.issued_id.as_deref().unwrap_or(""))
+            RowStatus::Issued => f.discrepancy(about(
+                Finding::new(
+                    "orphan-issued",
+                    format!(
+                        "{who}: issued (issued_id {}) but no longer in the input, so the results \
+                         file does not show it",
+                        shown(e.issued_id.as_deref().unwrap_or(""))
+                    ),
+                ),
+                Some(&e),
             )),
-            RowStatus::Uncertain | RowStatus::Inflight => f.discrepancy(format!(
-                "{who}: may have been issued (status {}) but is no longer in the input, so the \
-                 results file does not show it",
-                e.status
+            RowStatus::Uncertain | RowStatus::Inflight => f.discrepancy(about(
+                Finding::new(
+                    "orphan-uncertain",
+                    format!(
+                        "{who}: may have been issued (status {}) but is no longer in the input, \
+                         so the results file does not show it",
+                        e.status
+                    ),
+                ),
+                Some(&e),
             )),
             status => {
                 noted += 1;
                 if noted <= SHOWN_NOTES as u64 {
-                    f.note(format!(
-                        "{who}: no longer in the input; status {status}, never issued"
+                    f.note(about(
+                        Finding::new(
+                            "orphan",
+                            format!("{who}: no longer in the input; status {status}, never issued"),
+                        ),
+                        Some(&e),
                     ));
                 }
             }
@@ -259,9 +355,12 @@ fn check_orphans(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
         Ok(())
     })?;
     if noted > SHOWN_NOTES as u64 {
-        f.note(format!(
-            "… and {} more identities no longer in the input, never issued",
-            noted - SHOWN_NOTES as u64
+        f.note(Finding::new(
+            "orphans-not-shown",
+            format!(
+                "… and {} more identities no longer in the input, never issued",
+                noted - SHOWN_NOTES as u64
+            ),
         ));
     }
     Ok(())
@@ -271,16 +370,22 @@ fn check_orphans(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
 fn note_unfinished(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
     let counts = ledger.status_counts()?;
     if counts.pending > 0 {
-        f.note(format!(
-            "{} still pending: the campaign is not finished (`campaign run` resumes it)",
-            rows_are(counts.pending)
+        f.note(Finding::new(
+            "pending",
+            format!(
+                "{} still pending: the campaign is not finished (`campaign run` resumes it)",
+                rows_are(counts.pending)
+            ),
         ));
     }
     if counts.uncertain > 0 {
-        f.note(format!(
-            "{} uncertain: check on the platform whether they were issued; \
-             `campaign run --resend-uncertain` sends them again",
-            rows_are(counts.uncertain)
+        f.note(Finding::new(
+            "uncertain",
+            format!(
+                "{} uncertain: check on the platform whether they were issued; `campaign run \
+                 --resend-uncertain` sends them again",
+                rows_are(counts.uncertain)
+            ),
         ));
     }
     Ok(())
@@ -291,6 +396,14 @@ fn rows_are(n: u64) -> String {
         "1 row is".to_owned()
     } else {
         format!("{n} rows are")
+    }
+}
+
+/// The finding with the entry's identity and row.
+fn about(finding: Finding, entry: Option<&crate::ledger::report::EntryRecord>) -> Finding {
+    match entry {
+        Some(e) => finding.row(e.row).identity(e.identity.clone()),
+        None => finding,
     }
 }
 

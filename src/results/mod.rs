@@ -4,5 +4,5 @@ pub mod read;
 pub mod summary;
 pub mod write;
 
-pub use summary::{Summary, print_plan, print_summary};
+pub use summary::{Summary, plan_json, print_plan, print_summary, summary_json};
 pub use write::{COLUMNS, ResultsError, Written, write_results};

@@ -1,10 +1,14 @@
-//! The summary printed at the end of a run, and the plan printed by `--dry-run`.
+//! The summary printed at the end of a run, and the plan printed by `--dry-run`: as text, or
+//! with `--json` as one JSON object each (shapes in docs/json.md).
 
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use crate::campaign::Campaign;
-use crate::domain::{RowStatus, RunCounters, StatusCounts};
+use crate::domain::{RowStatus, RunCounters, RunEnding, StatusCounts};
+use crate::exit::Exit;
 use crate::ledger::ingest::IngestReport;
 
 /// What the end-of-run summary shows.
@@ -17,6 +21,8 @@ pub struct Summary<'a> {
     pub results: &'a Path,
     /// The results file's MD5, when it could be written.
     pub digest: Option<&'a str>,
+    /// Whether the results file starts with a byte-order mark, when it could be written.
+    pub bom: Option<bool>,
     /// Lines printed after the results line (limit reached, budget).
     pub notes: &'a [String],
 }
@@ -89,6 +95,89 @@ pub fn print_summary(s: &Summary<'_>) {
     let _ = crate::progress::print(&out);
 }
 
+/// How a run ended, for the JSON summary.
+pub struct Ending {
+    pub recorded: RunEnding,
+    pub exit: Exit,
+    /// Why it halted, when it did.
+    pub reason: Option<String>,
+    /// Why the results file could not be written, when it could not.
+    pub results_error: Option<String>,
+}
+
+/// The end-of-run summary as one JSON object.
+pub fn summary_json(campaign: &Campaign, s: &Summary<'_>, ending: &Ending) -> Value {
+    let secs = s.elapsed.as_secs_f64();
+    json!({
+        "campaign": campaign.name,
+        "api": campaign.api.method,
+        "ending": ending.recorded.as_str(),
+        "exit_code": ending.exit.code(),
+        "reason": ending.reason,
+        "rows": s.counts.total(),
+        "counts": s.counts,
+        "this_run": {
+            "sent": s.counters.sent,
+            "issued": s.counters.issued,
+            "failed": s.counters.failed,
+            "uncertain": s.counters.uncertain,
+            "retries": s.counters.retries,
+            "throttle_events": s.counters.throttle_events,
+            "elapsed_ms": s.elapsed.as_millis() as u64,
+            "rate": (secs >= 1.0).then(|| s.counters.sent as f64 / secs),
+            "final_rate": s.final_rate,
+        },
+        "results": {
+            "path": s.results.display().to_string(),
+            "md5": s.digest,
+            "bom": s.bom,
+            "error": ending.results_error,
+        },
+        "notes": s.notes,
+    })
+}
+
+/// Rows this run would send: the rows to send, capped by the budget and `--limit`.
+fn this_run(report: &IngestReport, limit: Option<u64>, budget: Option<(u64, u64)>) -> u64 {
+    let mut this_run = report.to_send;
+    if let Some((max, used)) = budget {
+        this_run = this_run.min(max.saturating_sub(used));
+    }
+    if let Some(limit) = limit {
+        this_run = this_run.min(limit);
+    }
+    this_run
+}
+
+/// The `--dry-run` plan as one JSON object.
+pub fn plan_json(
+    campaign: &Campaign,
+    report: &IngestReport,
+    limit: Option<u64>,
+    budget: Option<(u64, u64)>,
+) -> Value {
+    let sends = this_run(report, limit, budget);
+    json!({
+        "campaign": campaign.name,
+        "api": campaign.api.method,
+        "dry_run": true,
+        "rows": report.rows,
+        "to_send": report.to_send,
+        "already_done": report.already_done,
+        "invalid": report.invalid,
+        "duplicates": report.duplicates,
+        "this_run_sends": sends,
+        "limit": limit,
+        "budget": budget.map(|(max, used)| json!({ "max_issued": max, "used": used })),
+        "qps": campaign.limits.qps,
+        "estimated_s": sends as f64 / campaign.limits.qps,
+        "input_changed": report.input_changed,
+        "params_changed": report.params_changed,
+        "orphaned": report.orphaned,
+        "invalid_examples": report.invalid_examples,
+    })
+}
+
 /// Prints the `--dry-run` plan to stdout; `limit` is `--limit`, `budget` is `max_issued` with
 /// the rows already counted against it.
 pub fn print_plan(
@@ -110,19 +199,17 @@ pub fn print_plan(
     outln!(out, "  already done    {:>9}", report.already_done);
     outln!(out, "  invalid         {:>9}", report.invalid);
     outln!(out, "  duplicates      {:>9}", report.duplicates);
-    let mut this_run = report.to_send;
     if let Some((max, used)) = budget {
         let left = max.saturating_sub(used);
         outln!(
             out,
             "  budget          {used:>9} of max_issued = {max} used, {left} left"
         );
-        this_run = this_run.min(left);
     }
     if let Some(limit) = limit {
         outln!(out, "  --limit         {limit:>9} rows at most in this run");
-        this_run = this_run.min(limit);
     }
+    let this_run = this_run(report, limit, budget);
     if this_run < report.to_send {
         outln!(
             out,

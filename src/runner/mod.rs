@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// `--limit N`: send at most this many not-yet-sent rows in this run (a canary).
     pub limit: Option<u64>,
+    /// `--json`: the summary (or the dry-run plan) as one JSON object on stdout.
+    pub json: bool,
 }
 
 /// Everything the workers share.
@@ -153,7 +155,7 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     // Found now, not after every row was sent.
     crate::paths::check_run(&campaign)?;
     if options.dry_run {
-        return dry_run(&campaign, options.limit);
+        return dry_run(&campaign, options.limit, options.json);
     }
     if !campaign.state.exists() {
         crate::audit::refuse_fresh_ledger(&campaign)?;
@@ -307,16 +309,18 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
             max.saturating_sub(used)
         ));
     }
-    if !options.quiet {
-        results::print_summary(&results::Summary {
-            counts: &counts,
-            elapsed,
-            counters,
-            final_rate: pacer_rate,
-            results: &campaign.results,
-            digest: written.as_ref().ok().map(|w| w.digest.as_str()),
-            notes: &notes,
-        });
+    let summary = results::Summary {
+        counts: &counts,
+        elapsed,
+        counters,
+        final_rate: pacer_rate,
+        results: &campaign.results,
+        digest: written.as_ref().ok().map(|w| w.digest.as_str()),
+        bom: written.as_ref().ok().map(|w| w.bom),
+        notes: &notes,
+    };
+    if !options.quiet && !options.json {
+        results::print_summary(&summary);
     }
     if let Err(e) = &written {
         say(&format!(
@@ -378,6 +382,17 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         (Ending::Finished { .. }, true) if counts.need_attention() => Exit::RowsFailed,
         (Ending::Finished { .. }, true) => Exit::Ok,
     };
+    if options.json {
+        let ending = results::summary::Ending {
+            recorded: ending.recorded(),
+            exit,
+            reason: matches!(ending, Ending::Halted(_)).then(|| halt_text(&ending)),
+            results_error: written.as_ref().err().map(|e| describe(e)),
+        };
+        let object = results::summary_json(&campaign, &summary, &ending);
+        // Best effort, like the text summary: a closed stdout must not change the exit code.
+        let _ = crate::progress::print(&format!("{object}\n"));
+    }
     if let Some(notifier) = notifier {
         progress_posts.cancel();
         let reason = match &ending {
@@ -840,7 +855,7 @@ async fn start_sim(
 }
 
 /// `--dry-run`: ingest into a transaction that is rolled back, and print the plan.
-fn dry_run(campaign: &Campaign, limit: Option<u64>) -> anyhow::Result<Exit> {
+fn dry_run(campaign: &Campaign, limit: Option<u64>, json: bool) -> anyhow::Result<Exit> {
     // A campaign that never ran is planned in a throwaway state file on disk, not in memory:
     // a dry run of millions of rows must not hold them all in RAM.
     let scratch;
@@ -866,6 +881,11 @@ fn dry_run(campaign: &Campaign, limit: Option<u64>) -> anyhow::Result<Exit> {
         Some(max) => Some((max, ledger.budget_use(campaign.api.is_idempotent())?.used)),
         None => None,
     };
-    results::print_plan(campaign, &report, limit, budget);
+    if json {
+        let plan = results::plan_json(campaign, &report, limit, budget);
+        let _ = crate::progress::print(&format!("{plan}\n"));
+    } else {
+        results::print_plan(campaign, &report, limit, budget);
+    }
     Ok(Exit::Ok)
 }
