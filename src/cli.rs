@@ -6,10 +6,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::campaign::{Campaign, bounds};
+use crate::campaign::{Campaign, Concurrency, Overrides, Qps, bounds};
 use crate::exit::Exit;
-use crate::progress::LogWriter;
-use crate::runner::{self, RunOptions};
+use crate::progress::{LogWriter, Output};
+use crate::runner::{self, Mode, Reopen, RunOptions};
 
 /// Issue vouchers and rights to lists of recipients through the Taobao Open Platform: exactly
 /// once, under a rate limit, resumable, audited.
@@ -88,10 +88,10 @@ pub struct RunArgs {
     pub results: Option<PathBuf>,
     /// Requests per second, never exceeded in any one-second window (0.001 to 1000000).
     #[arg(long, value_name = "N", value_parser = qps_arg)]
-    pub qps: Option<f64>,
+    pub qps: Option<Qps>,
     /// Requests in flight at most (1 to 10000).
     #[arg(long, value_name = "N", value_parser = concurrency_arg)]
-    pub concurrency: Option<usize>,
+    pub concurrency: Option<Concurrency>,
     /// Validate everything and print the plan; send nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -126,11 +126,12 @@ pub struct BomArgs {
 }
 
 impl BomArgs {
-    fn apply(&self, campaign: &mut Campaign) {
-        if self.bom {
-            campaign.bom = Some(true);
-        } else if self.no_bom {
-            campaign.bom = Some(false);
+    /// `Some` when one of the flags was given.
+    fn value(&self) -> Option<bool> {
+        match (self.bom, self.no_bom) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
         }
     }
 }
@@ -179,31 +180,24 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-fn qps_arg(text: &str) -> Result<f64, String> {
-    bounds::parse_float_arg(text, &bounds::QPS)
+fn qps_arg(text: &str) -> Result<Qps, String> {
+    bounds::parse_float_arg(text, &bounds::QPS).and_then(Qps::new)
 }
 
-fn concurrency_arg(text: &str) -> Result<usize, String> {
-    bounds::parse_int_arg(text, &bounds::CONCURRENCY)
-        .map(|n| usize::try_from(n).expect("bounded to 1..=10000"))
+fn concurrency_arg(text: &str) -> Result<Concurrency, String> {
+    bounds::parse_int_arg(text, &bounds::CONCURRENCY).and_then(Concurrency::new)
 }
 
 impl FileArgs {
-    /// Loads the campaign file and applies the path overrides.
-    pub fn load(&self) -> anyhow::Result<Campaign> {
-        let mut campaign = Campaign::load(&self.campaign)?;
-        if let Some(input) = &self.input {
-            campaign.input = input.clone();
-        }
-        if let Some(state) = &self.state {
-            campaign.state = state.clone();
-        }
-        if let Some(label) = &self.encoding {
-            let encoding = crate::input::parse_encoding(label)
-                .map_err(|e| anyhow::anyhow!("--encoding: {e}"))?;
-            campaign.encoding = Some(encoding);
-        }
-        Ok(campaign)
+    /// Loads the campaign file with these paths and `more` overrides applied.
+    pub fn load(&self, more: Overrides) -> anyhow::Result<Campaign> {
+        let overrides = Overrides {
+            input: self.input.clone(),
+            state: self.state.clone(),
+            encoding: self.encoding.clone(),
+            ..more
+        };
+        Ok(Campaign::load_with(&self.campaign, &overrides)?)
     }
 }
 
@@ -280,44 +274,56 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Run(args) => {
-            let mut campaign = args.files.load()?;
-            if let Some(results) = &args.results {
-                campaign.results = results.clone();
-            }
-            if let Some(qps) = args.qps {
-                campaign.limits.qps = qps;
-            }
-            if let Some(concurrency) = args.concurrency {
-                campaign.limits.concurrency = concurrency;
-            }
-            args.bom.apply(&mut campaign);
+            let campaign = args.files.load(Overrides {
+                results: args.results.clone(),
+                bom: args.bom.value(),
+                qps: args.qps,
+                concurrency: args.concurrency,
+                ..Overrides::default()
+            })?;
             let options = RunOptions {
-                dry_run: args.dry_run,
-                retry_failed: args.retry_failed,
-                resend_uncertain: args.resend_uncertain,
-                quiet: cli.quiet,
+                mode: if args.dry_run {
+                    Mode::DryRun
+                } else {
+                    Mode::Send
+                },
+                reopen: Reopen {
+                    failed: args.retry_failed,
+                    uncertain: args.resend_uncertain,
+                },
+                output: Output::from_quiet(cli.quiet),
                 limit: args.limit,
                 json: args.json,
             };
             runtime()?.block_on(runner::run(campaign, options))
         }
-        Command::Status(args) => crate::audit::status(&args.files.load()?, args.json),
+        Command::Status(args) => {
+            crate::audit::status(&args.files.load(Overrides::default())?, args.json)
+        }
         Command::Export(args) => {
-            let mut campaign = args.files.load()?;
-            if let Some(results) = &args.results {
-                campaign.results = results.clone();
-            }
-            args.bom.apply(&mut campaign);
-            crate::audit::export(&campaign, args.attempts.as_deref(), cli.quiet)
+            let campaign = args.files.load(Overrides {
+                results: args.results.clone(),
+                bom: args.bom.value(),
+                ..Overrides::default()
+            })?;
+            crate::audit::export(
+                &campaign,
+                args.attempts.as_deref(),
+                Output::from_quiet(cli.quiet),
+            )
         }
         Command::Verify(args) => {
-            let mut campaign = args.files.load()?;
-            if let Some(results) = &args.results {
-                campaign.results = results.clone();
-            }
+            let campaign = args.files.load(Overrides {
+                results: args.results.clone(),
+                ..Overrides::default()
+            })?;
             crate::audit::verify(&campaign, args.json)
         }
-        Command::Rebuild(args) => crate::audit::rebuild(&args.files.load()?, &args.from, cli.quiet),
+        Command::Rebuild(args) => crate::audit::rebuild(
+            &args.files.load(Overrides::default())?,
+            &args.from,
+            Output::from_quiet(cli.quiet),
+        ),
         Command::Sim(args) => crate::sim::run_cli(args.clone()),
         Command::Completions { shell } => {
             crate::progress::print(&crate::help::completions(*shell))
@@ -329,7 +335,8 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 Some(dir) => {
                     for page in crate::help::man_pages(dir)? {
                         if !cli.quiet {
-                            println!("{}", page.display());
+                            crate::progress::print(&format!("{}\n", page.display()))
+                                .context("cannot write to stdout")?;
                         }
                     }
                 }

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod exit;
 pub mod files;
 pub mod help;
+pub mod ingest;
 pub mod input;
 pub mod ledger;
 pub mod notify;

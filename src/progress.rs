@@ -19,6 +19,23 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 /// The bar currently on screen, if any: log lines are printed around it.
 static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
+/// How much a command tells the user on stdout and stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// Progress, summaries and notes.
+    #[default]
+    Normal,
+    /// Only errors (`--quiet`).
+    Quiet,
+}
+
+impl Output {
+    /// `--quiet` given or not.
+    pub fn from_quiet(quiet: bool) -> Output {
+        if quiet { Output::Quiet } else { Output::Normal }
+    }
+}
+
 /// A running progress display; [`Progress::finish`] stops it.
 pub struct Progress {
     task: Option<tokio::task::JoinHandle<()>>,
@@ -40,9 +57,9 @@ pub fn describe(s: &RunCounters, retrying: u64, total: u64, rate: f64) -> String
 }
 
 impl Progress {
-    /// Starts showing progress of `total` rows to send, or nothing when `quiet`.
-    pub fn start(total: u64, stats: Arc<LiveCounters>, quiet: bool) -> Progress {
-        if quiet || total == 0 {
+    /// Starts showing progress of `total` rows to send, or nothing when quiet.
+    pub fn start(total: u64, stats: Arc<LiveCounters>, output: Output) -> Progress {
+        if output == Output::Quiet || total == 0 {
             return Progress {
                 task: None,
                 bar: None,

@@ -13,6 +13,7 @@ use crate::files::AtomicFile;
 use crate::files::dialect::{self, BOM, neutralise, starts_with_bom};
 use crate::ledger::report::AttemptRow;
 use crate::ledger::{self, Ledger, LedgerError};
+use crate::progress::Output;
 use crate::results;
 
 /// The attempts log's columns.
@@ -32,7 +33,7 @@ pub const ATTEMPT_COLUMNS: [&str; 10] = [
 pub(super) fn run(
     campaign: &Campaign,
     attempts: Option<&Path>,
-    quiet: bool,
+    output: Output,
 ) -> anyhow::Result<Exit> {
     if !campaign.state.exists() {
         return Err(LedgerError::Missing {
@@ -64,13 +65,13 @@ pub(super) fn run(
              (add --bom, or set bom = true in the campaign file, to keep it)\n",
         );
     }
-    if !quiet {
+    if output == Output::Normal {
         super::print(&out)?;
     }
     if let Some(path) = attempts {
         let written = write_attempts(&ledger, path, bom)
             .with_context(|| format!("cannot write the attempts log to {}", path.display()))?;
-        if !quiet {
+        if output == Output::Normal {
             super::print(&format!(
                 "attempts: {} ({written} attempts)\n",
                 path.display()

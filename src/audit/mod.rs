@@ -26,17 +26,21 @@ pub fn status(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
 pub fn export(
     campaign: &Campaign,
     attempts: Option<&std::path::Path>,
-    quiet: bool,
+    output: crate::progress::Output,
 ) -> anyhow::Result<Exit> {
-    export::run(campaign, attempts, quiet)
+    export::run(campaign, attempts, output)
 }
 
 pub use rebuild::refuse_fresh_ledger;
 
 /// `campaign rebuild`: a new ledger from a results file (issued and uncertain rows recorded,
 /// the rest pending), for a campaign whose state file was lost.
-pub fn rebuild(campaign: &Campaign, from: &std::path::Path, quiet: bool) -> anyhow::Result<Exit> {
-    rebuild::run(campaign, from, quiet)
+pub fn rebuild(
+    campaign: &Campaign,
+    from: &std::path::Path,
+    output: crate::progress::Output,
+) -> anyhow::Result<Exit> {
+    rebuild::run(campaign, from, output)
 }
 
 /// `campaign verify`: exit 0 when the input, the ledger and the results file reconcile, 1 with

@@ -14,6 +14,7 @@ use crate::domain::RowStatus;
 use crate::exit::Exit;
 use crate::files::dialect::neutralise;
 use crate::ledger::{self, Ledger, sidecar};
+use crate::progress::Output;
 use crate::results::read::{ReadError, ResultRecord, first_issued, read_results};
 
 /// A run, export or rebuild that finds no state file refuses to start a fresh ledger when the
@@ -59,7 +60,7 @@ pub fn refuse_fresh_ledger(campaign: &Campaign) -> anyhow::Result<()> {
 }
 
 /// `campaign rebuild CAMPAIGN.toml --from RESULTS`.
-pub(super) fn run(campaign: &Campaign, from: &Path, quiet: bool) -> anyhow::Result<Exit> {
+pub(super) fn run(campaign: &Campaign, from: &Path, output: Output) -> anyhow::Result<Exit> {
     let state = &campaign.state;
     anyhow::ensure!(
         !state.exists(),
@@ -89,7 +90,7 @@ pub(super) fn run(campaign: &Campaign, from: &Path, quiet: bool) -> anyhow::Resu
     let _ = std::fs::remove_file(sidecar(&building, "-shm"));
     let counts = {
         let mut ledger = Ledger::open(&building, &campaign.name, campaign.api.method)?;
-        ledger.ingest(campaign, false)?;
+        crate::ingest::ingest(&mut ledger, campaign, crate::ingest::Purpose::Run)?;
         let counts = restore(&ledger, campaign, from)?;
         ledger
             .conn
@@ -105,7 +106,7 @@ pub(super) fn run(campaign: &Campaign, from: &Path, quiet: bool) -> anyhow::Resu
         let aside = sidecar(state, &format!("-wal.lost-{}", std::process::id()));
         std::fs::rename(&wal, &aside)
             .with_context(|| format!("cannot move {} aside", wal.display()))?;
-        if !quiet {
+        if output == Output::Normal {
             println!(
                 "note: {} belonged to the lost state file; kept as {}",
                 wal.display(),
@@ -124,7 +125,7 @@ pub(super) fn run(campaign: &Campaign, from: &Path, quiet: bool) -> anyhow::Resu
             state.display()
         )
     })?;
-    if !quiet {
+    if output == Output::Normal {
         println!(
             "rebuilt {} from {}: {} issued, {} uncertain, {} rows pending (run `campaign run` to \
              send them; nothing issued is sent again)",

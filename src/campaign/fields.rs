@@ -10,6 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::bounds;
 use super::doc::{Doc, Entry, Section, integer};
+use super::values::{Concurrency, Qps};
 use super::{Campaign, CampaignError, Gateway, GatewayUrl, Limits, SIM_APP_KEY};
 use crate::input::parse_encoding;
 use crate::top::{APIS, ApiSpec, FieldKind, find_api};
@@ -243,8 +244,10 @@ fn parse_url(url: &str) -> Result<GatewayUrl, &'static str> {
 
 fn limits(mut s: Section<'_, '_>) -> Result<Limits, CampaignError> {
     let defaults = Limits::default();
-    let qps = s.number("qps", &bounds::QPS)?;
-    let concurrency = s.integer::<usize>("concurrency", &bounds::CONCURRENCY)?;
+    let qps = s.number("qps", &bounds::QPS)?.map(Qps);
+    let concurrency = s
+        .integer::<usize>("concurrency", &bounds::CONCURRENCY)?
+        .map(Concurrency);
     let max_attempts = s.integer::<u32>("max_attempts", &bounds::MAX_ATTEMPTS)?;
     let max_failure_rate = s.number("max_failure_rate", &bounds::MAX_FAILURE_RATE)?;
     let min_rows_for_halt = s.integer::<u64>("min_rows_for_halt", &bounds::MIN_ROWS_FOR_HALT)?;

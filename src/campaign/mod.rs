@@ -9,8 +9,10 @@ pub mod bounds;
 mod doc;
 mod fields;
 mod notify;
+mod overrides;
 #[cfg(test)]
 mod tests;
+mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,9 @@ pub use self::notify::{DEFAULT_NOTIFY_SECRET_ENV, NotifyConfig};
 use crate::secret::Secret;
 use crate::top::{ApiSpec, SignMethod};
 
+pub use overrides::Overrides;
+pub use values::{Concurrency, Qps};
+
 /// The simulator's default credentials, which a `sim` campaign uses for what it does not name
 /// (app key) or its environment does not set (secret, session). Defined with the simulator.
 pub use crate::sim::{
@@ -30,8 +35,8 @@ pub use crate::sim::{
     DEFAULT_SESSION as SIM_SESSION,
 };
 
-/// A loaded, validated campaign file. The CLI may override `input`, `results`, `state`,
-/// `encoding`, `bom` and `limits` after loading.
+/// A loaded, validated campaign file. The command line may override `input`, `results`,
+/// `state`, `encoding`, `bom`, `qps` and `concurrency` ([`Overrides`]).
 #[derive(Clone, Debug)]
 pub struct Campaign {
     /// The campaign file, as given.
@@ -85,9 +90,9 @@ pub struct Gateway {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     /// Requests per second, never exceeded in any one-second window.
-    pub qps: f64,
+    pub qps: Qps,
     /// Requests in flight at most.
-    pub concurrency: usize,
+    pub concurrency: Concurrency,
     /// Attempts per row, transient failures only.
     pub max_attempts: u32,
     /// Halt when permanent failures exceed this share ...
@@ -106,8 +111,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            qps: 50.0,
-            concurrency: 16,
+            qps: Qps::new(50.0).expect("a valid default"),
+            concurrency: Concurrency::new(16).expect("a valid default"),
             max_attempts: 5,
             max_failure_rate: 0.5,
             min_rows_for_halt: 200,
@@ -170,6 +175,9 @@ pub enum CampaignError {
         field: String,
         message: String,
     },
+    /// A command-line value that overrides the campaign file's is not valid.
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
     /// A secret's environment variable is unset or unreadable; never carries its value.
     #[error("{}: environment variable {var}: {message}", path.display())]
     Environment {

@@ -121,10 +121,10 @@ fn numbers_and_floats_in_limits() {
         "{MINIMAL_SIM}[limits]\nqps = 2.5\nmax_failure_rate = 1\nmax_ban_wait_s = 0\nmin_rows_for_halt = 0\n"
     ))
     .unwrap();
-    assert_eq!(c.limits.qps, 2.5);
+    assert_eq!(c.limits.qps.get(), 2.5);
     assert_eq!(c.limits.max_failure_rate, 1.0);
     assert_eq!(c.limits.max_ban_wait, Duration::ZERO);
-    assert_eq!(c.limits.concurrency, 16);
+    assert_eq!(c.limits.concurrency.get(), 16);
 }
 
 #[test]
@@ -395,7 +395,7 @@ fn params_are_checked_against_the_api() {
 fn params_fingerprint_follows_api_and_params_only() {
     let a = parse(SPEC_EXAMPLE).unwrap();
     let mut b = a.clone();
-    b.limits.qps = 1.0;
+    b.limits.qps = Qps::new(1.0).unwrap();
     b.input = PathBuf::from("elsewhere.csv");
     assert_eq!(a.params_fingerprint(), b.params_fingerprint());
     assert_eq!(a.params_fingerprint().len(), 32);
@@ -488,4 +488,30 @@ fn blank_secrets_are_named_empty_not_unset() {
         e.contains("CAMPAIGN_TEST_SESSION_D: is empty; tmall"),
         "{e}"
     );
+}
+
+#[test]
+fn command_line_overrides_replace_the_files_values_and_name_their_flag() {
+    let mut c = parse(MINIMAL_SIM).unwrap();
+    let e = parse(MINIMAL_SIM)
+        .unwrap()
+        .apply(&Overrides {
+            encoding: Some("latin-9".to_owned()),
+            ..Overrides::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("--encoding: "), "{e}");
+    c.apply(&Overrides {
+        results: Some("elsewhere.csv".into()),
+        bom: Some(true),
+        qps: Some(Qps::new(2.5).unwrap()),
+        concurrency: Some(Concurrency::new(3).unwrap()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    assert_eq!(c.results, Path::new("elsewhere.csv"));
+    assert_eq!(c.bom, Some(true));
+    assert_eq!((c.limits.qps.get(), c.limits.concurrency.get()), (2.5, 3));
+    assert_eq!(c.input, Path::new("samples/in.csv"));
 }

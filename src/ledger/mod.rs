@@ -5,8 +5,8 @@
 //! run one thread owns the connection ([`writer`]); everything else talks to it over a channel.
 
 pub mod budget;
+pub mod generation;
 pub mod guard;
-pub mod ingest;
 pub mod query;
 pub mod report;
 mod requests;

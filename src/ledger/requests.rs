@@ -14,9 +14,11 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{ENTRY_KIND, Ledger, LedgerError};
-use crate::campaign::Campaign;
 use crate::domain::RowStatus;
-use crate::input::{request_id_for, request_key};
+
+/// The request key of a payload: `(identity, payload, request_id it was sent with)` to the key.
+/// Computed by the caller, who knows the API and the campaign (see `crate::input::request_key`).
+pub(crate) type KeyOf<'a> = dyn Fn(&str, &str, Option<&str>) -> [u8; 16] + 'a;
 
 /// Where a valid row goes.
 #[derive(Debug)]
@@ -56,7 +58,7 @@ impl Ledger {
     /// row that holds the same identity or the same request.
     pub(crate) fn place(
         &self,
-        campaign: &Campaign,
+        key_of: &KeyOf<'_>,
         generation: i64,
         row: i64,
         identity: &str,
@@ -101,10 +103,7 @@ impl Ledger {
             }
             _ => (0, object_json.clone(), request_id.clone()),
         };
-        let generated = sent_request_id
-            .as_deref()
-            .is_some_and(|rid| rid == request_id_for(&campaign.name, identity));
-        let key = request_key(campaign.api, &payload, generated);
+        let key = key_of(identity, &payload, sent_request_id.as_deref());
         let holder: Option<(i64, i64, i64)> = self
             .conn
             .prepare_cached("SELECT row, entry_id, rank FROM request_keys WHERE key = ?1")

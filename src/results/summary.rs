@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::campaign::Campaign;
 use crate::domain::{RowStatus, RunCounters, RunEnding, StatusCounts};
 use crate::exit::Exit;
-use crate::ledger::ingest::IngestReport;
+use crate::ingest::IngestReport;
 
 /// What the end-of-run summary shows.
 pub struct Summary<'a> {
@@ -169,8 +169,8 @@ pub fn plan_json(
         "this_run_sends": sends,
         "limit": limit,
         "budget": budget.map(|(max, used)| json!({ "max_issued": max, "used": used })),
-        "qps": campaign.limits.qps,
-        "estimated_s": sends as f64 / campaign.limits.qps,
+        "qps": campaign.limits.qps.get(),
+        "estimated_s": sends as f64 / campaign.limits.qps.get(),
         "input_changed": report.input_changed,
         "params_changed": report.params_changed,
         "orphaned": report.orphaned,
@@ -187,7 +187,7 @@ pub fn print_plan(
     budget: Option<(u64, u64)>,
 ) {
     let mut out = String::new();
-    let qps = campaign.limits.qps;
+    let qps = campaign.limits.qps.get();
     outln!(
         out,
         "dry run: campaign {:?} ({}), nothing is sent",

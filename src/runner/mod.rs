@@ -23,12 +23,13 @@ use self::pace::Pacer;
 use crate::campaign::{Campaign, GatewayUrl, Limits, Secrets};
 use crate::domain::{LiveCounters, RowStatus, RunCounters, RunEnding, now_rfc3339};
 use crate::exit::Exit;
+use crate::ingest::{Purpose, ingest};
 use crate::ledger::budget::BudgetUse;
 use crate::ledger::guard::StateGuard;
 use crate::ledger::writer::{AttemptLog, Job, Msg, Record, Settle, Writer};
 use crate::ledger::{self, Ledger};
 use crate::notify::{Event, Notifier};
-use crate::progress::{Progress, say};
+use crate::progress::{Output, Progress, say};
 use crate::results;
 use crate::top::client::{Client, ClientConfig};
 
@@ -46,14 +47,32 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// `campaign run` flags beyond the campaign file.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    pub dry_run: bool,
-    pub retry_failed: bool,
-    pub resend_uncertain: bool,
-    pub quiet: bool,
+    pub mode: Mode,
+    pub reopen: Reopen,
+    pub output: Output,
     /// `--limit N`: send at most this many not-yet-sent rows in this run (a canary).
     pub limit: Option<u64>,
     /// `--json`: the summary (or the dry-run plan) as one JSON object on stdout.
     pub json: bool,
+}
+
+/// Send, or only plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Send every row not yet done.
+    #[default]
+    Send,
+    /// `--dry-run`: validate everything and print the plan; send nothing.
+    DryRun,
+}
+
+/// Final rows the user asks to send again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reopen {
+    /// `--retry-failed`
+    pub failed: bool,
+    /// `--resend-uncertain` (they may already have been issued).
+    pub uncertain: bool,
 }
 
 /// Everything the workers share.
@@ -154,7 +173,7 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     };
     // Found now, not after every row was sent.
     crate::paths::check_run(&campaign)?;
-    if options.dry_run {
+    if options.mode == Mode::DryRun {
         return dry_run(&campaign, options.limit, options.json);
     }
     if !campaign.state.exists() {
@@ -203,8 +222,8 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     let ctx = Arc::new(Ctx {
         client,
         ledger: writer.tx.clone(),
-        pacer: Pacer::new(campaign.limits.qps, campaign.limits.max_ban_wait),
-        in_flight: Semaphore::new(campaign.limits.concurrency),
+        pacer: Pacer::new(campaign.limits.qps.get(), campaign.limits.max_ban_wait),
+        in_flight: Semaphore::new(campaign.limits.concurrency.get()),
         stop: CancellationToken::new(),
         stats: stats.clone(),
         limits: campaign.limits.clone(),
@@ -212,7 +231,7 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         halt: Mutex::new(None),
         allowance: Allowance::new(options.limit, budget),
     });
-    let progress = Progress::start(to_send, stats.clone(), options.quiet);
+    let progress = Progress::start(to_send, stats.clone(), options.output);
     let progress_posts = match &notifier {
         Some(notifier) => post_progress(
             notifier.clone(),
@@ -319,7 +338,7 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
         bom: written.as_ref().ok().map(|w| w.bom),
         notes: &notes,
     };
-    if !options.quiet && !options.json {
+    if options.output == Output::Normal && !options.json {
         results::print_summary(&summary);
     }
     if let Err(e) = &written {
@@ -573,7 +592,7 @@ fn prepare(
             );
         }
     }
-    let report = ledger.ingest(campaign, false)?;
+    let report = ingest(ledger, campaign, Purpose::Run)?;
     if report.input_changed {
         tracing::warn!(
             "the input file changed since the last run; rows were re-read, and rows already sent keep their state (nothing is issued twice)"
@@ -588,7 +607,7 @@ fn prepare(
         Some(max) => Some((max, ledger.budget_use(campaign.api.is_idempotent())?)),
         None => None,
     };
-    let reopened = ledger.reopen(options.retry_failed, options.resend_uncertain)?;
+    let reopened = ledger.reopen(options.reopen.failed, options.reopen.uncertain)?;
     if reopened > 0 {
         tracing::info!("{reopened} rows reopened for sending");
     }
@@ -598,7 +617,7 @@ fn prepare(
 /// Feeds pending rows to the workers until none are left, the run stops, or `--limit` or the
 /// budget allows no more (returned), then drains.
 async fn dispatch(ctx: &Arc<Ctx>, generation: i64, drain_limit: Duration) -> Option<Refusal> {
-    let workers = ctx.limits.concurrency * 2 + 2;
+    let workers = ctx.limits.concurrency.get() * 2 + 2;
     let (jobs_tx, jobs_rx) = async_channel(workers);
     // One permit per worker waiting for a row and not yet promised one: rows are marked in
     // flight only for workers that will take them at once.
@@ -876,7 +895,7 @@ fn dry_run(campaign: &Campaign, limit: Option<u64>, json: bool) -> anyhow::Resul
             Ledger::open(&path, &campaign.name, campaign.api.method)?,
         )
     };
-    let report = ledger.ingest(campaign, true)?;
+    let report = ingest(&mut ledger, campaign, Purpose::Plan)?;
     let budget = match campaign.limits.max_issued {
         Some(max) => Some((max, ledger.budget_use(campaign.api.is_idempotent())?.used)),
         None => None,
