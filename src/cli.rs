@@ -111,6 +111,10 @@ pub struct RunArgs {
     pub json: bool,
     #[command(flatten)]
     pub bom: BomArgs,
+    /// Do not ask before sending through a real gateway (the question is only asked when stdin
+    /// and stderr are terminals and the gateway is neither the simulator nor loopback).
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 /// The byte-order mark of the results CSV, overriding `bom` in the campaign file.
@@ -294,6 +298,7 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 output: Output::from_quiet(cli.quiet),
                 limit: args.limit,
                 json: args.json,
+                yes: args.yes,
             };
             runtime()?.block_on(runner::run(campaign, options))
         }

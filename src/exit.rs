@@ -8,7 +8,7 @@ pub enum Exit {
     Ok = 0,
     /// Finished; some rows failed, are invalid or uncertain (see the results).
     RowsFailed = 1,
-    /// Usage, campaign file or input error; nothing was sent.
+    /// Usage, campaign file or input error, or the confirmation was declined; nothing was sent.
     Usage = 2,
     /// Halted: fatal platform error, failure rate over the limit, a long ban or the budget
     /// reached; resumable.

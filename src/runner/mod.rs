@@ -3,6 +3,7 @@
 
 mod allowance;
 mod backoff;
+pub mod confirm;
 mod halt;
 pub mod pace;
 mod signals;
@@ -54,6 +55,8 @@ pub struct RunOptions {
     pub limit: Option<u64>,
     /// `--json`: the summary (or the dry-run plan) as one JSON object on stdout.
     pub json: bool,
+    /// `--yes`: do not ask before a run against a real gateway.
+    pub yes: bool,
 }
 
 /// Send, or only plan.
@@ -182,6 +185,25 @@ pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit
     let _lock = ledger::lock(&campaign.state)?;
     let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
     let budget = prepare(&mut ledger, &campaign, &options)?;
+    if confirm::needed(&campaign, options.yes) {
+        let mut rows = ledger.pending_count(ledger.generation()?)?;
+        let used = budget.as_ref().map(|(max, found)| (*max, found.used));
+        if let Some((max, used)) = used {
+            rows = rows.min(max.saturating_sub(used));
+        }
+        if let Some(limit) = options.limit {
+            rows = rows.min(limit);
+        }
+        let plan = confirm::Plan {
+            campaign: &campaign,
+            rows,
+            budget: used,
+        };
+        if !confirm::ask(&plan).await? {
+            say("campaign: not confirmed; nothing was sent");
+            return Ok(Exit::Usage);
+        }
+    }
 
     let sim = match &campaign.gateway.url {
         GatewayUrl::Sim => Some(start_sim(&campaign, &secrets).await?),
