@@ -42,7 +42,8 @@ impl Exit {
             Exit::Usage => {
                 "usage, campaign file or input error, a path that clashes with the state file or \
                  the input, the state file is in use, of another campaign or API, or missing \
-                 while the campaign evidently ran; nothing was sent"
+                 while the campaign evidently ran, or the confirmation was not given; nothing \
+                 was sent"
             }
             Exit::Halted => {
                 "halted: fatal platform error, failure rate over the limit, a ban too long to wait, \
