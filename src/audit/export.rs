@@ -45,9 +45,9 @@ pub(super) fn run(
     let _lock = ledger::lock(&campaign.state).context(
         "`campaign export` rewrites the results file and needs the state file to itself",
     )?;
-    crate::runner::remove_stale_temporaries(&campaign.results);
+    crate::files::atomic::remove_stale(&campaign.results);
     if let Some(attempts) = attempts {
-        crate::runner::remove_stale_temporaries(attempts);
+        crate::files::atomic::remove_stale(attempts);
     }
     let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
     let had_bom = starts_with_bom(&campaign.results);

@@ -59,6 +59,36 @@ impl AtomicFile {
     }
 }
 
+/// Removes the temporary files that a killed writer of `path` left beside it (`.<name>*.tmp`).
+/// The caller makes sure none is being written (it holds the run lock).
+pub fn remove_stale(path: &Path) {
+    let (Some(folder), Some(name)) = (
+        Some(crate::paths::folder_of(path)),
+        path.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return;
+    };
+    let prefix = format!(".{name}");
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_str().is_some_and(|n| {
+            n.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .is_some_and(|random| {
+                    !random.is_empty() && random.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
+        });
+        if stale && let Err(e) = std::fs::remove_file(entry.path()) {
+            tracing::warn!(
+                "{}: cannot remove this stale temporary file: {e}",
+                entry.path().display()
+            );
+        }
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.out.write(buf)

@@ -212,20 +212,6 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// A throwaway ledger for planning (`--dry-run` of a campaign that never ran): on disk, so
-    /// memory stays flat, and without durability, since it is deleted afterwards.
-    pub fn scratch(path: &Path, campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
-        let conn = Connection::open(path).map_err(|source| sqlite(path, source))?;
-        conn.execute_batch("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;")
-            .map_err(|source| sqlite(path, source))?;
-        let ledger = Ledger {
-            conn,
-            path: path.to_owned(),
-        };
-        ledger.create(campaign, api)?;
-        Ok(ledger)
-    }
-
     /// An in-memory ledger, for tests.
     pub fn in_memory(campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
         let path = PathBuf::from(":memory:");

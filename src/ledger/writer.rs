@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::guard::StateGuard;
 use super::{Ledger, LedgerError};
-use crate::domain::RowStatus;
+use crate::domain::{RowStatus, now_rfc3339};
 use crate::top::{OutcomeClass, PlatformError};
 
 /// Largest number of messages applied in one transaction.
@@ -73,8 +73,6 @@ pub enum Msg {
         limit: usize,
         reply: oneshot::Sender<Vec<Job>>,
     },
-    /// Fires once everything sent before it is committed.
-    Flush { ack: oneshot::Sender<()> },
 }
 
 /// An attempt's record and the row's new state.
@@ -88,6 +86,56 @@ pub struct Record {
     pub top_request_id: Option<String>,
     /// Set when the row reached a final state.
     pub finished_at: Option<String>,
+}
+
+impl Record {
+    /// A row marked in flight but never sent: back to pending, untouched.
+    pub fn unsent(entry_id: i64) -> Record {
+        Record {
+            entry_id,
+            attempt: None,
+            counted: false,
+            settle: Settle::Pending(None),
+            top_request_id: None,
+            finished_at: None,
+        }
+    }
+
+    /// An attempt that failed for now: the row waits for a retry, and the attempt counts against
+    /// `max_attempts`.
+    pub fn retry(entry_id: i64, attempt: AttemptLog, error: PlatformError) -> Record {
+        Record::waiting(entry_id, attempt, true, error)
+    }
+
+    /// An attempt the platform turned away for reasons of its own (flow control, a
+    /// configuration it refused): the row waits, and the attempt does not count against
+    /// `max_attempts`.
+    pub fn turned_away(entry_id: i64, attempt: AttemptLog, error: PlatformError) -> Record {
+        Record::waiting(entry_id, attempt, false, error)
+    }
+
+    /// An attempt that settled the row for good (issued, failed or uncertain), finished now.
+    pub fn settled(entry_id: i64, attempt: AttemptLog, settle: Settle) -> Record {
+        Record {
+            entry_id,
+            top_request_id: attempt.top_request_id.clone(),
+            attempt: Some(attempt),
+            counted: true,
+            settle,
+            finished_at: Some(now_rfc3339()),
+        }
+    }
+
+    fn waiting(entry_id: i64, attempt: AttemptLog, counted: bool, error: PlatformError) -> Record {
+        Record {
+            entry_id,
+            top_request_id: attempt.top_request_id.clone(),
+            attempt: Some(attempt),
+            counted,
+            settle: Settle::Pending(Some(error)),
+            finished_at: None,
+        }
+    }
 }
 
 /// The handle the run keeps: send messages, then [`Writer::finish`] to get the ledger back.
@@ -279,6 +327,5 @@ fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Some(Reply::Jobs(reply, jobs)))
         }
-        Msg::Flush { ack } => Ok(Some(Reply::Ack(ack))),
     }
 }

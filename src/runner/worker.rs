@@ -1,202 +1,214 @@
-//! One row's journey: mark in flight (durably), wait for a slot, send, record, and retry or
-//! settle according to the outcome class.
+//! One row's journey, in three steps repeated until the row settles: acquire (a permit, the
+//! end of any throttle pause, the row's in-flight mark on disk), attempt (the rate-limit slot,
+//! the call), settle (record the outcome, then retry, wait, halt or finish according to its
+//! class).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::{Ctx, Halt};
-use crate::ledger::writer::{AttemptLog, Job, Msg, Settle};
-use crate::top::{Outcome, PlatformError};
-
+use super::Halt;
+use super::ctx::{Ctx, LedgerGone, Slot};
 use super::pace::ThrottleVerdict;
+use crate::domain::now_rfc3339;
+use crate::ledger::writer::{AttemptLog, Job, Msg, Record, Settle};
+use crate::top::{Gateway, Outcome, PlatformError};
 
-/// The ledger thread is gone: nothing more can be recorded, so nothing more may be sent.
-#[derive(Debug)]
-pub(crate) struct LedgerGone;
-
-/// One permit of `ctx.in_flight`, taken out of the semaphore (`forget`) so that it can travel
-/// with its row from the dispatcher to a worker; it goes back to the semaphore on drop.
-pub(crate) struct Slot {
-    ctx: Arc<Ctx>,
+/// What one attempt brought back.
+struct Answer {
+    outcome: Outcome,
+    log: AttemptLog,
 }
 
-impl Slot {
-    /// Takes charge of one permit the caller has already forgotten.
-    pub(crate) fn adopt(ctx: &Arc<Ctx>) -> Slot {
-        Slot { ctx: ctx.clone() }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.ctx.in_flight.add_permits(1);
-    }
+/// What the row does after an attempt was recorded.
+enum Next {
+    /// Another attempt (after a backoff or a throttle pause).
+    Again,
+    /// Nothing more in this run; `refused` when it ended `failed`.
+    Done { refused: bool },
 }
 
 /// Sends one row until it settles, the run stops, or the ledger fails. `handed` is the permit
 /// the dispatcher took for the row's first attempt, whose in-flight mark it has already
 /// committed; later attempts take their own permit and mark the row themselves. Returns whether
 /// the row ended `failed` (the platform refused it, so it was not issued).
-pub(crate) async fn process(ctx: &Arc<Ctx>, job: Job, handed: Slot) -> Result<bool, LedgerGone> {
+pub(crate) async fn process<G: Gateway>(
+    ctx: &Arc<Ctx<G>>,
+    job: Job,
+    handed: Slot<G>,
+) -> Result<bool, LedgerGone> {
     let mut tries_this_run: u32 = 0;
     let mut handed = Some(handed);
     loop {
-        let permit = match handed.take() {
-            Some(slot) => {
-                if ctx.stop.is_cancelled() {
-                    // Marked but never sent: back to pending, untouched.
-                    ctx.record(&job, None, false, Settle::Pending(None), None)
-                        .await?;
-                    return Ok(false);
-                }
-                slot
-            }
-            None => {
-                if ctx.stop.is_cancelled() {
-                    return Ok(false);
-                }
-                tokio::select! {
-                    permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed").forget(),
-                    () = ctx.stop.cancelled() => return Ok(false),
-                }
-                let slot = Slot::adopt(ctx);
-                tokio::select! {
-                    () = ctx.pacer.wait_pause() => {}
-                    () = ctx.stop.cancelled() => return Ok(false),
-                }
-                let (ack, marked) = oneshot::channel();
-                ctx.send(Msg::InFlight {
-                    entry_ids: vec![job.entry_id],
-                    ack,
-                })
-                .await?;
-                marked.await.map_err(|_| LedgerGone)?;
-                slot
-            }
-        };
-        let request = ctx.client.prepare(&job.payload);
-        let sent = tokio::select! {
-            () = ctx.pacer.wait_slot() => true,
-            () = ctx.stop.cancelled() => false,
-        };
-        if !sent {
-            // Marked but never sent: let it go back to pending, untouched.
-            ctx.record(&job, None, false, Settle::Pending(None), None)
-                .await?;
+        let Some(permit) = acquire(ctx, &job, handed.take()).await? else {
             return Ok(false);
-        }
-
-        let started_at = crate::domain::now_rfc3339();
-        let started = Instant::now();
-        ctx.stats.sent();
-        let attempt = ctx.client.send_prepared(request).await;
-        let latency_ms = started.elapsed().as_millis() as i64;
-        let class = attempt.outcome.class();
-        let counted = !matches!(
-            attempt.outcome,
-            Outcome::Throttled { .. } | Outcome::Fatal(_)
-        );
-        if counted {
-            tries_this_run += 1;
-        }
-        let log = AttemptLog {
-            attempt: job.attempts + tries_this_run + u32::from(!counted),
-            started_at,
-            latency_ms,
-            class,
-            error: attempt.outcome.error().cloned(),
-            top_request_id: attempt.top_request_id.clone(),
-            request_id: job.request_id.clone(),
         };
-        let top_request_id = attempt.top_request_id;
-        if !matches!(attempt.outcome, Outcome::Throttled { .. }) {
-            ctx.pacer.on_clean_answer();
-        }
-
-        let settle = match attempt.outcome {
-            Outcome::Issued { issued_id, detail } => {
-                ctx.stats.issued();
-                Settle::Issued { issued_id, detail }
-            }
-            Outcome::Permanent(error) => {
-                ctx.stats.failed();
-                Settle::Failed(error)
-            }
-            Outcome::Unknown(error) => {
-                ctx.stats.uncertain();
-                Settle::Uncertain(error)
-            }
-            Outcome::Transient(error) if tries_this_run >= ctx.limits.max_attempts => {
-                let error = PlatformError {
-                    message: format!(
-                        "retries exhausted after {tries_this_run} attempts; last: {}",
-                        error.message
-                    ),
-                    ..error
-                };
-                // The last answer may mean "issued" (a lost answer, alsc `SENDING`): never
-                // `failed`, which `--retry-failed` would send again.
-                if error.may_have_issued() {
-                    ctx.stats.uncertain();
-                    Settle::Uncertain(error)
-                } else {
-                    ctx.stats.failed();
-                    Settle::Failed(error)
-                }
-            }
-            Outcome::Transient(error) => {
-                ctx.record(
-                    &job,
-                    Some(log),
-                    true,
-                    Settle::Pending(Some(error)),
-                    top_request_id,
-                )
-                .await?;
-                drop(permit);
-                ctx.stats.retry_started();
-                let delay = ctx.backoff.delay(tries_this_run);
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = ctx.stop.cancelled() => {}
-                }
-                ctx.stats.retry_ended();
-                continue;
-            }
-            Outcome::Throttled { ban, error } => {
-                ctx.stats.throttled();
-                ctx.record(
-                    &job,
-                    Some(log),
-                    false,
-                    Settle::Pending(Some(error.clone())),
-                    top_request_id,
-                )
-                .await?;
-                if let ThrottleVerdict::TooLong(ban) = ctx.pacer.on_throttle(ban) {
-                    ctx.halt(Halt::LongBan { ban, error });
-                }
-                continue;
-            }
-            Outcome::Fatal(error) => {
-                ctx.record(
-                    &job,
-                    Some(log),
-                    false,
-                    Settle::Pending(Some(error.clone())),
-                    top_request_id,
-                )
-                .await?;
-                ctx.halt(Halt::Fatal(error));
-                return Ok(false);
-            }
+        let Some(answer) = attempt(ctx, &job, &mut tries_this_run).await else {
+            // Marked but never sent: back to pending, untouched.
+            ctx.record(Record::unsent(job.entry_id)).await?;
+            return Ok(false);
         };
-        let refused = matches!(settle, Settle::Failed(_));
-        ctx.record(&job, Some(log), counted, settle, top_request_id)
-            .await?;
-        ctx.check_failure_rate();
-        return Ok(refused);
+        match settle(ctx, &job, answer, tries_this_run, permit).await? {
+            Next::Again => {}
+            Next::Done { refused } => return Ok(refused),
+        }
+    }
+}
+
+/// The permit to send the row, with its in-flight mark durable: the dispatcher's (`handed`), or
+/// a new one for a later attempt. `None` when the run stopped first.
+async fn acquire<G: Gateway>(
+    ctx: &Arc<Ctx<G>>,
+    job: &Job,
+    handed: Option<Slot<G>>,
+) -> Result<Option<Slot<G>>, LedgerGone> {
+    if let Some(slot) = handed {
+        if ctx.stop.is_cancelled() {
+            // Marked but never sent: back to pending, untouched.
+            ctx.record(Record::unsent(job.entry_id)).await?;
+            return Ok(None);
+        }
+        return Ok(Some(slot));
+    }
+    if ctx.stop.is_cancelled() {
+        return Ok(None);
+    }
+    tokio::select! {
+        permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed").forget(),
+        () = ctx.stop.cancelled() => return Ok(None),
+    }
+    let slot = Slot::adopt(ctx);
+    tokio::select! {
+        () = ctx.pacer.wait_pause() => {}
+        () = ctx.stop.cancelled() => return Ok(None),
+    }
+    let (ack, marked) = oneshot::channel();
+    ctx.send(Msg::InFlight {
+        entry_ids: vec![job.entry_id],
+        ack,
+    })
+    .await?;
+    marked.await.map_err(|_| LedgerGone)?;
+    Ok(Some(slot))
+}
+
+/// Prepares the call, waits for the row's rate-limit slot and sends it. `None` when the run
+/// stopped before the slot came (nothing was sent).
+async fn attempt<G: Gateway>(ctx: &Ctx<G>, job: &Job, tries_this_run: &mut u32) -> Option<Answer> {
+    let request = ctx.gateway.prepare(&job.payload);
+    tokio::select! {
+        () = ctx.pacer.wait_slot() => {}
+        () = ctx.stop.cancelled() => return None,
+    }
+    let started_at = now_rfc3339();
+    let started = Instant::now();
+    ctx.stats.sent();
+    let attempt = ctx.gateway.send(request).await;
+    let latency_ms = started.elapsed().as_millis() as i64;
+    // Throttled and fatal answers are the platform's business, not the row's: they do not count
+    // against `max_attempts`.
+    let counted = !matches!(
+        attempt.outcome,
+        Outcome::Throttled { .. } | Outcome::Fatal(_)
+    );
+    if counted {
+        *tries_this_run += 1;
+    }
+    if !matches!(attempt.outcome, Outcome::Throttled { .. }) {
+        ctx.pacer.on_clean_answer();
+    }
+    let log = AttemptLog {
+        attempt: job.attempts + *tries_this_run + u32::from(!counted),
+        started_at,
+        latency_ms,
+        class: attempt.outcome.class(),
+        error: attempt.outcome.error().cloned(),
+        top_request_id: attempt.top_request_id,
+        request_id: job.request_id.clone(),
+    };
+    Some(Answer {
+        outcome: attempt.outcome,
+        log,
+    })
+}
+
+/// Records the answer and decides what the row does next, by the outcome's class.
+async fn settle<G: Gateway>(
+    ctx: &Ctx<G>,
+    job: &Job,
+    answer: Answer,
+    tries_this_run: u32,
+    permit: Slot<G>,
+) -> Result<Next, LedgerGone> {
+    let Answer { outcome, log } = answer;
+    let entry_id = job.entry_id;
+    let settled = match outcome {
+        Outcome::Issued { issued_id, detail } => {
+            ctx.stats.issued();
+            Settle::Issued { issued_id, detail }
+        }
+        Outcome::Permanent(error) => {
+            ctx.stats.failed();
+            Settle::Failed(error)
+        }
+        Outcome::Unknown(error) => {
+            ctx.stats.uncertain();
+            Settle::Uncertain(error)
+        }
+        Outcome::Transient(error) if tries_this_run >= ctx.limits.max_attempts => {
+            exhausted(ctx, error, tries_this_run)
+        }
+        Outcome::Transient(error) => {
+            ctx.record(Record::retry(entry_id, log, error)).await?;
+            drop(permit);
+            ctx.stats.retry_started();
+            let delay = ctx.backoff.delay(tries_this_run);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = ctx.stop.cancelled() => {}
+            }
+            ctx.stats.retry_ended();
+            return Ok(Next::Again);
+        }
+        Outcome::Throttled { ban, error } => {
+            ctx.stats.throttled();
+            ctx.record(Record::turned_away(entry_id, log, error.clone()))
+                .await?;
+            if let ThrottleVerdict::TooLong(ban) = ctx.pacer.on_throttle(ban) {
+                ctx.halt(Halt::LongBan { ban, error });
+            }
+            return Ok(Next::Again);
+        }
+        Outcome::Fatal(error) => {
+            ctx.record(Record::turned_away(entry_id, log, error.clone()))
+                .await?;
+            ctx.halt(Halt::Fatal(error));
+            return Ok(Next::Done { refused: false });
+        }
+    };
+    let refused = matches!(settled, Settle::Failed(_));
+    ctx.record(Record::settled(entry_id, log, settled)).await?;
+    ctx.check_failure_rate();
+    Ok(Next::Done { refused })
+}
+
+/// The last retry failed for now too: `failed`, unless the last answer may mean "issued" (a
+/// lost answer, alsc `SENDING`): then `uncertain`, never `failed`, which `--retry-failed` would
+/// send again.
+fn exhausted<G: Gateway>(ctx: &Ctx<G>, error: PlatformError, tries_this_run: u32) -> Settle {
+    let error = PlatformError {
+        message: format!(
+            "retries exhausted after {tries_this_run} attempts; last: {}",
+            error.message
+        ),
+        ..error
+    };
+    if error.may_have_issued() {
+        ctx.stats.uncertain();
+        Settle::Uncertain(error)
+    } else {
+        ctx.stats.failed();
+        Settle::Failed(error)
     }
 }

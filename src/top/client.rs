@@ -161,11 +161,6 @@ impl Client {
         })
     }
 
-    /// The API this client calls.
-    pub fn api(&self) -> &'static ApiSpec {
-        self.inner.api
-    }
-
     /// Sends one call with `object_json` (the object param, serialised once by the caller) as
     /// the value of the API's object param, exactly as given.
     pub async fn send(&self, object_json: &str) -> Attempt {

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod apis;
 pub mod client;
+pub mod gateway;
 pub mod outcome;
 pub mod params;
 pub mod response;
@@ -12,6 +13,7 @@ pub mod sign;
 
 pub use api::{APIS, ApiSpec, FieldKind, FieldSpec, find_api};
 pub use client::{Attempt, Client, ClientConfig, ClientError};
+pub use gateway::Gateway;
 pub use outcome::{Outcome, OutcomeClass, PlatformError, classify_error};
 pub use params::Credentials;
 pub use response::{Parsed, parse_response};

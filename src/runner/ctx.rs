@@ -1,0 +1,144 @@
+//! What the dispatcher and the workers of one run share ([`Ctx`]): the gateway, the ledger's
+//! channel, the pace, the in-flight permits, the stop token, the live counters, the limits and
+//! the halting rules.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::Halt;
+use super::allowance::Allowance;
+use super::backoff::Backoff;
+use super::pace::Pacer;
+use crate::campaign::Limits;
+use crate::domain::LiveCounters;
+use crate::ledger::guard::StateGuard;
+use crate::ledger::writer::{Msg, Record};
+use crate::top::Gateway;
+
+/// How often the state file is checked during a run (it is also checked before rows are
+/// marked in flight, and before the final write).
+const GUARD_EVERY: Duration = Duration::from_millis(500);
+
+/// The ledger thread is gone: nothing more can be recorded, so nothing more may be sent.
+#[derive(Debug)]
+pub(crate) struct LedgerGone;
+
+/// Everything the workers share.
+pub(crate) struct Ctx<G> {
+    pub(super) gateway: G,
+    ledger: mpsc::Sender<Msg>,
+    pub(super) pacer: Pacer,
+    pub(super) in_flight: Semaphore,
+    pub(super) stop: CancellationToken,
+    pub(super) stats: Arc<LiveCounters>,
+    pub(super) limits: Limits,
+    pub(super) backoff: Backoff,
+    halt: Mutex<Option<Halt>>,
+    /// What `--limit` and the budget still allow this run to send.
+    pub(super) allowance: Allowance,
+}
+
+impl<G: Gateway> Ctx<G> {
+    /// A run's shared state: rows go to `gateway`, outcomes to the ledger behind `ledger`.
+    pub(super) fn new(
+        gateway: G,
+        ledger: mpsc::Sender<Msg>,
+        limits: Limits,
+        stats: Arc<LiveCounters>,
+        backoff: Backoff,
+        allowance: Allowance,
+    ) -> Ctx<G> {
+        Ctx {
+            gateway,
+            ledger,
+            pacer: Pacer::new(limits.qps.get(), limits.max_ban_wait),
+            in_flight: Semaphore::new(limits.concurrency.get()),
+            stop: CancellationToken::new(),
+            stats,
+            limits,
+            backoff,
+            halt: Mutex::new(None),
+            allowance,
+        }
+    }
+
+    pub(super) async fn send(&self, msg: Msg) -> Result<(), LedgerGone> {
+        self.ledger.send(msg).await.map_err(|_| LedgerGone)
+    }
+
+    /// Records an attempt and the row's new state (made by the named constructors of
+    /// [`Record`]).
+    pub(super) async fn record(&self, record: Record) -> Result<(), LedgerGone> {
+        self.send(Msg::Record(Box::new(record))).await
+    }
+
+    /// Stops the run for `reason` (the first reason wins).
+    pub(super) fn halt(&self, reason: Halt) {
+        let mut halt = self.halt.lock().unwrap_or_else(|p| p.into_inner());
+        if halt.is_none() {
+            tracing::debug!("halting: {reason}");
+            *halt = Some(reason);
+        }
+        self.stop.cancel();
+    }
+
+    /// The reason the run halted, if it did (taken: asked once, at the end).
+    pub(super) fn take_halt(&self) -> Option<Halt> {
+        self.halt.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Halts when permanent failures passed `max_failure_rate` of the finished rows (over this
+    /// and earlier runs), once at least `min_rows_for_halt` rows finished.
+    pub(super) fn check_failure_rate(&self) {
+        let (failed, finished) = self.stats.failure_tally();
+        let limit = self.limits.max_failure_rate;
+        if finished >= self.limits.min_rows_for_halt
+            && finished > 0
+            && failed as f64 > limit * finished as f64
+        {
+            self.halt(Halt::FailureRate {
+                failed,
+                finished,
+                limit,
+            });
+        }
+    }
+}
+
+/// One permit of `ctx.in_flight`, taken out of the semaphore (`forget`) so that it can travel
+/// with its row from the dispatcher to a worker; it goes back to the semaphore on drop.
+pub(crate) struct Slot<G: Gateway> {
+    ctx: Arc<Ctx<G>>,
+}
+
+impl<G: Gateway> Slot<G> {
+    /// Takes charge of one permit the caller has already forgotten.
+    pub(crate) fn adopt(ctx: &Arc<Ctx<G>>) -> Slot<G> {
+        Slot { ctx: ctx.clone() }
+    }
+}
+
+impl<G: Gateway> Drop for Slot<G> {
+    fn drop(&mut self) {
+        self.ctx.in_flight.add_permits(1);
+    }
+}
+
+/// Checks every half second that the state file is still the one the run has open; halts the
+/// run at the first sign that it was deleted, replaced or truncated.
+pub(super) async fn watch_state_file<G: Gateway>(ctx: Arc<Ctx<G>>, guard: Arc<StateGuard>) {
+    let mut tick = tokio::time::interval(GUARD_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = ctx.stop.cancelled() => return,
+        }
+        if let Err(finding) = guard.check() {
+            ctx.halt(Halt::LedgerLost(finding.to_owned()));
+            return;
+        }
+    }
+}
