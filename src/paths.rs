@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 use crate::campaign::Campaign;
 use crate::ledger::sidecar;
 
-/// Makes every file this process creates from now on owner-only (mode 0600, folders 0700).
+/// Makes every file this process creates from now on owner-only (mode 0600, folders 0700) on
+/// Unix; elsewhere files get the platform's default permissions.
 pub fn owner_only_from_now_on() {
+    #[cfg(unix)]
     // SAFETY: umask only sets the process's file mode creation mask; it cannot fail.
     unsafe {
         libc::umask(0o077);
@@ -24,6 +26,14 @@ pub fn owner_only_from_now_on() {
 }
 
 /// Narrows an existing file to owner-only (0600); a file that does not exist is left alone.
+/// Unix only: elsewhere files keep the platform's default permissions.
+#[cfg(not(unix))]
+pub fn make_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Narrows an existing file to owner-only (0600); a file that does not exist is left alone.
+#[cfg(unix)]
 pub fn make_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::metadata(path) {
@@ -115,9 +125,11 @@ pub fn check_outputs(
 
 /// Whether two paths name the same file (or would, once created).
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-        return x.dev() == y.dev() && x.ino() == y.ino();
+    use crate::files::identity::file_id;
+    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b))
+        && let (Some(x), Some(y)) = (file_id(&x), file_id(&y))
+    {
+        return x == y;
     }
     match (canonical(a), canonical(b)) {
         (Some(x), Some(y)) => x == y,

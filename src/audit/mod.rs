@@ -16,7 +16,7 @@ use crate::campaign::Campaign;
 use crate::exit::Exit;
 use crate::ledger::{Ledger, LedgerError};
 
-/// `campaign status`: a table, or JSON with `json` (shape in docs/auditing.md).
+/// `campaign status`: a table, or JSON with `json` (the fields of [`status::StatusReport`]).
 pub fn status(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
     status::run(campaign, json)
 }

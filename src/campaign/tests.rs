@@ -1,4 +1,4 @@
-//! Tests of the campaign file: the SPEC's example, defaults, every kind of error with its
+//! Tests of the campaign file: the documented example, defaults, every kind of error with its
 //! position, relative paths and secrets from the environment.
 
 use super::*;

@@ -22,32 +22,12 @@ use std::path::Path;
 
 use md5::{Digest, Md5};
 
+pub use crate::files::identity::quick_stat;
 pub use decode::parse_encoding;
 pub use error::InputError;
 pub use prepare::{Prepared, REQUEST_ID_NAMESPACE, prepare, request_id_for};
 pub use reader::{Header, InputReader, InputRow};
 pub use request_key::request_key;
-
-/// A cheap identity of the file as it is now, to tell at a glance that it has not changed since
-/// the last run without reading it: size, modification time, change time, device and inode.
-/// The change time (ctime) is the part no one can set back: an edit that restores the size and
-/// the modification time (`touch -r`, a tool that keeps times) still moves it. The full MD5 is
-/// compared whenever the results are written, and a difference there makes the next run read
-/// the file again (see `write_results`), so this shortcut never decides alone.
-pub fn quick_stat(path: &Path) -> io::Result<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)?;
-    Ok(format!(
-        "{}:{}.{}:{}.{}:{}:{}",
-        meta.len(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec(),
-        meta.dev(),
-        meta.ino()
-    ))
-}
 
 /// The MD5 digest (lower-case hex) of the file's bytes, read in a streaming fashion; the ledger
 /// keeps it to tell "input changed since the last run".

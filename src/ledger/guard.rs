@@ -8,19 +8,19 @@
 //! lets rows be marked in flight, and before the final write; on the first failure it stops
 //! sending and writes the results from the ledger it still has open.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::sidecar;
+use crate::files::identity::file_id;
 
 /// One file watched: its path, identity and the largest size seen.
 #[derive(Debug)]
 struct Watched {
     path: PathBuf,
-    dev: u64,
-    ino: u64,
+    /// Device and inode (Unix); `None` elsewhere, where only deletion and truncation show.
+    id: Option<(u64, u64)>,
     largest: AtomicU64,
 }
 
@@ -29,8 +29,7 @@ impl Watched {
         let meta = std::fs::metadata(&path).ok()?;
         Some(Watched {
             path,
-            dev: meta.dev(),
-            ino: meta.ino(),
+            id: file_id(&meta),
             largest: AtomicU64::new(meta.len()),
         })
     }
@@ -45,7 +44,7 @@ impl Watched {
             }
             Err(e) => return Some(format!("{shown} cannot be read: {e}")),
         };
-        if (meta.dev(), meta.ino()) != (self.dev, self.ino) {
+        if file_id(&meta) != self.id {
             return Some(format!("{shown} was replaced by another file"));
         }
         let largest = self.largest.fetch_max(meta.len(), Ordering::Relaxed);

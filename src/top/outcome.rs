@@ -237,8 +237,8 @@ enum SubIs {
 
 struct Rule(CodeIs, SubIs, Class);
 
-/// The error table of `top-protocol.md` ("Error codes and retry classes"). The first rule that
-/// matches wins, so specific rules come before the `isp.`/`isv.` families.
+/// The platform's error codes and the retry class each one gets. The first rule that matches
+/// wins, so specific rules come before the `isp.`/`isv.` families.
 #[rustfmt::skip]
 static RULES: &[Rule] = &[
     // Code 7 (all three `accesscontrol.*` quotas) and the legacy call-limit codes.
@@ -354,7 +354,7 @@ mod tests {
         classify_error(Some(code), sub_code, "msg", "", idempotent).class()
     }
 
-    /// Every row of the error table in `top-protocol.md`, for the non-idempotent API; the
+    /// Every row of the error table ([`RULES`]), for the non-idempotent API; the
     /// idempotent API differs only on timeouts (tested below).
     #[test]
     fn every_row_of_the_error_table() {

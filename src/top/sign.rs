@@ -1,5 +1,5 @@
 //! Request signing: `md5`, `hmac` (HMAC-MD5) and `hmac-sha256`, exactly as the TOP gateway
-//! checks it (see `top-protocol.md`, Signing).
+//! checks it.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,8 +1,6 @@
 //! Shared harness for the integration tests: the real `campaign` binary, a simulator process on
 //! 127.0.0.1:0, and campaign folders in temporary directories.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

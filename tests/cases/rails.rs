@@ -2,11 +2,9 @@
 //! `--limit` canary, the `max_issued` budget, the confirmation prompt, `campaign check` and
 //! notifications.
 
-mod common;
-
 use std::process::{Output, Stdio};
 
-use common::{
+use super::common::{
     Folder, Sim, alsc_campaign, alsc_rows, campaign, count_status, text, tmall_campaign,
     tmall_rows, wait_for_count,
 };

@@ -1,13 +1,11 @@
 //! `campaign run` end to end: the real binary against a simulator process on 127.0.0.1:0.
 
-mod common;
-
-use common::text;
+use super::common::text;
 
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
+use super::common::{
     Folder, SECRET, SESSION, Sim, alsc_campaign, alsc_rows, campaign, count_status, tmall_campaign,
     tmall_rows,
 };
@@ -72,9 +70,9 @@ fn tmall_happy_path_issues_every_row_once_and_keeps_extra_columns() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 50);
-    assert_eq!(common::column(&results, "note")[49], "note 50");
+    assert_eq!(super::common::column(&results, "note")[49], "note 50");
     assert_eq!(
-        common::column(&results, "row"),
+        super::common::column(&results, "row"),
         (1..=50).map(|i| i.to_string()).collect::<Vec<_>>()
     );
     let stats = sim.stats();
@@ -96,7 +94,7 @@ fn alsc_happy_path_sends_deterministic_request_ids() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 30);
-    let ids = common::column(&results, "request_id");
+    let ids = super::common::column(&results, "request_id");
     assert!(
         ids.iter()
             .all(|id| uuid::Uuid::parse_str(id).map(|u| u.get_version_num()) == Ok(3)),
@@ -107,7 +105,7 @@ fn alsc_happy_path_sends_deterministic_request_ids() {
     unique.dedup();
     assert_eq!(unique.len(), 30);
     assert!(
-        common::column(&results, "issued_id")
+        super::common::column(&results, "issued_id")
             .iter()
             .all(|id| !id.is_empty())
     );
@@ -126,7 +124,7 @@ fn every_status_lands_in_the_results() {
     let out = run(&folder, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let results = folder.path("out.csv");
-    let statuses = common::column(&results, "status");
+    let statuses = super::common::column(&results, "status");
     assert_eq!(
         statuses,
         [
@@ -140,12 +138,12 @@ fn every_status_lands_in_the_results() {
             "issued"
         ]
     );
-    let messages = common::column(&results, "error_message");
+    let messages = super::common::column(&results, "error_message");
     assert!(messages[1].contains("open_id"), "{messages:?}");
     assert!(messages[2].contains("out_id"), "{messages:?}");
     assert!(messages[3].contains("row 1"), "{messages:?}");
     assert_eq!(
-        common::column(&results, "error_sub_code")[4],
+        super::common::column(&results, "error_sub_code")[4],
         "isv.user-not-qualified"
     );
     // The uncertain row is never sent again without --resend-uncertain.
@@ -156,7 +154,7 @@ fn every_status_lands_in_the_results() {
     let resent = run(&folder, &["--resend-uncertain"]);
     assert_eq!(resent.status.code(), Some(1), "{}", text(&resent));
     assert_eq!(sim.stats()["calls"].as_u64().unwrap(), calls + 1);
-    assert_eq!(common::column(&results, "status")[5], "issued");
+    assert_eq!(super::common::column(&results, "status")[5], "issued");
 }
 
 #[test]
@@ -183,7 +181,7 @@ fn throttling_slows_down_and_finishes_without_duplicates() {
     );
     // Throttled answers are not attempts.
     assert_eq!(
-        common::column(&folder.path("out.csv"), "attempts")
+        super::common::column(&folder.path("out.csv"), "attempts")
             .iter()
             .filter(|a| *a != "1")
             .count(),
@@ -205,7 +203,7 @@ fn isp_errors_are_retried_until_every_row_is_final() {
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 80);
     assert!(
-        common::column(&results, "attempts")
+        super::common::column(&results, "attempts")
             .iter()
             .any(|a| a != "1"),
         "no retry happened"
@@ -434,8 +432,11 @@ fn gbk_input_keeps_its_extra_columns_intact() {
     let out = run(&folder, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let results = folder.path("out.csv");
-    assert_eq!(common::column(&results, "姓名"), ["张伟", "王芳"]);
-    assert_eq!(common::column(&results, "备注"), ["会员，“引号”", "普通"]);
+    assert_eq!(super::common::column(&results, "姓名"), ["张伟", "王芳"]);
+    assert_eq!(
+        super::common::column(&results, "备注"),
+        ["会员，“引号”", "普通"]
+    );
 }
 
 #[test]
@@ -465,7 +466,7 @@ fn results_of_a_gbk_input_get_a_bom_unless_the_campaign_says_bom_false() {
         "GBK input: results with a BOM by default"
     );
     assert_eq!(
-        common::column(&folder.path("out.csv"), "姓名"),
+        super::common::column(&folder.path("out.csv"), "姓名"),
         ["张伟", "王芳"]
     );
     verify();
@@ -528,7 +529,10 @@ fn a_gbk_file_behind_a_utf8_bom_is_read_with_the_encoding_the_error_names() {
     );
     let out = run(&folder, &["--encoding", "gbk"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(common::column(&folder.path("out.csv"), "姓名"), ["张伟"]);
+    assert_eq!(
+        super::common::column(&folder.path("out.csv"), "姓名"),
+        ["张伟"]
+    );
 }
 
 #[test]
@@ -699,8 +703,8 @@ fn an_edited_input_is_reread_and_nothing_is_sent_twice() {
     assert_eq!(stats["duplicates"], 0);
     let results = folder.path("out.csv");
     assert_eq!(
-        common::column(&results, "note"),
+        super::common::column(&results, "note"),
         ["x", "moved", "moved", "y"]
     );
-    assert_eq!(common::column(&results, "status"), ["issued"; 4]);
+    assert_eq!(super::common::column(&results, "status"), ["issued"; 4]);
 }

@@ -3,15 +3,13 @@
 //! The real binary against a simulator process, or a tiny server where the simulator cannot
 //! give the answer under test; exactly-once is checked from the gateway's counts.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{
+use super::common::{
     Folder, Sim, alsc_campaign, campaign, column, count_status, text, tmall_campaign, tmall_rows,
 };
 

@@ -1,14 +1,12 @@
 //! `campaign status`, `export` and `verify` end to end: the real binary, campaigns on the
 //! built-in simulator (`url = "sim"`) or a simulator process on 127.0.0.1:0.
 
-mod common;
-
-use common::text;
+use super::common::text;
 
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
+use super::common::{
     Folder, Sim, alsc_campaign, alsc_rows, campaign, count_status, records, tmall_campaign,
     tmall_rows,
 };

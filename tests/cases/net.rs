@@ -2,8 +2,6 @@
 //! echoed secrets are scrubbed, every signal drains, settings are bounded, logs off a terminal
 //! carry no colour. The real binary against the simulator or a tiny server started in the test.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Output, Stdio};
@@ -11,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
+use super::common::{
     Folder, SECRET, SESSION, Sim, alsc_campaign, alsc_rows, campaign, count_status, text,
     tmall_campaign, tmall_rows,
 };

@@ -1,0 +1,11 @@
+//! One module per area; `common` is the shared harness.
+
+mod audit;
+mod cli;
+mod common;
+mod files;
+mod net;
+mod protocol;
+mod rails;
+mod run;
+mod sim;
