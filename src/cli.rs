@@ -36,6 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// Run (or resume) a campaign: send every row not yet done, then write the results CSV.
     Run(RunArgs),
+    /// Preflight that issues nothing: the campaign file and input, folders, secrets, a signed
+    /// harmless call (and one with the session), clock skew and latency; exit 0 when all is
+    /// well, 3 otherwise.
+    Check(CheckArgs),
     /// Counts by status, progress, last errors, from the ledger (works during a run).
     Status(StatusArgs),
     /// Write the results CSV (and the per-attempt log) from the ledger.
@@ -173,6 +177,12 @@ pub struct RebuildArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub files: FileArgs,
@@ -302,6 +312,13 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             };
             runtime()?.block_on(runner::run(campaign, options))
         }
+        Command::Check(args) => match args.files.load(Overrides::default()) {
+            Ok(campaign) => runtime()?.block_on(crate::check::run(&campaign)),
+            Err(e) => Ok(crate::check::unloadable(
+                &args.files.campaign,
+                &describe(&e),
+            )),
+        },
         Command::Status(args) => {
             crate::audit::status(&args.files.load(Overrides::default())?, args.json)
         }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod campaign;
+pub mod check;
 pub mod cli;
 pub mod domain;
 pub mod exit;

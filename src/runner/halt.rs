@@ -29,7 +29,7 @@ pub enum Halt {
 }
 
 /// What to fix for a fatal platform error code.
-fn remedy(code: Option<&str>) -> &'static str {
+pub(crate) fn remedy(code: Option<&str>) -> &'static str {
     match code.unwrap_or("") {
         crate::top::outcome::TRANSPORT => {
             "check gateway.url: it must lead straight to a TOP router such as \

@@ -160,7 +160,8 @@ fn prepare(
     Ok(budget)
 }
 
-async fn start_sim(
+/// Starts the built-in simulator on 127.0.0.1 with the campaign's app key and secrets.
+pub(crate) async fn start_sim(
     campaign: &Campaign,
     secrets: &Secrets,
 ) -> anyhow::Result<crate::sim::SimServer> {

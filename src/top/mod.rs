@@ -8,7 +8,7 @@ pub mod gateway;
 pub mod outcome;
 pub mod params;
 pub mod response;
-mod scrub;
+pub(crate) mod scrub;
 pub mod sign;
 
 pub use api::{APIS, ApiSpec, FieldKind, FieldSpec, find_api};
