@@ -127,7 +127,7 @@ pub fn ingest(
         return reused(ledger, purpose);
     }
 
-    let mut reader = InputReader::open(&campaign.input, campaign.encoding, campaign.api)?;
+    let mut reader = campaign.open_input()?;
     check_required_params(campaign, reader.header())?;
     let mut generation = ledger.begin_generation(purpose == Purpose::Run)?;
     let mut examples = Vec::new();
@@ -183,13 +183,17 @@ fn store_rows(
     };
     while let Some(next) = reader.next_row() {
         let row = next?;
-        match input::prepare(
-            &campaign.name,
-            campaign.api,
-            &header,
-            &campaign.params,
-            &row.record,
-        ) {
+        let prepared = match row.problem {
+            Some(reason) => Prepared::Invalid { reason },
+            None => input::prepare(
+                &campaign.name,
+                campaign.api,
+                &header,
+                &campaign.params,
+                &row.record,
+            ),
+        };
+        match prepared {
             Prepared::Invalid { reason } => {
                 if examples.len() < INVALID_EXAMPLES {
                     examples.push(format!("row {} (line {}): {reason}", row.row, row.line));

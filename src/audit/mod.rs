@@ -7,6 +7,7 @@ mod export;
 mod findings;
 mod rebuild;
 mod reconcile;
+mod results_file;
 mod status;
 #[cfg(test)]
 mod tests;

@@ -141,8 +141,7 @@ pub(super) fn run(campaign: &Campaign, from: &Path, output: Output) -> anyhow::R
 
 /// Records the results file's issued and uncertain rows; returns (issued, uncertain, pending).
 fn restore(ledger: &Ledger, campaign: &Campaign, from: &Path) -> anyhow::Result<(u64, u64, u64)> {
-    let mut input =
-        crate::input::InputReader::open(&campaign.input, campaign.encoding, campaign.api)?;
+    let mut input = campaign.open_input()?;
     let names: Vec<String> = input
         .header()
         .columns

@@ -7,17 +7,17 @@
 //! twice. Rows still set aside at the end are missing. Memory stays flat as long as the results
 //! file is in input order, which is what a correct one is.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::BufReader;
-use std::path::Path;
 
-use crate::files::dialect::{self, neutralise};
+use crate::files::dialect::neutralise;
 use crate::input::{InputReader, InputRow};
 use crate::ledger::query::ResultRow;
 use crate::results::{COLUMNS, write::outcome_cells};
 
 use super::findings::{Finding, Findings};
+use super::results_file::Record;
+pub(super) use super::results_file::ResultsFile;
 use super::shown;
 
 /// One row as the input and the ledger have it (either may lack it when the input changed).
@@ -25,93 +25,6 @@ struct Expected {
     row: i64,
     input: Option<InputRow>,
     ledger: Option<ResultRow>,
-}
-
-/// One data record of the results file.
-struct Record {
-    line: u64,
-    cells: Vec<String>,
-}
-
-/// The results file, read record by record.
-pub(super) struct ResultsFile {
-    reader: csv::Reader<BufReader<File>>,
-    peeked: Option<Record>,
-    done: bool,
-    utf8_reported: bool,
-}
-
-impl ResultsFile {
-    /// Opens the file (skipping a byte-order mark) and reads its header row.
-    pub(super) fn open(
-        path: &Path,
-        findings: &mut Findings,
-    ) -> std::io::Result<(ResultsFile, Option<Vec<String>>)> {
-        let mut buffered = BufReader::new(File::open(path)?);
-        dialect::skip_bom(&mut buffered)?;
-        let reader = dialect::reader(buffered);
-        let mut file = ResultsFile {
-            reader,
-            peeked: None,
-            done: false,
-            utf8_reported: false,
-        };
-        let header = file.read(findings).map(|r| r.cells);
-        Ok((file, header))
-    }
-
-    fn read(&mut self, findings: &mut Findings) -> Option<Record> {
-        if self.done {
-            return None;
-        }
-        let mut record = csv::ByteRecord::new();
-        match self.reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => {
-                self.done = true;
-                return None;
-            }
-            Err(e) => {
-                findings.discrepancy(Finding::new(
-                    "results-unreadable",
-                    format!("results file: cannot read further: {e}"),
-                ));
-                self.done = true;
-                return None;
-            }
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        let cells = record
-            .iter()
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect();
-        if std::str::from_utf8(record.as_slice()).is_err() && !self.utf8_reported {
-            self.utf8_reported = true;
-            findings.discrepancy(
-                Finding::new(
-                    "results-not-utf8",
-                    format!(
-                        "results line {line}: not UTF-8 text (was the file saved in another \
-                         encoding?)"
-                    ),
-                )
-                .line(line),
-            );
-        }
-        Some(Record { line, cells })
-    }
-
-    fn peek(&mut self, findings: &mut Findings) -> Option<&Record> {
-        if self.peeked.is_none() {
-            self.peeked = self.read(findings);
-        }
-        self.peeked.as_ref()
-    }
-
-    fn take(&mut self, findings: &mut Findings) -> Option<Record> {
-        self.peek(findings);
-        self.peeked.take()
-    }
 }
 
 /// Streams the expected rows against the results file and reports every difference.
@@ -122,6 +35,8 @@ pub(super) struct Reconciler<'a> {
     names: Vec<String>,
     /// Cells are compared only when the results file has the expected number of columns.
     compare_cells: bool,
+    /// The file's cells are neutralised (CSV), or as they are (workbook).
+    neutralised: bool,
     /// Rows in the ledger; a results row above it is not in the ledger.
     ledger_rows: i64,
     set_aside: BTreeMap<i64, Expected>,
@@ -141,11 +56,13 @@ impl<'a> Reconciler<'a> {
         compare_cells: bool,
         ledger_rows: i64,
     ) -> Self {
+        let neutralised = results.neutralised();
         Reconciler {
             findings,
             results,
             names,
             compare_cells,
+            neutralised,
             ledger_rows,
             set_aside: BTreeMap::new(),
             past_the_end: None,
@@ -200,8 +117,9 @@ impl<'a> Reconciler<'a> {
             };
             let claimed = row_of(next, row_at);
             let matched = claimed == Some(expected.row);
-            let same =
-                !matched && self.compare_cells && same_cells(next, &expected, self.names.len());
+            let same = !matched
+                && self.compare_cells
+                && same_cells(next, &expected, self.names.len(), self.neutralised);
             if matched {
                 let record = self.results.take(self.findings).expect("peeked");
                 self.compare(&record, &expected, true);
@@ -415,7 +333,7 @@ impl<'a> Reconciler<'a> {
         }
         if let Some(input) = &expected.input {
             for (i, cell) in input.record.iter().enumerate() {
-                let want = neutralise(cell);
+                let want = as_written(cell, self.neutralised);
                 if record.cells[i] != want {
                     self.findings.discrepancy(
                         Finding::new(
@@ -439,7 +357,7 @@ impl<'a> Reconciler<'a> {
             let outcome = outcome_cells(ledger);
             // Index 0 is `row`, which is how the record was matched.
             for (j, cell) in outcome.iter().enumerate().skip(1) {
-                let want = neutralise(cell);
+                let want = as_written(cell, self.neutralised);
                 let found = &record.cells[self.names.len() + j];
                 if *found != want {
                     self.findings.discrepancy(
@@ -477,8 +395,17 @@ fn row_of(record: &Record, row_at: Option<usize>) -> Option<i64> {
     row_cell(record, row_at)?.trim().parse().ok()
 }
 
-/// The cells the results file should hold for `expected`, neutralised as the writer does.
-fn expected_cells(expected: &Expected) -> Option<Vec<String>> {
+/// A cell as the writer puts it in the file: neutralised in a CSV, as it is in a workbook.
+pub(super) fn as_written(cell: &str, neutralised: bool) -> Cow<'_, str> {
+    if neutralised {
+        neutralise(cell)
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+/// The cells the results file should hold for `expected`, as the writer puts them.
+fn expected_cells(expected: &Expected, neutralised: bool) -> Option<Vec<String>> {
     let (input, ledger) = (expected.input.as_ref()?, expected.ledger.as_ref()?);
     let outcome = outcome_cells(ledger);
     Some(
@@ -486,14 +413,14 @@ fn expected_cells(expected: &Expected) -> Option<Vec<String>> {
             .record
             .iter()
             .chain(outcome.iter().map(String::as_str))
-            .map(|c| neutralise(c).into_owned())
+            .map(|c| as_written(c, neutralised).into_owned())
             .collect(),
     )
 }
 
 /// Whether a record holds exactly the cells of `expected`, its `row` cell aside.
-fn same_cells(record: &Record, expected: &Expected, row_at: usize) -> bool {
-    expected_cells(expected).is_some_and(|cells| {
+fn same_cells(record: &Record, expected: &Expected, row_at: usize, neutralised: bool) -> bool {
+    expected_cells(expected, neutralised).is_some_and(|cells| {
         cells.len() == record.cells.len()
             && cells
                 .iter()

@@ -12,13 +12,11 @@ use std::fmt::Write as _;
 use anyhow::Context;
 
 use super::findings::{Finding, Findings};
-use super::reconcile::{Reconciler, ResultsFile};
+use super::reconcile::{Reconciler, ResultsFile, as_written};
 use super::shown;
 use crate::campaign::Campaign;
 use crate::domain::RowStatus;
 use crate::exit::Exit;
-use crate::files::dialect::neutralise;
-use crate::input::InputReader;
 use crate::ledger::{self, Ledger};
 use crate::results::COLUMNS;
 
@@ -191,12 +189,13 @@ fn check_digest(
 
 /// The header, then every row; returns how many rows were compared.
 fn check_rows(campaign: &Campaign, ledger: &Ledger, f: &mut Findings) -> anyhow::Result<u64> {
-    let input = InputReader::open(&campaign.input, campaign.encoding, campaign.api)
+    let input = campaign
+        .open_input()
         .with_context(|| format!("cannot read the input {}", campaign.input.display()))?;
     let (results, header) = ResultsFile::open(&campaign.results, f)
         .with_context(|| format!("cannot read {}", campaign.results.display()))?;
     let names = input.header().columns.clone();
-    let compare_cells = check_header(&names, header.as_deref(), f);
+    let compare_cells = check_header(&names, header.as_deref(), results.neutralised(), f);
     let ledger_rows = ledger.counts(ledger.generation()?)?.rows as i64;
     let mut reconciler = Reconciler::new(f, results, names, compare_cells, ledger_rows);
     let mut input = Some(input);
@@ -212,10 +211,15 @@ fn check_rows(campaign: &Campaign, ledger: &Ledger, f: &mut Findings) -> anyhow:
 }
 
 /// Whether cells can be compared: the header has the expected width. Reports any difference.
-fn check_header(names: &[String], header: Option<&[String]>, f: &mut Findings) -> bool {
+fn check_header(
+    names: &[String],
+    header: Option<&[String]>,
+    neutralised: bool,
+    f: &mut Findings,
+) -> bool {
     let expected: Vec<String> = names
         .iter()
-        .map(|c| neutralise(c).into_owned())
+        .map(|c| as_written(c, neutralised).into_owned())
         .chain(COLUMNS.iter().map(|c| (*c).to_owned()))
         .collect();
     let Some(header) = header else {

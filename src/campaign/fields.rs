@@ -12,12 +12,12 @@ use super::bounds;
 use super::doc::{Doc, Entry, Section, integer};
 use super::values::{Concurrency, Qps};
 use super::{Campaign, CampaignError, Gateway, GatewayUrl, Limits, SIM_APP_KEY};
-use crate::input::parse_encoding;
+use crate::input::{Format, parse_encoding};
 use crate::top::{APIS, ApiSpec, FieldKind, find_api};
 
 const TOP_KEYS: &[&str] = &[
-    "name", "api", "input", "results", "state", "encoding", "bom", "gateway", "limits", "params",
-    "notify",
+    "name", "api", "input", "format", "sheet", "results", "state", "encoding", "bom", "gateway",
+    "limits", "params", "notify",
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "url",
@@ -83,6 +83,25 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
         ),
     };
     let bom = top.boolean("bom")?;
+    let format = match top.string("format")? {
+        None => None,
+        Some(label) => Some(
+            Format::parse(label.get_ref()).map_err(|m| top.error(&label.span(), "format", m))?,
+        ),
+    };
+    let sheet = match top.string("sheet")? {
+        Some(sheet) if format.unwrap_or_else(|| Format::of(&input)) != Format::Xlsx => {
+            return Err(top.error(
+                &sheet.span(),
+                "sheet",
+                "only a workbook input has sheets (an .xlsx file, or format = \"xlsx\")",
+            ));
+        }
+        Some(sheet) if sheet.get_ref().is_empty() => {
+            return Err(top.error(&sheet.span(), "sheet", "must not be empty"));
+        }
+        sheet => sheet.map(Spanned::into_inner),
+    };
     let gateway = match top.section("gateway", GATEWAY_KEYS)? {
         Some(section) => gateway(section)?,
         None => return Err(top.missing("gateway", "a [gateway] table with at least url")),
@@ -107,6 +126,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
         results,
         state,
         encoding,
+        format,
+        sheet,
         bom,
         gateway,
         limits,

@@ -52,6 +52,10 @@ pub struct Campaign {
     pub state: PathBuf,
     /// The input's encoding; `None`: detect it.
     pub encoding: Option<&'static Encoding>,
+    /// The input's format; `None`: by its extension.
+    pub format: Option<crate::input::Format>,
+    /// The sheet of a workbook input; `None`: the first.
+    pub sheet: Option<String>,
     /// Whether the results CSV starts with a UTF-8 byte-order mark; `None`: when the input had
     /// one or is GBK/GB18030 (see [`InputReader::wants_bom`](crate::input::InputReader::wants_bom)).
     pub bom: Option<bool>,
@@ -244,6 +248,17 @@ impl Campaign {
             app_secret,
             session,
         })
+    }
+
+    /// Opens the input as the campaign says (format, sheet, encoding) and reads its header.
+    pub fn open_input(&self) -> Result<crate::input::InputReader, crate::input::InputError> {
+        crate::input::InputReader::open_as(
+            &self.input,
+            self.encoding,
+            self.format,
+            self.sheet.as_deref(),
+            self.api,
+        )
     }
 
     /// A stable digest (MD5, lower-case hex) of the API and the sorted `[params]`: a change

@@ -80,6 +80,35 @@ pub enum InputError {
         path.display()
     )]
     Utf16 { path: PathBuf },
+    #[error(
+        "{}: this is a workbook (.xlsx), not a CSV file: name it .xlsx or set format = \"xlsx\" \
+         in the campaign file",
+        path.display()
+    )]
+    NotCsv { path: PathBuf },
+    #[error("{}: cannot read the workbook: {message}", path.display())]
+    Workbook { path: PathBuf, message: String },
+    #[error(
+        "{}: no sheet named {sheet:?}; sheets found: {}",
+        path.display(),
+        found.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    NoSheet {
+        path: PathBuf,
+        sheet: String,
+        found: Vec<String>,
+    },
+    #[error(
+        "{}:{line}: a value in column {column}, beyond the header's last column {last}: give \
+         the column a header, or delete the value",
+        path.display()
+    )]
+    BeyondHeader {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        last: String,
+    },
     #[error("{}:{line}: {message}", path.display())]
     Csv {
         path: PathBuf,

@@ -13,6 +13,7 @@ mod prepare;
 mod reader;
 mod request_key;
 mod scan;
+mod sheet;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,34 @@ pub use error::InputError;
 pub use prepare::{Prepared, REQUEST_ID_NAMESPACE, prepare, request_id_for};
 pub use reader::{Header, InputReader, InputRow};
 pub use request_key::request_key;
+pub(crate) use sheet::SheetRows;
+
+/// What kind of file the input is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    /// An Excel workbook (Office Open XML).
+    Xlsx,
+}
+
+impl Format {
+    /// By the file's extension: `.xlsx` (any case) is a workbook, anything else CSV.
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("xlsx") => Format::Xlsx,
+            _ => Format::Csv,
+        }
+    }
+
+    /// Parses `csv` or `xlsx`, as the campaign file spells it.
+    pub fn parse(label: &str) -> Result<Format, String> {
+        match label.trim().to_ascii_lowercase().as_str() {
+            "csv" => Ok(Format::Csv),
+            "xlsx" => Ok(Format::Xlsx),
+            _ => Err(format!("unknown format {label:?} (expected csv or xlsx)")),
+        }
+    }
+}
 
 /// The MD5 digest (lower-case hex) of the file's bytes, read in a streaming fashion; the ledger
 /// keeps it to tell "input changed since the last run".

@@ -1,8 +1,10 @@
-//! Streaming the input CSV: one record at a time, whatever the file's size.
+//! Streaming the input, CSV or `.xlsx`: one record at a time, whatever the file's size.
 //!
-//! The pipeline is file → [`sniff`](super::decode) (encoding) → strict decoder (legacy
+//! For CSV the pipeline is file → [`sniff`](super::decode) (encoding) → strict decoder (legacy
 //! encodings only; UTF-8 is validated by the CSV reader per record) → [`Scanner`] (record lines,
-//! unclosed quotes) → `csv::Reader`.
+//! unclosed quotes) → `csv::Reader`. For a workbook it is [`SheetRows`]; either way the records
+//! that come out are the same, so every rule after this (validation, identity, duplicates,
+//! resume, verify) is the same.
 
 use std::fs::File;
 use std::io::Read;
@@ -10,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use encoding_rs::{Encoding, UTF_8};
 
-use super::InputError;
 use super::decode::{Origin, Sniffed, StrictDecoder, Undecodable, sniff};
 use super::diagnose;
 use super::scan::{Scanner, UnclosedQuote};
+use super::sheet::{SheetRows, column_letter};
+use super::{Format, InputError};
 use crate::top::ApiSpec;
 
 /// The header row, and where the columns that matter are.
@@ -85,6 +88,18 @@ pub struct InputRow {
     pub line: u64,
     /// The decoded fields, exactly as in the file.
     pub record: csv::StringRecord,
+    /// Why the row is invalid whatever its text says, when the reader knows (a workbook cell
+    /// that is a date or an error in the recipient or a param column).
+    pub problem: Option<String>,
+}
+
+/// A record as read: its line, its fields, and why it is invalid when the reader knows.
+type ReadRecord = (u64, csv::StringRecord, Option<String>);
+
+/// Where records come from.
+enum Source {
+    Csv(csv::Reader<Scanner<Box<dyn Read + Send>>>),
+    Sheet(SheetRows),
 }
 
 /// A streaming reader of the input CSV.
@@ -94,7 +109,7 @@ pub struct InputReader {
     origin: Origin,
     bom: bool,
     header: Header,
-    csv: csv::Reader<Scanner<Box<dyn Read + Send>>>,
+    source: Source,
     rows: u64,
     /// The longest record's text so far (up to 4 KiB): the next record is allocated at this size.
     record_bytes: usize,
@@ -113,8 +128,82 @@ impl std::fmt::Debug for InputReader {
 }
 
 impl InputReader {
-    /// Opens the file, settles its encoding (given, else detected) and reads the header row.
+    /// Opens the file as its extension says (`.xlsx`: the first sheet, else CSV), settles a
+    /// CSV's encoding (given, else detected) and reads the header row.
     pub fn open(
+        path: &Path,
+        encoding: Option<&'static Encoding>,
+        api: &'static ApiSpec,
+    ) -> Result<InputReader, InputError> {
+        InputReader::open_as(path, encoding, None, None, api)
+    }
+
+    /// [`InputReader::open`] with the format (default: by extension) and, for a workbook, the
+    /// sheet (default: the first) given.
+    pub fn open_as(
+        path: &Path,
+        encoding: Option<&'static Encoding>,
+        format: Option<Format>,
+        sheet: Option<&str>,
+        api: &'static ApiSpec,
+    ) -> Result<InputReader, InputError> {
+        let source = match format.unwrap_or_else(|| Format::of(path)) {
+            Format::Xlsx => {
+                let reader = InputReader::new(
+                    path,
+                    UTF_8,
+                    Origin::Given,
+                    true,
+                    Source::Sheet(SheetRows::open(path, sheet)),
+                );
+                return reader.with_header(api);
+            }
+            Format::Csv => path,
+        };
+        InputReader::open_csv(source, encoding, api)
+    }
+
+    fn new(
+        path: &Path,
+        encoding: &'static Encoding,
+        origin: Origin,
+        bom: bool,
+        source: Source,
+    ) -> InputReader {
+        InputReader {
+            path: path.to_owned(),
+            encoding,
+            origin,
+            bom,
+            header: Header {
+                columns: Vec::new(),
+                line: 1,
+                recipient: 0,
+                params: Vec::new(),
+            },
+            source,
+            rows: 0,
+            record_bytes: 64,
+            done: false,
+        }
+    }
+
+    /// Reads the header row.
+    fn with_header(mut self, api: &'static ApiSpec) -> Result<InputReader, InputError> {
+        let (line, record, _) = match self.read() {
+            None => {
+                return Err(InputError::Empty {
+                    path: self.path.clone(),
+                });
+            }
+            Some(result) => result?,
+        };
+        let columns = record.iter().map(str::to_owned).collect();
+        self.header = Header::new(&self.path, line, columns, api)?;
+        Ok(self)
+    }
+
+    fn open_csv(
         path: &Path,
         encoding: Option<&'static Encoding>,
         api: &'static ApiSpec,
@@ -134,6 +223,9 @@ impl InputReader {
                     head,
                 } => (encoding, origin, bom, head),
             };
+        if head.get_ref().starts_with(b"PK\x03\x04") {
+            return Err(InputError::NotCsv { path: path.into() });
+        }
         if bom && encoding != UTF_8 {
             // A BOM says UTF-8, the campaign says otherwise: the lines decide.
             let lines = diagnose::classify(path).map_err(io_err)?;
@@ -155,29 +247,7 @@ impl InputReader {
             Box::new(StrictDecoder::new(source, encoding))
         };
         let csv = crate::files::dialect::reader(Scanner::new(text));
-        let mut reader = InputReader {
-            path: path.to_owned(),
-            encoding,
-            origin,
-            bom,
-            header: Header {
-                columns: Vec::new(),
-                line: 1,
-                recipient: 0,
-                params: Vec::new(),
-            },
-            csv,
-            rows: 0,
-            record_bytes: 64,
-            done: false,
-        };
-        let (line, record) = match reader.read() {
-            None => return Err(InputError::Empty { path: path.into() }),
-            Some(result) => result?,
-        };
-        let columns = record.iter().map(str::to_owned).collect();
-        reader.header = Header::new(path, line, columns, api)?;
-        Ok(reader)
+        InputReader::new(path, encoding, origin, bom, Source::Csv(csv)).with_header(api)
     }
 
     /// The header row.
@@ -191,15 +261,16 @@ impl InputReader {
     }
 
     /// Whether results made from this file should start with a UTF-8 byte-order mark by
-    /// default: when it had one, or is GBK/GB18030. A spreadsheet program in a Chinese locale
-    /// reads a CSV without the mark in the legacy encoding, so UTF-8 text would come out garbled.
+    /// default: when it had one, is GBK/GB18030, or is a workbook. A spreadsheet program in a
+    /// Chinese locale reads a CSV without the mark in the legacy encoding, so UTF-8 text would
+    /// come out garbled.
     pub fn wants_bom(&self) -> bool {
         self.bom || self.encoding != UTF_8
     }
 
     /// The next data record; `None` at the end or after an error (a malformed file stops).
     pub fn next_row(&mut self) -> Option<Result<InputRow, InputError>> {
-        let (line, record) = match self.read()? {
+        let (line, record, problem) = match self.read()? {
             Ok(read) => read,
             Err(e) => return Some(Err(e)),
         };
@@ -217,23 +288,32 @@ impl InputReader {
             row: self.rows,
             line,
             record,
+            problem,
         }))
     }
 
-    /// Reads one record with the line it starts on.
-    fn read(&mut self) -> Option<Result<(u64, csv::StringRecord), InputError>> {
+    /// Reads one record with the line it starts on and, for a workbook, why it is invalid.
+    fn read(&mut self) -> Option<Result<ReadRecord, InputError>> {
         if self.done {
             return None;
         }
+        let csv = match &mut self.source {
+            Source::Csv(csv) => csv,
+            Source::Sheet(_) => {
+                let read = self.read_sheet();
+                self.done = !matches!(read, Some(Ok(_)));
+                return read;
+            }
+        };
         let width = self.header.columns.len();
         let mut record = csv::StringRecord::with_capacity(self.record_bytes, width);
-        let result = self.csv.read_record(&mut record);
+        let result = csv.read_record(&mut record);
         self.record_bytes = self
             .record_bytes
             .max(record.as_byte_record().as_slice().len());
-        let line = self.csv.get_mut().next_record_line();
+        let line = csv.get_mut().next_record_line();
         match result {
-            Ok(true) => Some(Ok((line.unwrap_or(1), record))),
+            Ok(true) => Some(Ok((line.unwrap_or(1), record, None))),
             Ok(false) => {
                 self.done = true;
                 None
@@ -243,6 +323,42 @@ impl InputReader {
                 Some(Err(self.error(e, line)))
             }
         }
+    }
+
+    /// The next row of a workbook as a record of the header's width (the header row itself:
+    /// up to its last non-empty cell); a value beyond the header's last column stops the run.
+    fn read_sheet(&mut self) -> Option<Result<ReadRecord, InputError>> {
+        let Source::Sheet(rows) = &mut self.source else {
+            return None;
+        };
+        let row = match rows.next()? {
+            Ok(row) => row,
+            Err(e) => return Some(Err(e)),
+        };
+        let header = &self.header;
+        let width = match header.columns.len() {
+            0 => row.cells.iter().map(|(c, _)| c + 1).max().unwrap_or(0),
+            width => width,
+        };
+        let mut cells = vec![""; width];
+        let mut problem = None;
+        for (column, cell) in &row.cells {
+            let Some(slot) = cells.get_mut(*column) else {
+                return Some(Err(InputError::BeyondHeader {
+                    path: self.path.clone(),
+                    line: row.line,
+                    column: column_letter(*column),
+                    last: column_letter(width.saturating_sub(1)),
+                }));
+            };
+            *slot = cell.text();
+            let checked =
+                *column == header.recipient || header.params.iter().any(|(_, at)| at == column);
+            if problem.is_none() && checked && !header.columns.is_empty() {
+                problem = cell.problem(header.columns[*column].trim());
+            }
+        }
+        Some(Ok((row.line, csv::StringRecord::from(cells), problem)))
     }
 
     fn error(&self, e: csv::Error, record_line: Option<u64>) -> InputError {

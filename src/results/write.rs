@@ -1,5 +1,6 @@
-//! Writing the results CSV: every input row in input order with its columns as they were, then
-//! the outcome columns; atomically (temporary file, then rename), its MD5 recorded in the ledger.
+//! Writing the results: every input row in input order with its columns as they were, then the
+//! outcome columns; CSV, or an `.xlsx` workbook when the path ends in `.xlsx` ([`super::xlsx`]);
+//! atomically (temporary file, then rename), its MD5 recorded in the ledger.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -11,9 +12,11 @@ use crate::campaign::Campaign;
 use crate::domain::{StatusCounts, now_rfc3339};
 use crate::files::AtomicFile;
 use crate::files::dialect::{self, BOM, neutralise};
-use crate::input::{InputError, InputReader};
+use crate::input::{Format, InputError};
 use crate::ledger::query::ResultRow;
 use crate::ledger::{Ledger, LedgerError};
+
+use super::xlsx::XlsxResults;
 
 /// The columns appended after the input's own.
 pub const COLUMNS: [&str; 11] = [
@@ -43,6 +46,8 @@ pub enum ResultsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: {message}")]
+    Xlsx { path: PathBuf, message: String },
     #[error("{path}: {source}")]
     Csv {
         path: PathBuf,
@@ -113,18 +118,14 @@ impl Written {
 }
 
 /// Writes the results file for the current input from the ledger, atomically, and records its
-/// MD5 in the ledger. It starts with a byte-order mark when the campaign says so, else when the
-/// input [wants one](InputReader::wants_bom).
+/// MD5 in the ledger. A CSV starts with a byte-order mark when the campaign says so, else when
+/// the input [wants one](crate::input::InputReader::wants_bom).
 pub fn write_results(
     campaign: &Campaign,
     ledger: &mut Ledger,
     path: &Path,
 ) -> Result<Written, ResultsError> {
     let io = |source| ResultsError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let csv_err = |source| ResultsError::Csv {
         path: path.to_owned(),
         source,
     };
@@ -143,8 +144,9 @@ pub fn write_results(
             format!("md5 {recorded}, now {now}"),
         ));
     }
-    let mut input = InputReader::open(&campaign.input, campaign.encoding, campaign.api)?;
-    let bom = campaign.bom.unwrap_or_else(|| input.wants_bom());
+    let mut input = campaign.open_input()?;
+    let xlsx = Format::of(path) == Format::Xlsx;
+    let bom = !xlsx && campaign.bom.unwrap_or_else(|| input.wants_bom());
     let mut digesting = Digesting {
         inner: AtomicFile::create(path).map_err(io)?,
         md5: Md5::new(),
@@ -152,15 +154,17 @@ pub fn write_results(
     if bom {
         digesting.write_all(BOM).map_err(io)?;
     }
-    let mut out = dialect::writer(digesting);
-    let header: Vec<Cow<'_, str>> = input
-        .header()
-        .columns
-        .iter()
-        .map(|c| neutralise(c))
-        .collect();
-    out.write_record(header.iter().map(|c| c.as_ref()).chain(COLUMNS))
-        .map_err(csv_err)?;
+    let xlsx_err = |e: rust_xlsxwriter::XlsxError| ResultsError::Xlsx {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let mut out = if xlsx {
+        Sink::Xlsx(Box::new(XlsxResults::new().map_err(xlsx_err)?), digesting)
+    } else {
+        Sink::Csv(Box::new(dialect::writer(digesting)))
+    };
+    let header = input.header().columns.iter().map(String::as_str);
+    out.write(header.chain(COLUMNS), path)?;
 
     let mut counts = StatusCounts::default();
     let written = ledger.for_each_result(|result| {
@@ -176,13 +180,10 @@ pub fn write_results(
             }
         };
         let cells = outcome_cells(&result);
-        let record = row
-            .record
-            .iter()
-            .chain(cells.iter().map(String::as_str))
-            .map(neutralise);
-        out.write_record(record.collect::<Vec<_>>().iter().map(|c| c.as_bytes()))
-            .map_err(csv_err)
+        out.write(
+            row.record.iter().chain(cells.iter().map(String::as_str)),
+            path,
+        )
     });
     let finished = written.and_then(|()| match input.next_row() {
         None => Ok(()),
@@ -197,7 +198,7 @@ pub fn write_results(
     }
     // Dropped on an error: the temporary file goes, the previous results stay.
     finished?;
-    let digesting = out.into_inner().map_err(|e| io(e.into_error()))?;
+    let digesting = out.finish(path)?;
     let digest = hex::encode(digesting.md5.finalize());
     digesting.inner.commit().map_err(io)?;
     ledger.set_meta("results_md5", &digest)?;
@@ -208,6 +209,67 @@ pub fn write_results(
         counts,
         bom,
     })
+}
+
+/// Where the rows go: a CSV writer (cells neutralised), or a workbook (text cells need no
+/// neutralising: a spreadsheet never runs them) streamed into the digesting file at the end.
+enum Sink {
+    Csv(Box<csv::Writer<Digesting<AtomicFile>>>),
+    Xlsx(Box<XlsxResults>, Digesting<AtomicFile>),
+}
+
+impl Sink {
+    fn write<'a>(
+        &mut self,
+        cells: impl Iterator<Item = &'a str>,
+        path: &Path,
+    ) -> Result<(), ResultsError> {
+        match self {
+            Sink::Csv(out) => {
+                let cells: Vec<Cow<'_, str>> = cells.map(neutralise).collect();
+                out.write_record(cells.iter().map(|c| c.as_bytes()))
+                    .map_err(|source| ResultsError::Csv {
+                        path: path.to_owned(),
+                        source,
+                    })
+            }
+            Sink::Xlsx(sheet, _) => match sheet.write_row(cells) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(ResultsError::Xlsx {
+                    path: path.to_owned(),
+                    message: format!(
+                        "more rows than an .xlsx sheet holds ({} with the header): write the \
+                         results to a .csv file instead",
+                        super::xlsx::MAX_ROWS
+                    ),
+                }),
+                Err(e) => Err(ResultsError::Xlsx {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Finishes the file's content; the file is still to be committed.
+    fn finish(self, path: &Path) -> Result<Digesting<AtomicFile>, ResultsError> {
+        let io = |source| ResultsError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        match self {
+            Sink::Csv(out) => out.into_inner().map_err(|e| io(e.into_error())),
+            Sink::Xlsx(sheet, mut digesting) => {
+                sheet
+                    .finish(&mut digesting)
+                    .map_err(|e| ResultsError::Xlsx {
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?;
+                Ok(digesting)
+            }
+        }
+    }
 }
 
 fn changed(path: &Path, what: String) -> ResultsError {
