@@ -9,3 +9,4 @@ mod protocol;
 mod rails;
 mod run;
 mod sim;
+mod xlsx;

@@ -2,12 +2,11 @@
 //! number, a date where an id belongs, empty cells, a formula, a second sheet) through a full
 //! run against a simulator process, `.xlsx` results read back, `verify`, and the sample workbook.
 
-mod common;
-
 use std::path::Path;
 
 use calamine::{Data, Reader, Xlsx};
-use common::{Folder, Sim, alsc_campaign, campaign, text};
+
+use super::common::{self, Folder, Sim, alsc_campaign, campaign, text};
 use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 
 /// The recipients sheet: every kind of cell a spreadsheet holds.
@@ -240,7 +239,7 @@ fn the_sample_campaign_runs_from_its_workbook() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
-/// Writes `samples/recipients.xlsx`: `cargo test --test xlsx -- --ignored regenerate`.
+/// Writes `samples/recipients.xlsx`: `cargo test --test cli -- --ignored regenerate`.
 #[test]
 #[ignore]
 fn regenerate_the_sample_workbook() {
