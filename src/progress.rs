@@ -35,6 +35,8 @@ impl Output {
         if quiet { Output::Quiet } else { Output::Normal }
     }
 }
+/// A passing condition worth showing beside the counts (e.g. an outage), read at every refresh.
+pub type Note = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// A running progress display; [`Progress::finish`] stops it.
 pub struct Progress {
@@ -57,8 +59,9 @@ pub fn describe(s: &RunCounters, retrying: u64, total: u64, rate: f64) -> String
 }
 
 impl Progress {
-    /// Starts showing progress of `total` rows to send, or nothing when quiet.
-    pub fn start(total: u64, stats: Arc<LiveCounters>, output: Output) -> Progress {
+    /// Starts showing progress of `total` rows to send, or nothing when quiet; `note` adds a
+    /// passing condition when it has one.
+    pub fn start(total: u64, stats: Arc<LiveCounters>, note: Note, output: Output) -> Progress {
         if output == Output::Quiet || total == 0 {
             return Progress {
                 task: None,
@@ -80,8 +83,9 @@ impl Progress {
                     let s = stats.snapshot();
                     let rate = s.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
                     shown.set_position(s.done());
+                    let note = note().map(|n| format!(" · {n}")).unwrap_or_default();
                     shown.set_message(format!(
-                        "· issued {} · failed {} · uncertain {} · retrying {} · {rate:.1}/s",
+                        "· issued {} · failed {} · uncertain {} · retrying {} · {rate:.1}/s{note}",
                         s.issued,
                         s.failed,
                         s.uncertain,
@@ -100,8 +104,9 @@ impl Progress {
                     tokio::time::sleep(LINE_EVERY).await;
                     let s = stats.snapshot();
                     let rate = s.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    let note = note().map(|n| format!(" · {n}")).unwrap_or_default();
                     say(&format!(
-                        "campaign: {}",
+                        "campaign: {}{note}",
                         describe(&s, stats.retrying(), total, rate)
                     ));
                 }

@@ -79,6 +79,16 @@ CREATE TABLE IF NOT EXISTS runs (
     throttle_events INTEGER NOT NULL DEFAULT 0,
     elapsed_ms INTEGER NOT NULL DEFAULT 0
 );
+-- Periods when the gateway could not be reached and the run paused. `ending`: recovered, halted
+-- (longer than max_outage_s) or interrupted; NULL with ended_at while it goes on, or when the
+-- run was killed during it.
+CREATE TABLE IF NOT EXISTS outages (
+    run_id INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    ending TEXT,
+    PRIMARY KEY (run_id, started_at)
+);
 ";
 
 /// `rows.kind` of a row that has an identity (an `entries` row, whose `status` is the row's

@@ -73,6 +73,15 @@ pub enum Msg {
         limit: usize,
         reply: oneshot::Sender<Vec<Job>>,
     },
+    /// The gateway became unreachable at `started_at` during run `run_id`: the run pauses.
+    OutageBegan { run_id: i64, started_at: String },
+    /// The outage that began at `started_at` ended: `recovered`, `halted` or `interrupted`.
+    OutageEnded {
+        run_id: i64,
+        started_at: String,
+        ended_at: String,
+        ending: &'static str,
+    },
 }
 
 /// An attempt's record and the row's new state.
@@ -108,8 +117,8 @@ impl Record {
     }
 
     /// An attempt the platform turned away for reasons of its own (flow control, a
-    /// configuration it refused): the row waits, and the attempt does not count against
-    /// `max_attempts`.
+    /// configuration it refused), or one that never reached it (the gateway was unreachable):
+    /// the row waits, and the attempt does not count against `max_attempts`.
     pub fn turned_away(entry_id: i64, attempt: AttemptLog, error: PlatformError) -> Record {
         Record::waiting(entry_id, attempt, false, error)
     }
@@ -326,6 +335,25 @@ fn apply(tx: &Transaction<'_>, msg: Msg) -> rusqlite::Result<Option<Reply>> {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Some(Reply::Jobs(reply, jobs)))
+        }
+        Msg::OutageBegan { run_id, started_at } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO outages (run_id, started_at) VALUES (?1, ?2)",
+            )?
+            .execute(params![run_id, started_at])?;
+            Ok(None)
+        }
+        Msg::OutageEnded {
+            run_id,
+            started_at,
+            ended_at,
+            ending,
+        } => {
+            tx.prepare_cached(
+                "UPDATE outages SET ended_at = ?3, ending = ?4 WHERE run_id = ?1 AND started_at = ?2",
+            )?
+            .execute(params![run_id, started_at, ended_at, ending])?;
+            Ok(None)
         }
     }
 }

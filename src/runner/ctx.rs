@@ -2,6 +2,7 @@
 //! channel, the pace, the in-flight permits, the stop token, the live counters, the limits and
 //! the halting rules.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,16 +12,23 @@ use tokio_util::sync::CancellationToken;
 use super::Halt;
 use super::allowance::Allowance;
 use super::backoff::Backoff;
+use super::outage::Outage;
 use super::pace::Pacer;
 use crate::campaign::Limits;
 use crate::domain::LiveCounters;
 use crate::ledger::guard::StateGuard;
 use crate::ledger::writer::{Msg, Record};
-use crate::top::Gateway;
+use crate::top::outcome::TRANSPORT;
+use crate::top::{Gateway, Outcome};
 
 /// How often the state file is checked during a run (it is also checked before rows are
 /// marked in flight, and before the final write).
 const GUARD_EVERY: Duration = Duration::from_millis(500);
+
+/// Answers in a row that are not TOP answers before the run halts: a gateway that keeps
+/// answering HTTP errors or pages that are not TOP JSON is not a TOP router, and for the
+/// non-idempotent API each such answer leaves a row uncertain.
+const NOT_TOP_STREAK: u32 = 20;
 
 /// The ledger thread is gone: nothing more can be recorded, so nothing more may be sent.
 #[derive(Debug)]
@@ -39,11 +47,17 @@ pub(crate) struct Ctx<G> {
     halt: Mutex<Option<Halt>>,
     /// What `--limit` and the budget still allow this run to send.
     pub(super) allowance: Allowance,
+    /// Whether the gateway can be reached; while not, the run pauses.
+    pub(super) outage: Arc<Outage>,
+    /// Answers in a row that were not TOP answers (HTTP errors, bodies that are not TOP JSON).
+    not_top_streak: AtomicU32,
 }
 
 impl<G: Gateway> Ctx<G> {
-    /// A run's shared state: rows go to `gateway`, outcomes to the ledger behind `ledger`.
+    /// A run's shared state: rows go to `gateway`, outcomes to the ledger behind `ledger`
+    /// (outages are recorded under run `run_id`).
     pub(super) fn new(
+        run_id: i64,
         gateway: G,
         ledger: mpsc::Sender<Msg>,
         limits: Limits,
@@ -62,6 +76,8 @@ impl<G: Gateway> Ctx<G> {
             backoff,
             halt: Mutex::new(None),
             allowance,
+            outage: Arc::new(Outage::new(run_id)),
+            not_top_streak: AtomicU32::new(0),
         }
     }
 
@@ -91,7 +107,8 @@ impl<G: Gateway> Ctx<G> {
     }
 
     /// Halts when permanent failures passed `max_failure_rate` of the finished rows (over this
-    /// and earlier runs), once at least `min_rows_for_halt` rows finished.
+    /// and earlier runs), or uncertain rows passed it among this run's finished rows, once at
+    /// least `min_rows_for_halt` rows finished.
     pub(super) fn check_failure_rate(&self) {
         let (failed, finished) = self.stats.failure_tally();
         let limit = self.limits.max_failure_rate;
@@ -104,6 +121,52 @@ impl<G: Gateway> Ctx<G> {
                 finished,
                 limit,
             });
+        }
+        let run = self.stats.snapshot();
+        let finished = run.done();
+        if finished >= self.limits.min_rows_for_halt
+            && finished > 0
+            && run.uncertain as f64 > limit * finished as f64
+        {
+            self.halt(Halt::UncertainRate {
+                uncertain: run.uncertain,
+                finished,
+                limit,
+            });
+        }
+    }
+
+    /// Waits until rows may be marked in flight: the gateway is reachable and no flow-control
+    /// pause is on.
+    pub(super) async fn wait_open(&self) {
+        self.outage.wait_up().await;
+        self.pacer.wait_pause().await;
+    }
+
+    /// Keeps the count of answers in a row that were not TOP answers, and halts on
+    /// [`NOT_TOP_STREAK`] of them. Failures to connect or to get an answer are not answers and
+    /// leave the count alone.
+    pub(super) fn watch_answer(&self, outcome: &Outcome) {
+        let Some(error) = outcome.error() else {
+            self.not_top_streak.store(0, Ordering::Relaxed);
+            return;
+        };
+        let sub_code = error.sub_code.as_deref().unwrap_or_default();
+        let ours = error.code.as_deref() == Some(TRANSPORT);
+        let not_top = ours
+            && (sub_code.starts_with("http-")
+                || sub_code == "malformed-body"
+                || sub_code == "html-page");
+        if not_top {
+            let streak = self.not_top_streak.fetch_add(1, Ordering::Relaxed) + 1;
+            if streak >= NOT_TOP_STREAK {
+                self.halt(Halt::NotTop {
+                    streak,
+                    last: error.clone(),
+                });
+            }
+        } else if !ours {
+            self.not_top_streak.store(0, Ordering::Relaxed);
         }
     }
 }

@@ -1,28 +1,39 @@
-//! The dispatcher: starts the workers, feeds them pending rows (marked in flight in batches,
-//! each with the permit it was marked under) until none are left, the run stops, or `--limit`
-//! or the budget allows no more, then drains the workers.
+//! The dispatcher: hands out pending rows (marked in flight in batches, each with the permit it
+//! was marked under) until none are left, the run stops, or `--limit` or the budget allows no
+//! more, then drains. Each row handed out gets a task of its own, so memory follows the rows in
+//! progress, never the concurrency setting.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::Halt;
 use super::allowance::Refusal;
 use super::ctx::{Ctx, LedgerGone, Slot};
 use super::worker;
-use crate::ledger::writer::{Job, Msg, Record};
+use crate::ledger::writer::{Job, Msg};
 use crate::top::Gateway;
 
 /// Rows fetched from the ledger per query.
 const FETCH_CHUNK: usize = 512;
 
-/// A row marked in flight, with the permit it was marked under.
-type Handed<G> = (Job, Slot<G>);
+/// A row marked in flight, with the permit it was marked under and its place among the rows
+/// in progress.
+type Handed<G> = (Job, Slot<G>, Place);
 
-/// A job queue many workers can take from.
-type SharedJobs<G> = Arc<tokio::sync::Mutex<mpsc::Receiver<Handed<G>>>>;
+/// One place among the rows in progress, taken out of its semaphore (`forget`) so that it can
+/// travel with its row into the row's task; it goes back on drop, when the task ends.
+struct Place {
+    room: Arc<Semaphore>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.room.add_permits(1);
+    }
+}
 
 /// The run stopped (or the ledger is gone) while rows were handed out.
 struct Stopped;
@@ -35,52 +46,12 @@ pub(super) async fn dispatch<G: Gateway>(
     generation: i64,
     drain_limit: Duration,
 ) -> Option<Refusal> {
-    let workers = ctx.limits.concurrency.get() * 2 + 2;
-    let (jobs_tx, jobs_rx) = mpsc::channel(workers);
-    // One permit per worker waiting for a row and not yet promised one: rows are marked in
-    // flight only for workers that will take them at once.
-    let idle = Arc::new(Semaphore::new(0));
-    let mut tasks = spawn_workers(
-        ctx,
-        workers,
-        &idle,
-        Arc::new(tokio::sync::Mutex::new(jobs_rx)),
-    );
-    let refused = feed(ctx, generation, &idle, &jobs_tx).await;
-    drop(jobs_tx);
+    // Rows in progress (in flight, or waiting out a retry backoff or an outage) at most.
+    let room = Arc::new(Semaphore::new(ctx.limits.concurrency.get() * 2 + 2));
+    let mut tasks = JoinSet::new();
+    let refused = feed(ctx, generation, &room, &mut tasks).await;
     drain(ctx, &mut tasks, drain_limit).await;
     refused
-}
-
-/// Starts `count` workers, each taking rows from `jobs` until the queue closes or the ledger is
-/// gone.
-fn spawn_workers<G: Gateway>(
-    ctx: &Arc<Ctx<G>>,
-    count: usize,
-    idle: &Arc<Semaphore>,
-    jobs: SharedJobs<G>,
-) -> JoinSet<()> {
-    let mut tasks = JoinSet::new();
-    for _ in 0..count {
-        let ctx = ctx.clone();
-        let jobs = jobs.clone();
-        let idle = idle.clone();
-        tasks.spawn(async move {
-            loop {
-                idle.add_permits(1);
-                let job = { jobs.lock().await.recv().await };
-                let Some((job, slot)) = job else { return };
-                match worker::process(&ctx, job, slot).await {
-                    Ok(refused) => ctx.allowance.settle(refused),
-                    Err(LedgerGone) => {
-                        ctx.halt(Halt::Ledger);
-                        return;
-                    }
-                }
-            }
-        });
-    }
-    tasks
 }
 
 /// Hands out pending rows chunk by chunk, as far as `--limit` and the budget allow, until none
@@ -88,8 +59,8 @@ fn spawn_workers<G: Gateway>(
 async fn feed<G: Gateway>(
     ctx: &Arc<Ctx<G>>,
     generation: i64,
-    idle: &Semaphore,
-    jobs_tx: &mpsc::Sender<Handed<G>>,
+    room: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
 ) -> Option<Refusal> {
     let mut after_row = 0;
     while !ctx.stop.is_cancelled() {
@@ -101,7 +72,7 @@ async fn feed<G: Gateway>(
         while !rest.is_empty() {
             let (granted, refusal) = ctx.allowance.grant(&rest);
             let mut chunk = rest.drain(..granted).collect::<Vec<_>>().into_iter();
-            if let Err(Stopped) = hand_out(ctx, idle, jobs_tx, &mut chunk).await {
+            if let Err(Stopped) = hand_out(ctx, room, tasks, &mut chunk).await {
                 return None;
             }
             match refusal {
@@ -170,92 +141,86 @@ async fn drain<G: Gateway>(ctx: &Ctx<G>, tasks: &mut JoinSet<()>, drain_limit: D
     }
 }
 
-/// Marks `rows` in flight batch by batch and hands each to a worker with its permit.
+/// Marks `rows` in flight batch by batch and starts a task for each, with its permit.
 async fn hand_out<G: Gateway>(
     ctx: &Arc<Ctx<G>>,
-    idle: &Semaphore,
-    jobs_tx: &mpsc::Sender<Handed<G>>,
+    room: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
     rows: &mut std::vec::IntoIter<Job>,
 ) -> Result<(), Stopped> {
     while rows.len() > 0 {
-        let Some(batch) = mark_batch(ctx, idle, rows).await else {
+        let Some(batch) = mark_batch(ctx, room, rows).await else {
             return Err(Stopped);
         };
-        let mut batch = batch.into_iter();
-        while let Some((job, slot)) = batch.next() {
-            let taker = tokio::select! {
-                taker = jobs_tx.reserve() => taker,
-                () = ctx.stop.cancelled() => Err(mpsc::error::SendError(())),
-            };
-            match taker {
-                Ok(taker) => taker.send((job, slot)),
-                Err(_) => {
-                    // Marked but not handed out (stop, or no worker left): back to pending.
-                    for (job, slot) in std::iter::once((job, slot)).chain(batch) {
-                        drop(slot);
-                        if ctx.record(Record::unsent(job.entry_id)).await.is_err() {
-                            ctx.halt(Halt::Ledger);
-                            break;
-                        }
-                    }
-                    return Err(Stopped);
+        for (job, slot, place) in batch {
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                let _place = place;
+                match worker::process(&ctx, job, slot).await {
+                    Ok(refused) => ctx.allowance.settle(refused),
+                    Err(LedgerGone) => ctx.halt(Halt::Ledger),
                 }
-            }
+            });
         }
+        // Finished tasks are reaped as we go: a JoinSet keeps their results until joined.
+        while tasks.try_join_next().is_some() {}
     }
     Ok(())
 }
 
-/// Takes the in-flight permits that are free, as many as there are idle workers to take the
-/// rows (at least one of each, waited for; at most one per row left in `rows`), waits out a
-/// throttle pause, and marks that many rows in flight with one message. Returns them with their
-/// permits once the marks are durable, so each can be sent at once; `None` if the run stopped
-/// first (nothing marked) or the ledger is gone (the run halts).
+/// Takes the in-flight permits that are free, as many as there are places for rows in progress
+/// (at least one of each, waited for; at most one per row left in `rows`), waits until sending
+/// is open (gateway reachable, no throttle pause), and marks that many rows in flight with one
+/// message. Returns them with their permits and places once the marks are durable, so each can
+/// be sent at once; `None` if the run stopped first (nothing marked) or the ledger is gone (the
+/// run halts).
 async fn mark_batch<G: Gateway>(
     ctx: &Arc<Ctx<G>>,
-    idle: &Semaphore,
+    room: &Arc<Semaphore>,
     rows: &mut std::vec::IntoIter<Job>,
 ) -> Option<Vec<Handed<G>>> {
-    // An idle worker first, then a permit: a worker waiting for a permit is never idle, so
-    // holding a permit while waiting for an idle worker could wait for ever. Once the run
-    // stops, a promised worker no longer matters: the workers drain the queue and exit.
+    // A place first, then a permit: a row waiting for a permit (a retry) already holds its
+    // place, so holding a permit while waiting for a place could wait for ever.
     tokio::select! {
-        worker = idle.acquire() => worker.expect("the semaphore is never closed").forget(),
+        place = room.acquire() => place.expect("the semaphore is never closed").forget(),
         () = ctx.stop.cancelled() => return None,
     }
+    let mut places = vec![Place { room: room.clone() }];
     tokio::select! {
         permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed").forget(),
         () = ctx.stop.cancelled() => return None,
     }
     let mut slots = vec![Slot::adopt(ctx)];
     tokio::select! {
-        () = ctx.pacer.wait_pause() => {}
+        () = ctx.wait_open() => {}
         () = ctx.stop.cancelled() => return None,
     }
     let more = (ctx.in_flight.available_permits())
-        .min(idle.available_permits())
+        .min(room.available_permits())
         .min(rows.len() - 1);
     if more > 0 {
         let more = u32::try_from(more).expect("at most `concurrency` permits");
         // Both or neither: a permit taken alone goes back on drop.
-        if let (Ok(permits), Ok(workers)) = (
+        if let (Ok(permits), Ok(taken)) = (
             ctx.in_flight.try_acquire_many(more),
-            idle.try_acquire_many(more),
+            room.try_acquire_many(more),
         ) {
             permits.forget();
-            workers.forget();
+            taken.forget();
             slots.extend((0..more).map(|_| Slot::adopt(ctx)));
+            places.extend((0..more).map(|_| Place { room: room.clone() }));
         }
     }
     // Slots first: `zip` stops on the first exhausted side before taking from the second, so no
     // row is taken without a slot.
     let batch: Vec<Handed<G>> = slots
         .into_iter()
+        .zip(places)
         .zip(rows.by_ref())
-        .map(|(slot, job)| (job, slot))
+        .map(|((slot, place), job)| (job, slot, place))
         .collect();
     let (ack, marked) = tokio::sync::oneshot::channel();
-    let entry_ids = batch.iter().map(|(job, _)| job.entry_id).collect();
+    let entry_ids = batch.iter().map(|(job, _, _)| job.entry_id).collect();
     if ctx.send(Msg::InFlight { entry_ids, ack }).await.is_err() || marked.await.is_err() {
         ctx.halt(Halt::Ledger);
         return None;

@@ -26,6 +26,46 @@ pub enum Halt {
     LedgerLost(String),
     /// `limits.max_issued` rows are issued or possibly issued; rows remain to send.
     Budget { max: u64 },
+    /// The gateway could not be reached for longer than `max_outage_s`.
+    Outage {
+        since: chrono::DateTime<chrono::Local>,
+        limit: Duration,
+    },
+    /// Uncertain rows passed `max_failure_rate` of the finished rows.
+    UncertainRate {
+        uncertain: u64,
+        finished: u64,
+        limit: f64,
+    },
+    /// So many answers in a row were not TOP answers (HTTP errors, bodies that are not TOP
+    /// JSON) that whatever answers is not a working TOP router; the last one.
+    NotTop { streak: u32, last: PlatformError },
+}
+
+impl Halt {
+    /// A rate halt with the figures of the end of the run: rows in flight when it tripped
+    /// finished after it, and the message must agree with the summary printed beside it.
+    pub(crate) fn with_final_figures(self, stats: &crate::domain::LiveCounters) -> Halt {
+        match self {
+            Halt::FailureRate { limit, .. } => {
+                let (failed, finished) = stats.failure_tally();
+                Halt::FailureRate {
+                    failed,
+                    finished,
+                    limit,
+                }
+            }
+            Halt::UncertainRate { limit, .. } => {
+                let run = stats.snapshot();
+                Halt::UncertainRate {
+                    uncertain: run.uncertain,
+                    finished: run.done(),
+                    limit,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// What to fix for a fatal platform error code.
@@ -94,6 +134,29 @@ impl fmt::Display for Halt {
                 f,
                 "{failed} of {finished} finished rows failed, more than max_failure_rate = {limit}; \
                  look at the failures (campaign status) before running again"
+            ),
+            Halt::Outage { since, limit } => write!(
+                f,
+                "the gateway has been unreachable since {} (nothing could connect), longer than \
+                 max_outage_s = {} s; rows not sent stay pending: run again once the gateway answers",
+                since.format("%H:%M:%S (%Y-%m-%d %:z)"),
+                limit.as_secs()
+            ),
+            Halt::UncertainRate {
+                uncertain,
+                finished,
+                limit,
+            } => write!(
+                f,
+                "{uncertain} of {finished} finished rows are uncertain (the answer was lost), more \
+                 than max_failure_rate = {limit}; the gateway is not answering reliably: check it, \
+                 and check the uncertain rows (campaign status) before running again"
+            ),
+            Halt::NotTop { streak, last } => write!(
+                f,
+                "{streak} answers in a row were not TOP answers (last: {}); whatever answers at \
+                 gateway.url is not a working TOP router: check the URL and the gateway",
+                last.message
             ),
             Halt::Ledger => f.write_str("the state file could not be written"),
             Halt::LedgerWrite(error) => write!(

@@ -13,6 +13,7 @@ mod dispatch;
 mod halt;
 mod notices;
 mod open;
+mod outage;
 pub mod pace;
 mod plan;
 mod signals;
@@ -126,6 +127,7 @@ async fn execute(
 
     let writer = Writer::start(ledger, LEDGER_QUEUE, Some(guard.clone()));
     let ctx = Arc::new(Ctx::new(
+        run_id,
         client,
         writer.tx.clone(),
         campaign.limits.clone(),
@@ -133,7 +135,11 @@ async fn execute(
         Backoff::new(BACKOFF_BASE, BACKOFF_MAX, None),
         Allowance::new(options.limit, budget),
     ));
-    let progress = Progress::start(to_send, stats.clone(), options.output);
+    let note: crate::progress::Note = {
+        let outage = ctx.outage.clone();
+        Arc::new(move || outage.note())
+    };
+    let progress = Progress::start(to_send, stats.clone(), note, options.output);
     let progress_posts = match &notifier {
         Some(notifier) => notices::post_progress(
             notifier.clone(),
@@ -152,12 +158,14 @@ async fn execute(
     let drain_limit = campaign.gateway.timeout + campaign.gateway.connect_timeout + DRAIN_GRACE;
     let watchdog = tokio::spawn(ctx::watch_state_file(ctx.clone(), guard.clone()));
     let refused = dispatch::dispatch(&ctx, generation, drain_limit).await;
+    // Nothing is sent any more: an outage prober still knocking records its end and stops.
+    ctx.stop.cancel();
     watchdog.abort();
     let _ = watchdog.await;
     progress.finish();
 
     let ending = if let Some(halt) = ctx.take_halt() {
-        Ending::Halted(halt)
+        Ending::Halted(halt.with_final_figures(&stats))
     } else if interrupted.is_cancelled() {
         Ending::Interrupted
     } else {

@@ -18,9 +18,10 @@ use crate::domain::LiveCounters;
 use crate::ledger::writer::{Job, Msg, Record, Settle};
 use crate::top::{Attempt, Gateway, Outcome, PlatformError};
 
-/// Answers calls from a script, in order.
+/// Answers calls from a script, in order; probes from another (answered once it runs out).
 struct Scripted {
     script: Mutex<VecDeque<Outcome>>,
+    probes: Mutex<VecDeque<bool>>,
 }
 
 impl Gateway for Scripted {
@@ -41,6 +42,10 @@ impl Gateway for Scripted {
             latency: Duration::ZERO,
         }
     }
+
+    async fn probe(&self) -> bool {
+        self.probes.lock().unwrap().pop_front().unwrap_or(true)
+    }
 }
 
 fn error(code: &str) -> PlatformError {
@@ -56,21 +61,42 @@ fn issued() -> Outcome {
 
 /// A run's context around `script`, and the records the ledger was sent.
 fn context(script: Vec<Outcome>, limits: Limits) -> (Arc<Ctx<Scripted>>, Arc<Mutex<Vec<Record>>>) {
+    let (ctx, records, _outages) = context_probed(script, Vec::new(), limits);
+    (ctx, records)
+}
+
+/// Outages the ledger was told about: `began`, then how each ended.
+type Outages = Arc<Mutex<Vec<&'static str>>>;
+
+/// The records the ledger was sent.
+type Records = Arc<Mutex<Vec<Record>>>;
+
+/// [`context`] with a script of probe answers, and the outages recorded.
+fn context_probed(
+    script: Vec<Outcome>,
+    probes: Vec<bool>,
+    limits: Limits,
+) -> (Arc<Ctx<Scripted>>, Records, Outages) {
     let (tx, mut rx) = mpsc::channel(64);
     let records = Arc::new(Mutex::new(Vec::new()));
-    let kept = records.clone();
+    let outages = Outages::default();
+    let (kept, told) = (records.clone(), outages.clone());
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
                 Msg::InFlight { ack, .. } => drop(ack.send(())),
                 Msg::Record(record) => kept.lock().unwrap().push(*record),
                 Msg::NextPending { reply, .. } => drop(reply.send(Vec::new())),
+                Msg::OutageBegan { .. } => told.lock().unwrap().push("began"),
+                Msg::OutageEnded { ending, .. } => told.lock().unwrap().push(ending),
             }
         }
     });
     let ctx = Ctx::new(
+        1,
         Scripted {
             script: Mutex::new(script.into()),
+            probes: Mutex::new(probes.into()),
         },
         tx,
         limits,
@@ -78,7 +104,7 @@ fn context(script: Vec<Outcome>, limits: Limits) -> (Arc<Ctx<Scripted>>, Arc<Mut
         Backoff::new(Duration::from_millis(1), Duration::from_millis(1), Some(7)),
         Allowance::new(None, None),
     );
-    (Arc::new(ctx), records)
+    (Arc::new(ctx), records, outages)
 }
 
 /// Limits that never hold a test up: no pacing to speak of, short bans.
@@ -274,4 +300,89 @@ async fn a_row_handed_out_after_a_stop_goes_back_unsent() {
     assert!(records[0].attempt.is_none());
     assert!(matches!(records[0].settle, Settle::Pending(None)));
     assert_eq!(ctx.stats.snapshot().sent, 0);
+}
+
+fn unreachable() -> Outcome {
+    Outcome::Unreachable(PlatformError::transport("connect", "cannot connect"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_gateway_pauses_the_row_at_no_cost_until_a_probe_answers() {
+    let (ctx, records, outages) = context_probed(
+        vec![unreachable(), issued()],
+        vec![false, false, true],
+        limits(),
+    );
+    assert!(!send(&ctx, 1).await);
+    assert_eq!(
+        summary(&records),
+        [(1, false, "pending"), (1, true, "issued")]
+    );
+    assert!(ctx.take_halt().is_none());
+    assert_eq!(*outages.lock().unwrap(), ["began", "recovered"]);
+    assert!(ctx.outage.note().is_none(), "the outage is over");
+    assert_eq!(ctx.stats.snapshot().failed, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_longer_than_max_outage_halts_with_the_row_pending() {
+    let limits = Limits {
+        max_outage: Duration::from_secs(45),
+        ..limits()
+    };
+    let (ctx, records, outages) = context_probed(vec![unreachable()], vec![false; 100], limits);
+    let started = tokio::time::Instant::now();
+    assert!(!send(&ctx, 1).await);
+    // Probes at about 1, 3, 7, 15, 31 s, then the last one at the 45 s limit.
+    assert_eq!(started.elapsed().as_secs(), 45);
+    assert_eq!(summary(&records), [(1, false, "pending")]);
+    assert!(matches!(ctx.take_halt(), Some(Halt::Outage { .. })));
+    assert_eq!(*outages.lock().unwrap(), ["began", "halted"]);
+}
+
+#[tokio::test]
+async fn uncertain_rows_over_the_rate_halt_once_enough_rows_finished() {
+    let limits = Limits {
+        max_failure_rate: 0.5,
+        min_rows_for_halt: 2,
+        ..limits()
+    };
+    let lost = || Outcome::Unknown(PlatformError::transport("timeout", "no answer in time"));
+    let (ctx, _records) = context(vec![issued(), lost(), lost()], limits);
+    assert!(!send(&ctx, 1).await);
+    assert!(!send(&ctx, 2).await);
+    assert!(!ctx.stop.is_cancelled(), "one of two is not more than half");
+    assert!(!send(&ctx, 3).await);
+    match ctx.take_halt().map(|h| h.with_final_figures(&ctx.stats)) {
+        Some(Halt::UncertainRate {
+            uncertain,
+            finished,
+            ..
+        }) => assert_eq!((uncertain, finished), (2, 3)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_streak_of_answers_that_are_not_top_answers_halts_and_a_top_answer_resets_it() {
+    let not_top = || Outcome::Transient(PlatformError::transport("http-502", "HTTP 502"));
+    let mut script = vec![not_top(); 19];
+    script.push(issued());
+    script.extend(vec![not_top(); 20]);
+    let limits = Limits {
+        max_attempts: 1,
+        ..limits()
+    };
+    let (ctx, _records) = context(script, limits);
+    for row in 1..=20 {
+        send(&ctx, row).await;
+    }
+    assert!(ctx.take_halt().is_none(), "19 in a row, then a TOP answer");
+    for row in 21..=40 {
+        send(&ctx, row).await;
+    }
+    assert!(matches!(
+        ctx.take_halt(),
+        Some(Halt::NotTop { streak: 20, .. })
+    ));
 }

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::Halt;
 use super::ctx::{Ctx, LedgerGone, Slot};
 use super::pace::ThrottleVerdict;
+use super::{Halt, outage};
 use crate::domain::now_rfc3339;
 use crate::ledger::writer::{AttemptLog, Job, Msg, Record, Settle};
 use crate::top::{Gateway, Outcome, PlatformError};
@@ -80,7 +80,7 @@ async fn acquire<G: Gateway>(
     }
     let slot = Slot::adopt(ctx);
     tokio::select! {
-        () = ctx.pacer.wait_pause() => {}
+        () = ctx.wait_open() => {}
         () = ctx.stop.cancelled() => return Ok(None),
     }
     let (ack, marked) = oneshot::channel();
@@ -106,12 +106,13 @@ async fn attempt<G: Gateway>(ctx: &Ctx<G>, job: &Job, tries_this_run: &mut u32) 
     ctx.stats.sent();
     let attempt = ctx.gateway.send(request).await;
     let latency_ms = started.elapsed().as_millis() as i64;
-    // Throttled and fatal answers are the platform's business, not the row's: they do not count
-    // against `max_attempts`.
+    // Throttled and fatal answers are the platform's business, not the row's, and an
+    // unreachable gateway never saw the row: they do not count against `max_attempts`.
     let counted = !matches!(
         attempt.outcome,
-        Outcome::Throttled { .. } | Outcome::Fatal(_)
+        Outcome::Throttled { .. } | Outcome::Fatal(_) | Outcome::Unreachable(_)
     );
+    ctx.watch_answer(&attempt.outcome);
     if counted {
         *tries_this_run += 1;
     }
@@ -135,7 +136,7 @@ async fn attempt<G: Gateway>(ctx: &Ctx<G>, job: &Job, tries_this_run: &mut u32) 
 
 /// Records the answer and decides what the row does next, by the outcome's class.
 async fn settle<G: Gateway>(
-    ctx: &Ctx<G>,
+    ctx: &Arc<Ctx<G>>,
     job: &Job,
     answer: Answer,
     tries_this_run: u32,
@@ -185,6 +186,20 @@ async fn settle<G: Gateway>(
                 .await?;
             ctx.halt(Halt::Fatal(error));
             return Ok(Next::Done { refused: false });
+        }
+        Outcome::Unreachable(error) => {
+            // Nothing reached the platform: the row waits for the gateway, at no cost.
+            ctx.record(Record::turned_away(entry_id, log, error.clone()))
+                .await?;
+            drop(permit);
+            if let Some(down) = ctx.outage.begin() {
+                tokio::spawn(outage::probe_until_back(ctx.clone(), down, error.message));
+            }
+            tokio::select! {
+                () = ctx.outage.wait_up() => {}
+                () = ctx.stop.cancelled() => {}
+            }
+            return Ok(Next::Again);
         }
     };
     let refused = matches!(settled, Settle::Failed(_));

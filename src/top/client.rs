@@ -3,8 +3,9 @@
 //! [`Outcome`]. It never retries; the runner decides.
 //!
 //! The distinction that matters: a connect error means the request never left, so it is
-//! `Transient` (sub-code `connect`) for every API; any failure after the request may have been
-//! written (timeout, reset, truncated body) lost the answer, so it is [`Outcome::answer_lost`].
+//! `Unreachable` (sub-code `connect`) for every API: the gateway is down, not the row. Any
+//! failure after the request may have been written (timeout, reset, truncated body) lost the
+//! answer, so it is [`Outcome::answer_lost`].
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -218,6 +219,23 @@ impl Client {
         attempt
     }
 
+    /// Whether the gateway answers at all: one bare GET of the gateway URL (no parameters, so it
+    /// issues nothing and carries no credentials), for probing during an outage. Any HTTP answer
+    /// counts, whatever its status; a failure to connect or to get an answer in time does not.
+    pub async fn probe(&self) -> bool {
+        let inner = &*self.inner;
+        match inner.http.get(inner.url.clone()).send().await {
+            Ok(response) => {
+                tracing::debug!(status = response.status().as_u16(), "probe answered");
+                true
+            }
+            Err(e) => {
+                tracing::debug!("probe failed: {}", describe(&e));
+                false
+            }
+        }
+    }
+
     async fn post(&self, body: String) -> Parsed {
         let inner = &*self.inner;
         let sent = inner
@@ -284,7 +302,7 @@ pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
 fn transport_failure(error: &reqwest::Error, idempotent: bool) -> Outcome {
     let message = describe(error);
     if error.is_connect() {
-        Outcome::Transient(PlatformError::transport("connect", message))
+        Outcome::Unreachable(PlatformError::transport("connect", message))
     } else if error.is_timeout() {
         Outcome::answer_lost(idempotent, PlatformError::transport("timeout", message))
     } else {

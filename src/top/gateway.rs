@@ -18,6 +18,9 @@ pub trait Gateway: Send + Sync + 'static {
 
     /// Sends a prepared call and classifies what came back (or did not).
     fn send(&self, request: Self::Request) -> impl Future<Output = Attempt> + Send;
+
+    /// Whether the gateway answers at all (during an outage), without issuing anything.
+    fn probe(&self) -> impl Future<Output = bool> + Send;
 }
 
 impl Gateway for Client {
@@ -29,5 +32,9 @@ impl Gateway for Client {
 
     fn send(&self, request: PreparedRequest) -> impl Future<Output = Attempt> + Send {
         self.send_prepared(request)
+    }
+
+    fn probe(&self) -> impl Future<Output = bool> + Send {
+        Client::probe(self)
     }
 }

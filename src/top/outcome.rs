@@ -124,6 +124,7 @@ pub enum OutcomeClass {
     Throttled,
     Fatal,
     Unknown,
+    Unreachable,
 }
 
 impl OutcomeClass {
@@ -136,15 +137,24 @@ impl OutcomeClass {
             OutcomeClass::Throttled => "throttled",
             OutcomeClass::Fatal => "fatal",
             OutcomeClass::Unknown => "unknown",
+            OutcomeClass::Unreachable => "unreachable",
         }
     }
 
     /// Reads a name written by [`OutcomeClass::as_str`].
     pub fn parse(name: &str) -> Option<OutcomeClass> {
-        use OutcomeClass::{Fatal, Issued, Permanent, Throttled, Transient, Unknown};
-        [Issued, Permanent, Transient, Throttled, Fatal, Unknown]
-            .into_iter()
-            .find(|class| class.as_str() == name)
+        use OutcomeClass::{Fatal, Issued, Permanent, Throttled, Transient, Unknown, Unreachable};
+        [
+            Issued,
+            Permanent,
+            Transient,
+            Throttled,
+            Fatal,
+            Unknown,
+            Unreachable,
+        ]
+        .into_iter()
+        .find(|class| class.as_str() == name)
     }
 }
 
@@ -168,6 +178,10 @@ pub enum Outcome {
     Fatal(PlatformError),
     /// The request may have been processed but the answer was lost (non-idempotent API only).
     Unknown(PlatformError),
+    /// Nothing reached the platform: the connection could not be opened (refused, DNS, TLS
+    /// handshake, connect timeout). A gateway-wide condition: the run pauses and probes; the
+    /// attempt does not count.
+    Unreachable(PlatformError),
 }
 
 impl Outcome {
@@ -191,6 +205,7 @@ impl Outcome {
             Outcome::Throttled { .. } => OutcomeClass::Throttled,
             Outcome::Fatal(_) => OutcomeClass::Fatal,
             Outcome::Unknown(_) => OutcomeClass::Unknown,
+            Outcome::Unreachable(_) => OutcomeClass::Unreachable,
         }
     }
 
@@ -202,6 +217,7 @@ impl Outcome {
             | Outcome::Transient(e)
             | Outcome::Fatal(e)
             | Outcome::Unknown(e)
+            | Outcome::Unreachable(e)
             | Outcome::Throttled { error: e, .. } => Some(e),
         }
     }

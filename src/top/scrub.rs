@@ -112,6 +112,7 @@ impl Scrubber {
             Outcome::Transient(e) => Outcome::Transient(self.error(e)),
             Outcome::Fatal(e) => Outcome::Fatal(self.error(e)),
             Outcome::Unknown(e) => Outcome::Unknown(self.error(e)),
+            Outcome::Unreachable(e) => Outcome::Unreachable(self.error(e)),
             Outcome::Throttled { ban, error } => Outcome::Throttled {
                 ban,
                 error: self.error(error),
@@ -256,6 +257,7 @@ mod tests {
             Outcome::Transient(dirty.clone()),
             Outcome::Fatal(dirty.clone()),
             Outcome::Unknown(dirty.clone()),
+            Outcome::Unreachable(dirty.clone()),
             Outcome::Throttled {
                 ban: None,
                 error: dirty.clone(),

@@ -501,3 +501,237 @@ fn logs_off_a_terminal_carry_no_colour() {
         "colour codes in a pipe: {stderr:?}"
     );
 }
+
+/// A child process killed when the test ends, even by a panic.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET /sim/stats` of the simulator at `addr`.
+fn stats_at(addr: &str) -> serde_json::Value {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /sim/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").expect("an HTTP answer").1;
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("stats are not JSON ({e}): {body}"))
+}
+
+/// A simulator process on a given address (to restart one on the port of another); its stderr
+/// is kept for the line it prints when it stops.
+fn sim_at(addr: &str) -> (Child, String) {
+    let mut child = campaign()
+        .args(["sim", "--addr", addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the simulator");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+        .to_owned();
+    (child, url)
+}
+
+/// Stops a simulator process (SIGTERM: it answers what it took, then exits) and returns how many
+/// issuances it made, from the line it prints when it stops.
+fn stop_sim(pid: u32, child: &mut Killed) -> u64 {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let child = &mut child.0;
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("simulator stopped: "))
+        .unwrap_or_else(|| panic!("no stop line: {stderr}"));
+    let issued = line
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" issued"))
+        .unwrap_or_else(|| panic!("no issued count: {line}"));
+    issued.parse().unwrap()
+}
+
+/// A gateway restarted for a few seconds mid-run: the run pauses while nothing can connect and
+/// resumes by itself; no row fails, none is issued twice (counted across both simulator
+/// processes, since a simulator keeps nothing), on both APIs; the outage is in the ledger.
+#[test]
+fn a_gateway_restart_mid_run_pauses_and_resumes_without_loss_or_duplicates() {
+    for api in ["tmall", "alsc"] {
+        let (first, url) = sim_at("127.0.0.1:0");
+        let mut first = Killed(first);
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/router/rest")
+            .to_owned();
+        let folder = Folder::new();
+        let limits = "qps = 40\nconcurrency = 4";
+        let (file, rows) = match api {
+            "tmall" => (tmall_campaign(&url, limits), tmall_rows(120)),
+            _ => (alsc_campaign(&url, limits), alsc_rows(120)),
+        };
+        folder.write("c.toml", file);
+        folder.write("in.csv", rows);
+        let run = spawn_run(&folder);
+        wait_for_ledger(
+            &folder,
+            "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+            20,
+        );
+        let issued_before = stop_sim(first.0.id(), &mut first);
+        // The run notices (a refused connection) and records the outage before the restart.
+        wait_for_ledger(&folder, "SELECT COUNT(*) FROM outages", 1);
+        let second = Killed(sim_at(&addr).0);
+        let out = run.wait_with_output().unwrap();
+        let second_stats = stats_at(&addr);
+        drop(second);
+        let results = folder.path("out.csv");
+        // Exit 1 only for uncertain rows (see below), never for failed ones.
+        let want = if count_status(&results, "uncertain") > 0 {
+            1
+        } else {
+            0
+        };
+        assert_eq!(out.status.code(), Some(want), "{api}: {}", text(&out));
+        assert_eq!(count_status(&results, "failed"), 0, "{api}");
+        assert_eq!(count_status(&results, "pending"), 0, "{api}");
+        // A request written onto a connection the stopping simulator closed at that instant
+        // may lose its answer: at most what was in flight.
+        let uncertain = count_status(&results, "uncertain");
+        assert!(uncertain <= 4, "{api}: {uncertain} uncertain");
+        assert_eq!(second_stats["duplicates"], 0, "{api}");
+        let issued_after = second_stats["issued"].as_u64().unwrap();
+        assert_eq!(
+            (issued_before + issued_after) as usize,
+            count_status(&results, "issued") + uncertain,
+            "{api}: issuances across both simulators"
+        );
+        assert!(
+            issued_after > 0,
+            "{api}: nothing was sent after the restart"
+        );
+        assert_eq!(
+            ledger_count(
+                &folder,
+                "SELECT COUNT(*) FROM outages WHERE ending = 'recovered' AND ended_at IS NOT NULL"
+            ),
+            1,
+            "{api}"
+        );
+        let unreachable = ledger_count(
+            &folder,
+            "SELECT COUNT(*) FROM attempts WHERE class = 'unreachable'",
+        );
+        assert!(unreachable > 0, "{api}: no attempt met the outage");
+    }
+}
+
+/// A gateway that never comes back halts the run after `max_outage_s` (exit 3), rows pending,
+/// saying when the outage began; no attempt was counted against any row.
+#[test]
+fn an_outage_longer_than_max_outage_halts_with_rows_pending() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/router/rest", closed.local_addr().unwrap());
+    drop(closed);
+    let folder = Folder::new();
+    folder.write("c.toml", alsc_campaign(&url, "qps = 100\nmax_outage_s = 1"));
+    folder.write("in.csv", alsc_rows(30));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the gateway has been unreachable since ")
+            && stderr.contains("max_outage_s = 1 s"),
+        "{stderr}"
+    );
+    let results = folder.path("out.csv");
+    assert_eq!(count_status(&results, "pending"), 30);
+    assert_eq!(
+        ledger_count(&folder, "SELECT SUM(attempts) FROM entries"),
+        0
+    );
+    assert_eq!(
+        ledger_count(
+            &folder,
+            "SELECT COUNT(*) FROM outages WHERE ending = 'halted'"
+        ),
+        1
+    );
+}
+
+/// A gateway whose every answer is an HTTP error is not a TOP router: the run halts after a
+/// short streak instead of turning the campaign uncertain.
+#[test]
+fn a_streak_of_answers_that_are_not_top_answers_halts() {
+    let sim = Sim::start(&["--http502-rate", "1"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 1000\nconcurrency = 4"),
+    );
+    folder.write("in.csv", tmall_rows(300));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("answers in a row were not TOP answers"),
+        "{}",
+        text(&out)
+    );
+    let uncertain = count_status(&folder.path("out.csv"), "uncertain");
+    assert!(uncertain <= 20 + 4, "{uncertain} uncertain rows");
+    assert!(count_status(&folder.path("out.csv"), "pending") >= 300 - 24);
+}
+
+/// Uncertain rows past `max_failure_rate` halt the run like failures do.
+#[test]
+fn uncertain_rows_past_the_failure_rate_halt() {
+    let sim = Sim::start(&["--timeout-subcode-rate", "0.9", "--seed", "3"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(
+            &sim.url,
+            "qps = 1000\nconcurrency = 2\nmin_rows_for_halt = 20",
+        ),
+    );
+    folder.write("in.csv", tmall_rows(300));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("finished rows are uncertain"), "{stderr}");
+    let results = folder.path("out.csv");
+    let uncertain = count_status(&results, "uncertain");
+    let issued = count_status(&results, "issued");
+    // The halt message's figures are the final ones, as in the summary.
+    assert!(
+        stderr.contains(&format!(
+            "{uncertain} of {} finished rows",
+            uncertain + issued
+        )),
+        "{stderr}"
+    );
+    assert!(count_status(&results, "pending") > 200);
+}

@@ -315,7 +315,7 @@ async fn bad_gateways_and_bodies_depend_on_idempotency() {
 }
 
 #[tokio::test]
-async fn a_refused_connection_never_left_and_is_transient_for_both() {
+async fn a_refused_connection_never_left_and_is_unreachable_for_both() {
     let sim = sim_with(Faults::default()).await;
     let url_of_closed_port = sim.url();
     sim.shutdown().await;
@@ -334,7 +334,7 @@ async fn a_refused_connection_never_left_and_is_transient_for_both() {
         )
         .unwrap();
         let outcome = c.send(&tmall_object("C")).await.outcome;
-        assert_eq!(outcome.class(), OutcomeClass::Transient, "{outcome:?}");
+        assert_eq!(outcome.class(), OutcomeClass::Unreachable, "{outcome:?}");
         assert_eq!(
             outcome.error().unwrap().sub_code.as_deref(),
             Some("connect")

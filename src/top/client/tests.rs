@@ -119,13 +119,15 @@ fn sub_code(attempt: &Attempt) -> Option<&str> {
 }
 
 #[tokio::test]
-async fn connection_refused_is_transient_connect_for_both_apis() {
+async fn connection_refused_is_unreachable_for_both_apis_and_probes_say_so() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/router/rest", listener.local_addr().unwrap());
     drop(listener);
     for api in [&tmall::SPEC, &alsc::SPEC] {
-        let attempt = client(&url, api, Duration::from_secs(5)).send(OBJECT).await;
-        assert_eq!(attempt.outcome.class(), Transient, "{}", api.method);
+        let client = client(&url, api, Duration::from_secs(5));
+        assert!(!client.probe().await, "a closed port answered a probe");
+        let attempt = client.send(OBJECT).await;
+        assert_eq!(attempt.outcome.class(), Unreachable, "{}", api.method);
         assert_eq!(sub_code(&attempt), Some("connect"));
         assert_eq!(
             attempt.outcome.error().unwrap().code.as_deref(),
@@ -319,6 +321,21 @@ fn signature_in(text: &str) -> Option<String> {
     text.split(|c: char| !c.is_ascii_hexdigit())
         .find(|w| (w.len() == 32 || w.len() == 64) && w.chars().any(|c| c.is_ascii_uppercase()))
         .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn any_http_answer_makes_a_probe_succeed_and_a_probe_sends_no_credentials() {
+    let (url, mut seen) = serve(|_| http("404 Not Found", "", b"")).await;
+    let client = client(&url, &tmall::SPEC, Duration::from_secs(5));
+    assert!(client.probe().await);
+    let probe = seen.recv().await.unwrap();
+    assert!(
+        probe.head.starts_with("GET /router/rest HTTP/1.1"),
+        "{}",
+        probe.head
+    );
+    assert!(probe.body.is_empty());
+    assert!(!probe.head.contains("sim-session"));
 }
 
 #[tokio::test]
