@@ -168,8 +168,7 @@ pub fn run_cli(args: SimArgs) -> anyhow::Result<Exit> {
             out.flush().context("writing to stdout")?;
         }
         stop_signal().await?;
-        let stats = server.stats();
-        server.shutdown().await;
+        let stats = server.shutdown().await;
         eprintln!(
             "simulator stopped: {} calls, {} issued, {} duplicates, peak {} calls/s",
             stats.calls, stats.issued, stats.duplicates, stats.peak_calls_per_second

@@ -82,10 +82,12 @@ impl SimServer {
     }
 
     /// Stops accepting, cuts pending delays short, and waits (bounded) for open connections.
-    pub async fn shutdown(mut self) {
+    /// Returns the counters once no call is being handled any more: calls that were under way
+    /// when the shutdown began are in them.
+    pub async fn shutdown(mut self) -> SimStats {
         self.stopping.cancel();
         let Some(task) = self.task.take() else {
-            return;
+            return self.sim.stats();
         };
         let abort = task.abort_handle();
         match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
@@ -97,6 +99,7 @@ impl SimServer {
                 abort.abort();
             }
         }
+        self.sim.stats()
     }
 }
 
