@@ -24,16 +24,16 @@ use crate::runner::{self, Mode, Reopen, RunOptions};
 pub struct Cli {
     /// More log output (debug); RUST_LOG overrides.
     #[arg(short, long, global = true, conflicts_with = "quiet")]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// Only errors: no progress, no summary.
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run (or resume) a campaign: send every row not yet done, then write the results CSV.
     Run(RunArgs),
     /// Preflight that issues nothing: the campaign file and input, folders, secrets, a signed
@@ -61,76 +61,76 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Write campaign.1 and campaign-<command>.1 into this folder instead of printing campaign.1.
     #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// Paths that override the campaign file's.
 #[derive(Debug, Args)]
-pub struct FileArgs {
+pub(crate) struct FileArgs {
     /// The campaign file (TOML).
-    pub campaign: PathBuf,
+    pub(crate) campaign: PathBuf,
     /// The recipients CSV (default: `input` in the campaign file).
     #[arg(long, value_name = "F")]
-    pub input: Option<PathBuf>,
+    pub(crate) input: Option<PathBuf>,
     /// The state file (default: `state` in the campaign file).
     #[arg(long, value_name = "F")]
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
     /// Encoding of the input: utf-8, gbk or gb18030 (default: detected).
     #[arg(long, value_name = "E")]
-    pub encoding: Option<String>,
+    pub(crate) encoding: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub files: FileArgs,
+    pub(crate) files: FileArgs,
     /// Where to write the results CSV (default: `results` in the campaign file).
     #[arg(long, value_name = "F")]
-    pub results: Option<PathBuf>,
+    pub(crate) results: Option<PathBuf>,
     /// Requests per second, never exceeded in any one-second window (0.001 to 1000000).
     #[arg(long, value_name = "N", value_parser = qps_arg)]
-    pub qps: Option<Qps>,
+    pub(crate) qps: Option<Qps>,
     /// Requests in flight at most (1 to 10000).
     #[arg(long, value_name = "N", value_parser = concurrency_arg)]
-    pub concurrency: Option<Concurrency>,
+    pub(crate) concurrency: Option<Concurrency>,
     /// Validate everything and print the plan; send nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Send failed rows again.
     #[arg(long)]
-    pub retry_failed: bool,
+    pub(crate) retry_failed: bool,
     /// Send uncertain rows again (they may already have been issued: check first).
     #[arg(long)]
-    pub resend_uncertain: bool,
+    pub(crate) resend_uncertain: bool,
     /// A canary: send at most N rows not yet sent, then end like a finished run; the next run
     /// continues.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub limit: Option<u64>,
+    pub(crate) limit: Option<u64>,
     /// Print the summary (or the --dry-run plan) as one JSON object on stdout at the end;
     /// progress and logs stay on stderr.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    pub bom: BomArgs,
+    pub(crate) bom: BomArgs,
     /// Do not ask before sending through a real gateway (the question is only asked when stdin
     /// and stderr are terminals and the gateway is neither the simulator nor loopback).
     #[arg(short, long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 /// The byte-order mark of the results CSV, overriding `bom` in the campaign file.
 #[derive(Debug, Args)]
-pub struct BomArgs {
+pub(crate) struct BomArgs {
     /// Start the results CSV with a UTF-8 byte-order mark (default: when the input had one or
     /// is GBK/GB18030, so that spreadsheet programs read it right).
     #[arg(long, conflicts_with = "no_bom")]
-    pub bom: bool,
+    pub(crate) bom: bool,
     /// No byte-order mark at the start of the results CSV.
     #[arg(long)]
-    pub no_bom: bool,
+    pub(crate) no_bom: bool,
 }
 
 impl BomArgs {
@@ -145,53 +145,53 @@ impl BomArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     #[command(flatten)]
-    pub files: FileArgs,
+    pub(crate) files: FileArgs,
     /// Machine-readable JSON instead of the table.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     #[command(flatten)]
-    pub files: FileArgs,
+    pub(crate) files: FileArgs,
     /// Where to write the results CSV (default: `results` in the campaign file).
     #[arg(long, value_name = "F")]
-    pub results: Option<PathBuf>,
+    pub(crate) results: Option<PathBuf>,
     /// Also write the per-attempt log to this CSV.
     #[arg(long, value_name = "F")]
-    pub attempts: Option<PathBuf>,
+    pub(crate) attempts: Option<PathBuf>,
     #[command(flatten)]
-    pub bom: BomArgs,
+    pub(crate) bom: BomArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct RebuildArgs {
+pub(crate) struct RebuildArgs {
     #[command(flatten)]
-    pub files: FileArgs,
+    pub(crate) files: FileArgs,
     /// The results file to rebuild the ledger from (the last one the campaign wrote).
     #[arg(long, value_name = "RESULTS")]
-    pub from: PathBuf,
+    pub(crate) from: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     #[command(flatten)]
-    pub files: FileArgs,
+    pub(crate) files: FileArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
-    pub files: FileArgs,
+    pub(crate) files: FileArgs,
     /// The results file to check (default: `results` in the campaign file).
     #[arg(long, value_name = "F")]
-    pub results: Option<PathBuf>,
+    pub(crate) results: Option<PathBuf>,
     /// One JSON object on stdout: the verdict, the discrepancies and notes as objects.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 fn qps_arg(text: &str) -> Result<Qps, String> {
@@ -204,7 +204,7 @@ fn concurrency_arg(text: &str) -> Result<Concurrency, String> {
 
 impl FileArgs {
     /// Loads the campaign file with these paths and `more` overrides applied.
-    pub fn load(&self, more: Overrides) -> anyhow::Result<Campaign> {
+    pub(crate) fn load(&self, more: Overrides) -> anyhow::Result<Campaign> {
         let overrides = Overrides {
             input: self.input.clone(),
             state: self.state.clone(),
@@ -245,7 +245,7 @@ fn colour_logs() -> bool {
 }
 
 fn colour_logs_for(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+    stderr_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
 /// Runs a parsed command line; returns the exit code. Errors are printed here.

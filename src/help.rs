@@ -13,7 +13,7 @@ use crate::cli::Cli;
 use crate::exit::Exit;
 
 /// The completion script for `shell`.
-pub fn completions(shell: Shell) -> String {
+pub(crate) fn completions(shell: Shell) -> String {
     let mut command = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "campaign", &mut script);
@@ -21,7 +21,7 @@ pub fn completions(shell: Shell) -> String {
 }
 
 /// The man page of `campaign` (roff).
-pub fn man_page() -> String {
+pub(crate) fn man_page() -> String {
     let mut command = Cli::command().disable_help_subcommand(true);
     command.build();
     let mut page = Vec::new();
@@ -30,7 +30,7 @@ pub fn man_page() -> String {
 }
 
 /// Writes `campaign.1` and one `campaign-<command>.1` per command into `dir`; returns the files.
-pub fn man_pages(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+pub(crate) fn man_pages(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut command = Cli::command().disable_help_subcommand(true);
     command.build();
     let mut pages = vec![command.clone()];

@@ -18,7 +18,7 @@ const INVALID_EXAMPLES: usize = 10;
 
 /// What the ingest is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// A run: the rows are stored for good, and only what changed is reported (counting rows
     /// would cost a pass over the ledger that resuming must not pay).
     Run,
@@ -28,23 +28,23 @@ pub enum Purpose {
 
 /// What ingest found. The counts are filled in for dry runs only.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IngestReport {
+pub(crate) struct IngestReport {
     /// Data rows in the input.
-    pub rows: u64,
-    pub invalid: u64,
-    pub duplicates: u64,
+    pub(crate) rows: u64,
+    pub(crate) invalid: u64,
+    pub(crate) duplicates: u64,
     /// Rows whose identity still has to be sent.
-    pub to_send: u64,
+    pub(crate) to_send: u64,
     /// Rows whose identity already reached a final state in an earlier run.
-    pub already_done: u64,
+    pub(crate) already_done: u64,
     /// The input and params were unchanged since the last ingest, which was reused.
-    pub reused: bool,
-    pub input_changed: bool,
-    pub params_changed: bool,
+    pub(crate) reused: bool,
+    pub(crate) input_changed: bool,
+    pub(crate) params_changed: bool,
     /// Identities recorded earlier that are no longer in the input (kept, never sent).
-    pub orphaned: u64,
+    pub(crate) orphaned: u64,
     /// The first few invalid rows, as `row N (line L): reason`, when this ingest read the file.
-    pub invalid_examples: Vec<String>,
+    pub(crate) invalid_examples: Vec<String>,
 }
 
 impl IngestReport {
@@ -71,7 +71,7 @@ impl IngestReport {
 
 /// Ingest failures.
 #[derive(Debug, thiserror::Error)]
-pub enum IngestError {
+pub(crate) enum IngestError {
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
@@ -93,7 +93,7 @@ pub enum IngestError {
 }
 
 /// Brings the campaign's input into the ledger (or reuses the last ingest when nothing changed).
-pub fn ingest(
+pub(crate) fn ingest(
     ledger: &mut Ledger,
     campaign: &Campaign,
     purpose: Purpose,

@@ -22,7 +22,7 @@ use crate::secret::Secret;
 
 /// Where the message goes, and so its shape and signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NotifyKind {
+pub(crate) enum NotifyKind {
     /// A DingTalk group robot: `{"msgtype":"text",...}`; signed with `timestamp` and `sign` in
     /// the query string.
     DingTalk,
@@ -53,26 +53,26 @@ impl FromStr for NotifyKind {
 
 /// What a message reports.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Event {
-    pub campaign: String,
-    pub api: String,
+pub(crate) struct Event {
+    pub(crate) campaign: String,
+    pub(crate) api: String,
     /// `finished`, `halted`, `interrupted` or `progress`.
-    pub event: &'static str,
+    pub(crate) event: &'static str,
     /// Rows per status (at the end), or `None` for progress.
-    pub counts: Option<StatusCounts>,
+    pub(crate) counts: Option<StatusCounts>,
     /// Rows this run has to send, for progress.
-    pub to_send: u64,
+    pub(crate) to_send: u64,
     /// What this run did so far.
-    pub counters: RunCounters,
-    pub elapsed: Duration,
+    pub(crate) counters: RunCounters,
+    pub(crate) elapsed: Duration,
     /// Why the run halted, or a note (limit reached).
-    pub reason: Option<String>,
-    pub results: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) results: String,
 }
 
 impl Event {
     /// Requests per second over the run so far.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         match self.elapsed.as_secs_f64() {
             secs if secs > 0.0 => (self.counters.sent as f64 / secs * 10.0).round() / 10.0,
             _ => 0.0,
@@ -80,7 +80,7 @@ impl Event {
     }
 
     /// The message as chat text.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let c = &self.counters;
         let mut lines = vec![format!(
             "campaign {} ({}): {}",
@@ -114,7 +114,7 @@ impl Event {
     }
 
     /// The plain JSON body (`kind = "json"`).
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         json!({
             "campaign": self.campaign,
             "api": self.api,
@@ -136,7 +136,7 @@ impl Event {
 
 /// DingTalk's signature: base64 of HMAC-SHA256 keyed with the secret over
 /// `"{timestamp_ms}\n{secret}"`.
-pub fn dingtalk_sign(secret: &str, timestamp_ms: u128) -> String {
+pub(crate) fn dingtalk_sign(secret: &str, timestamp_ms: u128) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("{timestamp_ms}\n{secret}").as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
@@ -144,7 +144,7 @@ pub fn dingtalk_sign(secret: &str, timestamp_ms: u128) -> String {
 
 /// Feishu's signature: base64 of HMAC-SHA256 keyed with `"{timestamp_s}\n{secret}"` over
 /// nothing.
-pub fn feishu_sign(secret: &str, timestamp_s: u64) -> String {
+pub(crate) fn feishu_sign(secret: &str, timestamp_s: u64) -> String {
     let key = format!("{timestamp_s}\n{secret}");
     let mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
@@ -163,7 +163,7 @@ enum NotifyError {
 
 /// Posts events to the configured webhook.
 #[derive(Clone, Debug)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     http: reqwest::Client,
     url: reqwest::Url,
     kind: NotifyKind,
@@ -172,7 +172,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Builds the HTTP client; fails on a URL it cannot parse.
-    pub fn new(config: &NotifyConfig, secret: Option<Secret>) -> anyhow::Result<Notifier> {
+    pub(crate) fn new(config: &NotifyConfig, secret: Option<Secret>) -> anyhow::Result<Notifier> {
         let url = reqwest::Url::parse(&config.url)
             .map_err(|e| anyhow::anyhow!("notify.url is not a URL: {e}"))?;
         let http = reqwest::Client::builder()
@@ -190,7 +190,7 @@ impl Notifier {
     }
 
     /// Posts `event`; a failure is logged as a warning and otherwise ignored.
-    pub async fn post(&self, event: &Event) {
+    pub(crate) async fn post(&self, event: &Event) {
         let host = self.url.host_str().unwrap_or("?").to_owned();
         match self.try_post(event).await {
             Ok(()) => tracing::debug!("notification ({}) posted to {host}", event.event),

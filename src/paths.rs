@@ -17,7 +17,7 @@ use crate::ledger::sidecar;
 
 /// Makes every file this process creates from now on owner-only (mode 0600, folders 0700) on
 /// Unix; elsewhere files get the platform's default permissions.
-pub fn owner_only_from_now_on() {
+pub(crate) fn owner_only_from_now_on() {
     #[cfg(unix)]
     // SAFETY: umask only sets the process's file mode creation mask; it cannot fail.
     unsafe {
@@ -28,13 +28,13 @@ pub fn owner_only_from_now_on() {
 /// Narrows an existing file to owner-only (0600); a file that does not exist is left alone.
 /// Unix only: elsewhere files keep the platform's default permissions.
 #[cfg(not(unix))]
-pub fn make_private(_path: &Path) -> std::io::Result<()> {
+pub(crate) fn make_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
 /// Narrows an existing file to owner-only (0600); a file that does not exist is left alone.
 #[cfg(unix)]
-pub fn make_private(path: &Path) -> std::io::Result<()> {
+pub(crate) fn make_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::metadata(path) {
         Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
@@ -48,7 +48,7 @@ pub fn make_private(path: &Path) -> std::io::Result<()> {
 
 /// A path that cannot be used, found before anything is sent or written.
 #[derive(Debug, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     #[error(
         "{output}: the {what} would overwrite the {other_what} {other}; give the {what} another path"
     )]
@@ -86,7 +86,7 @@ pub enum PathError {
 
 /// The files of a campaign that no output may replace: the state file and SQLite's and our
 /// files beside it, and the input.
-pub fn protected(campaign: &Campaign) -> Vec<(&'static str, PathBuf)> {
+pub(crate) fn protected(campaign: &Campaign) -> Vec<(&'static str, PathBuf)> {
     let state = &campaign.state;
     vec![
         ("state file", state.clone()),
@@ -100,7 +100,7 @@ pub fn protected(campaign: &Campaign) -> Vec<(&'static str, PathBuf)> {
 /// Refuses an output that is one of `protected` or another output: compared by canonical path
 /// (a file that does not exist yet by its canonical folder) and, where both exist, by device
 /// and inode, so a symbolic or hard link to the state file is caught too.
-pub fn check_outputs(
+pub(crate) fn check_outputs(
     outputs: &[(&'static str, &Path)],
     protected: &[(&'static str, PathBuf)],
 ) -> Result<(), PathError> {
@@ -124,7 +124,7 @@ pub fn check_outputs(
 }
 
 /// Whether two paths name the same file (or would, once created).
-pub fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     use crate::files::identity::file_id;
     if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b))
         && let (Some(x), Some(y)) = (file_id(&x), file_id(&y))
@@ -147,7 +147,7 @@ fn canonical(path: &Path) -> Option<PathBuf> {
 }
 
 /// The folder a file is in (`.` for a bare name).
-pub fn folder_of(path: &Path) -> &Path {
+pub(crate) fn folder_of(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
@@ -155,7 +155,7 @@ pub fn folder_of(path: &Path) -> &Path {
 
 /// An output file: not a folder, and its folder exists and takes new files (tried by creating
 /// and removing a temporary file there).
-pub fn check_writable(what: &'static str, path: &Path) -> Result<(), PathError> {
+pub(crate) fn check_writable(what: &'static str, path: &Path) -> Result<(), PathError> {
     if path.is_dir() {
         return Err(PathError::Folder {
             what,
@@ -183,7 +183,7 @@ pub fn check_writable(what: &'static str, path: &Path) -> Result<(), PathError> 
 
 /// An input file: it exists and is a regular file (it is read more than once: to check it, to
 /// ingest it and to write the results, so a pipe or `/dev/stdin` cannot work).
-pub fn check_regular(what: &'static str, path: &Path) -> Result<(), PathError> {
+pub(crate) fn check_regular(what: &'static str, path: &Path) -> Result<(), PathError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => Ok(()),
         Ok(_) => Err(PathError::NotRegular {
@@ -201,7 +201,7 @@ pub fn check_regular(what: &'static str, path: &Path) -> Result<(), PathError> {
 /// Everything `campaign run` checks about its files before the first send: the input is a
 /// regular file, the results and the state file can be written where they go, and no output
 /// (nor the state file) is the input or the state file.
-pub fn check_run(campaign: &Campaign) -> Result<(), PathError> {
+pub(crate) fn check_run(campaign: &Campaign) -> Result<(), PathError> {
     check_regular("input", &campaign.input)?;
     check_writable("results", &campaign.results)?;
     check_writable("state", &campaign.state)?;
@@ -221,7 +221,7 @@ pub fn check_run(campaign: &Campaign) -> Result<(), PathError> {
 
 /// The same for `campaign export`: the input is a regular file, and neither output is the
 /// input, the state file or the other output.
-pub fn check_export(campaign: &Campaign, attempts: Option<&Path>) -> Result<(), PathError> {
+pub(crate) fn check_export(campaign: &Campaign, attempts: Option<&Path>) -> Result<(), PathError> {
     check_regular("input", &campaign.input)?;
     let mut outputs = vec![("results", campaign.results.as_path())];
     outputs.extend(attempts.map(|a| ("attempts log", a)));

@@ -21,7 +21,7 @@ static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 /// How much a command tells the user on stdout and stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     /// Progress, summaries and notes.
     #[default]
     Normal,
@@ -31,21 +31,21 @@ pub enum Output {
 
 impl Output {
     /// `--quiet` given or not.
-    pub fn from_quiet(quiet: bool) -> Output {
+    pub(crate) fn from_quiet(quiet: bool) -> Output {
         if quiet { Output::Quiet } else { Output::Normal }
     }
 }
 /// A passing condition worth showing beside the counts (e.g. an outage), read at every refresh.
-pub type Note = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+pub(crate) type Note = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// A running progress display; [`Progress::finish`] stops it.
-pub struct Progress {
+pub(crate) struct Progress {
     task: Option<tokio::task::JoinHandle<()>>,
     bar: Option<ProgressBar>,
 }
 
 /// The one-line description of where a run stands.
-pub fn describe(s: &RunCounters, retrying: u64, total: u64, rate: f64) -> String {
+pub(crate) fn describe(s: &RunCounters, retrying: u64, total: u64, rate: f64) -> String {
     format!(
         "{}/{} done · issued {} · failed {} · uncertain {} · retrying {} · {:.1}/s",
         s.done(),
@@ -61,7 +61,12 @@ pub fn describe(s: &RunCounters, retrying: u64, total: u64, rate: f64) -> String
 impl Progress {
     /// Starts showing progress of `total` rows to send, or nothing when quiet; `note` adds a
     /// passing condition when it has one.
-    pub fn start(total: u64, stats: Arc<LiveCounters>, note: Note, output: Output) -> Progress {
+    pub(crate) fn start(
+        total: u64,
+        stats: Arc<LiveCounters>,
+        note: Note,
+        output: Output,
+    ) -> Progress {
         if output == Output::Quiet || total == 0 {
             return Progress {
                 task: None,
@@ -76,7 +81,9 @@ impl Progress {
                     .expect("a valid template")
                     .progress_chars("━╸ "),
             );
-            *ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar.clone());
+            *ACTIVE_BAR
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bar.clone());
             let shown = bar.clone();
             let task = tokio::spawn(async move {
                 loop {
@@ -119,27 +126,33 @@ impl Progress {
     }
 
     /// Stops the display and clears the bar.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         if let Some(task) = self.task {
             task.abort();
         }
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
-            *ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *ACTIVE_BAR
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
     }
 }
 
 /// Takes the progress bar off the screen for good (before a hard quit), so no frozen bar is
 /// left behind on the terminal.
-pub fn clear() {
-    if let Some(bar) = ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).take() {
+pub(crate) fn clear() {
+    if let Some(bar) = ACTIVE_BAR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
         bar.finish_and_clear();
     }
 }
 
 /// Prints to stdout; a reader that went away (`| head`) is not an error.
-pub fn print(text: &str) -> std::io::Result<()> {
+pub(crate) fn print(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -151,7 +164,7 @@ pub fn print(text: &str) -> std::io::Result<()> {
 }
 
 /// Prints a line to stderr without tearing the progress bar; a closed stderr is not an error.
-pub fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     let mut text = String::with_capacity(line.len() + 1);
     text.push_str(line);
     text.push('\n');
@@ -163,7 +176,10 @@ fn to_stderr(bytes: &[u8]) {
     let print = || {
         let _ = std::io::stderr().lock().write_all(bytes);
     };
-    let bar = ACTIVE_BAR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let bar = ACTIVE_BAR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     match bar {
         Some(bar) => bar.suspend(print),
         None => print(),
@@ -172,10 +188,10 @@ fn to_stderr(bytes: &[u8]) {
 
 /// A `tracing` writer to stderr that suspends the progress bar while a line is printed.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct LogWriter;
+pub(crate) struct LogWriter;
 
 /// One log event, buffered and printed whole when dropped.
-pub struct LogLine(Vec<u8>);
+pub(crate) struct LogLine(Vec<u8>);
 
 impl Write for LogLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

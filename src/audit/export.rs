@@ -17,7 +17,7 @@ use crate::progress::Output;
 use crate::results;
 
 /// The attempts log's columns.
-pub const ATTEMPT_COLUMNS: [&str; 10] = [
+pub(crate) const ATTEMPT_COLUMNS: [&str; 10] = [
     "row",
     "attempt",
     "started_at",
@@ -82,7 +82,7 @@ pub(super) fn run(
 }
 
 /// Writes the per-attempt log, streamed, atomically. Returns how many attempts it holds.
-pub fn write_attempts(ledger: &Ledger, path: &Path, bom: bool) -> anyhow::Result<u64> {
+pub(crate) fn write_attempts(ledger: &Ledger, path: &Path, bom: bool) -> anyhow::Result<u64> {
     let mut file = AtomicFile::create(path)?;
     if bom {
         file.write_all(BOM)?;
@@ -108,6 +108,8 @@ pub fn write_attempts(ledger: &Ledger, path: &Path, bom: bool) -> anyhow::Result
         written += 1;
         Ok(())
     })?;
-    out.into_inner().map_err(|e| e.into_error())?.commit()?;
+    out.into_inner()
+        .map_err(csv::IntoInnerError::into_error)?
+        .commit()?;
     Ok(written)
 }

@@ -18,13 +18,13 @@ use crate::exit::Exit;
 use crate::ledger::{Ledger, LedgerError};
 
 /// `campaign status`: a table, or JSON with `json` (the fields of [`status::StatusReport`]).
-pub fn status(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn status(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
     status::run(campaign, json)
 }
 
 /// `campaign export`: rewrites the results CSV from the ledger (atomically, its MD5 recorded),
 /// and with `attempts` the per-attempt log too. Refuses while a run holds the state file.
-pub fn export(
+pub(crate) fn export(
     campaign: &Campaign,
     attempts: Option<&std::path::Path>,
     output: crate::progress::Output,
@@ -32,11 +32,11 @@ pub fn export(
     export::run(campaign, attempts, output)
 }
 
-pub use rebuild::refuse_fresh_ledger;
+pub(crate) use rebuild::refuse_fresh_ledger;
 
 /// `campaign rebuild`: a new ledger from a results file (issued and uncertain rows recorded,
 /// the rest pending), for a campaign whose state file was lost.
-pub fn rebuild(
+pub(crate) fn rebuild(
     campaign: &Campaign,
     from: &std::path::Path,
     output: crate::progress::Output,
@@ -46,7 +46,7 @@ pub fn rebuild(
 
 /// `campaign verify`: exit 0 when the input, the ledger and the results file reconcile, 1 with
 /// every discrepancy listed otherwise; as one JSON object with `json` (shape in docs/json.md).
-pub fn verify(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
+pub(crate) fn verify(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
     verify::run(campaign, json)
 }
 

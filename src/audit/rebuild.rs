@@ -20,7 +20,7 @@ use crate::results::read::{ReadError, ResultRecord, first_issued, read_results};
 /// A run, export or rebuild that finds no state file refuses to start a fresh ledger when the
 /// campaign evidently ran: its lock file or SQLite journal is there, or its results file has a
 /// row that was (or may have been) issued. Sending from a fresh ledger would issue those again.
-pub fn refuse_fresh_ledger(campaign: &Campaign) -> anyhow::Result<()> {
+pub(crate) fn refuse_fresh_ledger(campaign: &Campaign) -> anyhow::Result<()> {
     let state = &campaign.state;
     let rebuild = format!(
         "campaign rebuild {} --from {}",

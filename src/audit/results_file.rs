@@ -116,7 +116,7 @@ impl ResultsFile {
                 return None;
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, csv::Position::line);
         let cells = record
             .iter()
             .map(|c| String::from_utf8_lossy(c).into_owned())

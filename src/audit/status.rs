@@ -12,63 +12,63 @@ use crate::results::summary::human_duration;
 
 /// The last `campaign run`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LastRun {
-    pub started_at: String,
-    pub ended_at: Option<String>,
+pub(crate) struct LastRun {
+    pub(crate) started_at: String,
+    pub(crate) ended_at: Option<String>,
     /// `running` while it goes on; `aborted` when it stopped without recording its end (killed,
     /// power loss).
-    pub ending: RunEnding,
+    pub(crate) ending: RunEnding,
     #[serde(flatten)]
-    pub counters: RunCounters,
-    pub elapsed_ms: u64,
+    pub(crate) counters: RunCounters,
+    pub(crate) elapsed_ms: u64,
     /// Requests per second.
-    pub rate: f64,
+    pub(crate) rate: f64,
 }
 
 /// The last results file written, as the ledger recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ResultsInfo {
-    pub path: String,
-    pub md5: String,
-    pub written_at: Option<String>,
+pub(crate) struct ResultsInfo {
+    pub(crate) path: String,
+    pub(crate) md5: String,
+    pub(crate) written_at: Option<String>,
 }
 
 /// The `max_issued` budget: rows issued or possibly issued (uncertain, in flight; for an
 /// idempotent API also pending rows sent before) over all runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BudgetInfo {
-    pub max: u64,
-    pub used: u64,
-    pub left: u64,
+pub(crate) struct BudgetInfo {
+    pub(crate) max: u64,
+    pub(crate) used: u64,
+    pub(crate) left: u64,
 }
 
 /// Everything `campaign status` shows; serialised as is by `--json`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StatusReport {
-    pub campaign: String,
-    pub api: String,
-    pub state: String,
+pub(crate) struct StatusReport {
+    pub(crate) campaign: String,
+    pub(crate) api: String,
+    pub(crate) state: String,
     /// Whether a run holds the state file right now.
-    pub running: bool,
+    pub(crate) running: bool,
     /// Data rows of the current input.
-    pub rows: u64,
-    pub counts: StatusCounts,
+    pub(crate) rows: u64,
+    pub(crate) counts: StatusCounts,
     /// Rows being sent right now (counted as pending).
-    pub in_flight: u64,
+    pub(crate) in_flight: u64,
     /// Share of rows done (not pending), 0 to 1.
-    pub progress: f64,
+    pub(crate) progress: f64,
     /// Identities recorded earlier that are no longer in the input.
-    pub orphaned: u64,
+    pub(crate) orphaned: u64,
     /// Runs so far.
-    pub runs: u64,
-    pub last_run: Option<LastRun>,
+    pub(crate) runs: u64,
+    pub(crate) last_run: Option<LastRun>,
     /// Unsuccessful attempts over all runs, grouped by class, code and sub-code.
-    pub errors: Vec<ErrorGroup>,
+    pub(crate) errors: Vec<ErrorGroup>,
     /// Flow-control answers over all runs.
-    pub throttle_events: u64,
-    pub results: Option<ResultsInfo>,
+    pub(crate) throttle_events: u64,
+    pub(crate) results: Option<ResultsInfo>,
     /// `null` without `limits.max_issued`.
-    pub budget: Option<BudgetInfo>,
+    pub(crate) budget: Option<BudgetInfo>,
 }
 
 pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
@@ -82,7 +82,7 @@ pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
 }
 
 /// Reads the report from the campaign's ledger.
-pub fn gather(campaign: &Campaign) -> anyhow::Result<StatusReport> {
+pub(crate) fn gather(campaign: &Campaign) -> anyhow::Result<StatusReport> {
     let running = ledger::is_locked(&campaign.state);
     let ledger = super::open_read_only(campaign)?;
     let counts = ledger.status_counts()?;
@@ -177,7 +177,7 @@ fn last_run(ledger: &Ledger, run: RunRecord, running: bool) -> anyhow::Result<La
 }
 
 /// The readable table.
-pub fn render(r: &StatusReport) -> String {
+pub(crate) fn render(r: &StatusReport) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "campaign  {} ({})", r.campaign, r.api);

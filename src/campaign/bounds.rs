@@ -5,29 +5,29 @@
 use std::ops::RangeInclusive;
 
 /// `limits.qps` and `--qps`: requests per second.
-pub const QPS: RangeInclusive<f64> = 0.001..=1_000_000.0;
+pub(crate) const QPS: RangeInclusive<f64> = 0.001..=1_000_000.0;
 /// `limits.concurrency` and `--concurrency`: requests in flight.
-pub const CONCURRENCY: RangeInclusive<i64> = 1..=10_000;
+pub(crate) const CONCURRENCY: RangeInclusive<i64> = 1..=10_000;
 /// `limits.max_attempts`: attempts per row.
-pub const MAX_ATTEMPTS: RangeInclusive<i64> = 1..=1_000;
+pub(crate) const MAX_ATTEMPTS: RangeInclusive<i64> = 1..=1_000;
 /// `limits.max_failure_rate`: a share.
-pub const MAX_FAILURE_RATE: RangeInclusive<f64> = 0.0..=1.0;
+pub(crate) const MAX_FAILURE_RATE: RangeInclusive<f64> = 0.0..=1.0;
 /// `limits.min_rows_for_halt`: finished rows.
-pub const MIN_ROWS_FOR_HALT: RangeInclusive<i64> = 0..=1_000_000_000_000;
+pub(crate) const MIN_ROWS_FOR_HALT: RangeInclusive<i64> = 0..=1_000_000_000_000;
 /// `limits.max_issued`: rows issued across all runs.
-pub const MAX_ISSUED: RangeInclusive<i64> = 1..=1_000_000_000_000;
+pub(crate) const MAX_ISSUED: RangeInclusive<i64> = 1..=1_000_000_000_000;
 /// `limits.max_ban_wait_s`: seconds (a week).
-pub const MAX_BAN_WAIT_S: RangeInclusive<f64> = 0.0..=604_800.0;
+pub(crate) const MAX_BAN_WAIT_S: RangeInclusive<f64> = 0.0..=604_800.0;
 /// `limits.max_outage_s`: seconds (a week).
-pub const MAX_OUTAGE_S: RangeInclusive<f64> = 0.0..=604_800.0;
+pub(crate) const MAX_OUTAGE_S: RangeInclusive<f64> = 0.0..=604_800.0;
 /// `notify.every_minutes`: a progress message at most this often (a week).
-pub const NOTIFY_EVERY_MINUTES: RangeInclusive<f64> = 0.001..=10_080.0;
+pub(crate) const NOTIFY_EVERY_MINUTES: RangeInclusive<f64> = 0.001..=10_080.0;
 /// `gateway.timeout_ms`, `gateway.connect_timeout_ms` and `notify.timeout_ms`: ten minutes at
 /// most.
-pub const TIMEOUT_MS: RangeInclusive<i64> = 1..=600_000;
+pub(crate) const TIMEOUT_MS: RangeInclusive<i64> = 1..=600_000;
 
 /// Checks a number against its bounds; the error says what they are.
-pub fn check_float(range: &RangeInclusive<f64>, n: f64) -> Result<f64, String> {
+pub(crate) fn check_float(range: &RangeInclusive<f64>, n: f64) -> Result<f64, String> {
     if n.is_nan() {
         Err("is not a number".to_owned())
     } else if range.contains(&n) {
@@ -42,7 +42,7 @@ pub fn check_float(range: &RangeInclusive<f64>, n: f64) -> Result<f64, String> {
 }
 
 /// Checks a whole number against its bounds; the error says what they are.
-pub fn check_int(range: &RangeInclusive<i64>, n: i64) -> Result<i64, String> {
+pub(crate) fn check_int(range: &RangeInclusive<i64>, n: i64) -> Result<i64, String> {
     if range.contains(&n) {
         Ok(n)
     } else {
@@ -56,7 +56,7 @@ pub fn check_int(range: &RangeInclusive<i64>, n: i64) -> Result<i64, String> {
 
 /// Parses a command-line number within `range` (for clap): `NaN`, `inf` and text that is not a
 /// number are refused with a message saying so.
-pub fn parse_float_arg(text: &str, range: &RangeInclusive<f64>) -> Result<f64, String> {
+pub(crate) fn parse_float_arg(text: &str, range: &RangeInclusive<f64>) -> Result<f64, String> {
     let n: f64 = text
         .trim()
         .parse()
@@ -65,7 +65,7 @@ pub fn parse_float_arg(text: &str, range: &RangeInclusive<f64>) -> Result<f64, S
 }
 
 /// Parses a command-line whole number within `range` (for clap).
-pub fn parse_int_arg(text: &str, range: &RangeInclusive<i64>) -> Result<i64, String> {
+pub(crate) fn parse_int_arg(text: &str, range: &RangeInclusive<i64>) -> Result<i64, String> {
     let trimmed = text.trim();
     let n: i64 = match trimmed.parse() {
         Ok(n) => n,

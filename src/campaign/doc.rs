@@ -27,13 +27,13 @@ const SECRET_KEYS: &[&str] = &[
 
 /// The campaign file's path and text, for positions in messages.
 pub(super) struct Doc<'a> {
-    pub path: &'a Path,
-    pub text: &'a str,
+    pub(crate) path: &'a Path,
+    pub(crate) text: &'a str,
 }
 
 impl Doc<'_> {
     /// An error at `span` about `field`.
-    pub fn error(
+    pub(crate) fn error(
         &self,
         span: &Range<usize>,
         field: &str,
@@ -50,7 +50,7 @@ impl Doc<'_> {
     }
 
     /// A TOML syntax error.
-    pub fn syntax(&self, e: &toml::de::Error) -> CampaignError {
+    pub(crate) fn syntax(&self, e: &toml::de::Error) -> CampaignError {
         let (line, column) = self.position(e.span().map_or(0, |s| s.start));
         CampaignError::Syntax {
             path: self.path.to_owned(),
@@ -69,7 +69,11 @@ impl Doc<'_> {
     }
 
     /// Refuses secret-looking keys anywhere in the document.
-    pub fn reject_secrets(&self, table: &DeTable<'_>, prefix: &str) -> Result<(), CampaignError> {
+    pub(crate) fn reject_secrets(
+        &self,
+        table: &DeTable<'_>,
+        prefix: &str,
+    ) -> Result<(), CampaignError> {
         for (key, value) in table {
             let field = format!("{prefix}{}", key.get_ref());
             if SECRET_KEYS.contains(&key.get_ref().to_ascii_lowercase().as_str()) {
@@ -97,8 +101,8 @@ impl Doc<'_> {
 
 /// A key and its value.
 pub(super) struct Entry<'i> {
-    pub key: Spanned<String>,
-    pub value: Spanned<DeValue<'i>>,
+    pub(crate) key: Spanned<String>,
+    pub(crate) value: Spanned<DeValue<'i>>,
 }
 
 /// One table of the campaign file.
@@ -106,13 +110,13 @@ pub(super) struct Section<'d, 'i> {
     doc: &'d Doc<'d>,
     prefix: String,
     /// Where the table is named (its header), for "required" errors; `0..0` for the root.
-    pub span: Range<usize>,
+    pub(crate) span: Range<usize>,
     entries: Vec<Entry<'i>>,
 }
 
 impl<'d, 'i> Section<'d, 'i> {
     /// Opens a table; a key not in `known` is an error (`known` empty: any key).
-    pub fn new(
+    pub(crate) fn new(
         doc: &'d Doc<'d>,
         prefix: &str,
         span: Range<usize>,
@@ -149,12 +153,12 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// The dotted name of a key of this table.
-    pub fn field(&self, key: &str) -> String {
+    pub(crate) fn field(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
     /// An error at `span` about `key` of this table.
-    pub fn error(
+    pub(crate) fn error(
         &self,
         span: &Range<usize>,
         key: &str,
@@ -164,7 +168,7 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// Takes the entries not taken yet, in file order.
-    pub fn take_all(&mut self) -> Vec<Entry<'i>> {
+    pub(crate) fn take_all(&mut self) -> Vec<Entry<'i>> {
         std::mem::take(&mut self.entries)
     }
 
@@ -182,12 +186,12 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// "required" at the table's header.
-    pub fn missing(&self, key: &str, why: &str) -> CampaignError {
+    pub(crate) fn missing(&self, key: &str, why: &str) -> CampaignError {
         self.error(&self.span, key, format!("missing: {why}"))
     }
 
     /// A string value.
-    pub fn string(&mut self, key: &str) -> Result<Option<Spanned<String>>, CampaignError> {
+    pub(crate) fn string(&mut self, key: &str) -> Result<Option<Spanned<String>>, CampaignError> {
         let Some(value) = self.take(key) else {
             return Ok(None);
         };
@@ -198,7 +202,7 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// A boolean value.
-    pub fn boolean(&mut self, key: &str) -> Result<Option<bool>, CampaignError> {
+    pub(crate) fn boolean(&mut self, key: &str) -> Result<Option<bool>, CampaignError> {
         let Some(value) = self.take(key) else {
             return Ok(None);
         };
@@ -209,7 +213,7 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// A string value that must be there.
-    pub fn required_string(
+    pub(crate) fn required_string(
         &mut self,
         key: &str,
         why: &str,
@@ -218,7 +222,7 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// A string or an integer, as text (app keys and codes are often written bare).
-    pub fn text(&mut self, key: &str) -> Result<Option<Spanned<String>>, CampaignError> {
+    pub(crate) fn text(&mut self, key: &str) -> Result<Option<Spanned<String>>, CampaignError> {
         let Some(value) = self.take(key) else {
             return Ok(None);
         };
@@ -233,7 +237,7 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// A whole number within `range` (see `bounds`).
-    pub fn integer<T: TryFrom<i64>>(
+    pub(crate) fn integer<T: TryFrom<i64>>(
         &mut self,
         key: &str,
         range: &std::ops::RangeInclusive<i64>,
@@ -261,7 +265,7 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// A number (integer or float) within `range` (see `bounds`).
-    pub fn number(
+    pub(crate) fn number(
         &mut self,
         key: &str,
         range: &std::ops::RangeInclusive<f64>,
@@ -280,7 +284,7 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// A sub-table, opened as a [`Section`].
-    pub fn section(
+    pub(crate) fn section(
         &mut self,
         key: &str,
         known: &[&str],

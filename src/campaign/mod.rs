@@ -5,7 +5,7 @@
 //! `samples/x.toml:12:7: limits.qps: must be greater than 0`. Unknown keys are errors, and a key
 //! that looks like a secret gets a message pointing to the environment variable instead.
 
-pub mod bounds;
+pub(crate) mod bounds;
 mod doc;
 mod fields;
 mod notify;
@@ -21,16 +21,16 @@ use std::time::Duration;
 use encoding_rs::Encoding;
 use md5::{Digest, Md5};
 
-pub use self::notify::{DEFAULT_NOTIFY_SECRET_ENV, NotifyConfig};
+pub(crate) use self::notify::NotifyConfig;
 use crate::secret::Secret;
 use crate::top::{ApiSpec, SignMethod};
 
-pub use overrides::Overrides;
-pub use values::{Concurrency, Qps};
+pub(crate) use overrides::Overrides;
+pub(crate) use values::{Concurrency, Qps};
 
 /// The simulator's default credentials, which a `sim` campaign uses for what it does not name
 /// (app key) or its environment does not set (secret, session). Defined with the simulator.
-pub use crate::sim::{
+pub(crate) use crate::sim::{
     DEFAULT_APP_KEY as SIM_APP_KEY, DEFAULT_SECRET as SIM_APP_SECRET,
     DEFAULT_SESSION as SIM_SESSION,
 };
@@ -38,38 +38,38 @@ pub use crate::sim::{
 /// A loaded, validated campaign file. The command line may override `input`, `results`,
 /// `state`, `encoding`, `bom`, `qps` and `concurrency` ([`Overrides`]).
 #[derive(Clone, Debug)]
-pub struct Campaign {
+pub(crate) struct Campaign {
     /// The campaign file, as given.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Campaign identity; part of every generated request id.
-    pub name: String,
-    pub api: &'static ApiSpec,
+    pub(crate) name: String,
+    pub(crate) api: &'static ApiSpec,
     /// Input CSV, resolved against the campaign file's directory.
-    pub input: PathBuf,
+    pub(crate) input: PathBuf,
     /// Results CSV (default `<name>.results.csv` next to the campaign file).
-    pub results: PathBuf,
+    pub(crate) results: PathBuf,
     /// Ledger (default `<name>.db` next to the campaign file).
-    pub state: PathBuf,
+    pub(crate) state: PathBuf,
     /// The input's encoding; `None`: detect it.
-    pub encoding: Option<&'static Encoding>,
+    pub(crate) encoding: Option<&'static Encoding>,
     /// The input's format; `None`: by its extension.
-    pub format: Option<crate::input::Format>,
+    pub(crate) format: Option<crate::input::Format>,
     /// The sheet of a workbook input; `None`: the first.
-    pub sheet: Option<String>,
+    pub(crate) sheet: Option<String>,
     /// Whether the results CSV starts with a UTF-8 byte-order mark; `None`: when the input had
     /// one or is GBK/GB18030 (see [`InputReader::wants_bom`](crate::input::InputReader::wants_bom)).
-    pub bom: Option<bool>,
-    pub gateway: Gateway,
-    pub limits: Limits,
+    pub(crate) bom: Option<bool>,
+    pub(crate) gateway: Gateway,
+    pub(crate) limits: Limits,
     /// Default object-param values for every row, as text, keyed by field name.
-    pub params: BTreeMap<String, String>,
+    pub(crate) params: BTreeMap<String, String>,
     /// The `[notify]` table, if any.
-    pub notify: Option<NotifyConfig>,
+    pub(crate) notify: Option<NotifyConfig>,
 }
 
 /// Where requests go.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GatewayUrl {
+pub(crate) enum GatewayUrl {
     /// The built-in simulator, started in-process.
     Sim,
     /// A real (or external) TOP gateway.
@@ -78,38 +78,38 @@ pub enum GatewayUrl {
 
 /// The `[gateway]` table.
 #[derive(Clone, Debug)]
-pub struct Gateway {
-    pub url: GatewayUrl,
-    pub app_key: String,
-    pub sign_method: SignMethod,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
+pub(crate) struct Gateway {
+    pub(crate) url: GatewayUrl,
+    pub(crate) app_key: String,
+    pub(crate) sign_method: SignMethod,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// The environment variable holding the app secret (default `TOP_APP_SECRET`).
-    pub app_secret_env: String,
+    pub(crate) app_secret_env: String,
     /// The environment variable holding the session key (default `TOP_SESSION`).
-    pub session_env: String,
+    pub(crate) session_env: String,
 }
 
 /// The `[limits]` table.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Requests per second, never exceeded in any one-second window.
-    pub qps: Qps,
+    pub(crate) qps: Qps,
     /// Requests in flight at most.
-    pub concurrency: Concurrency,
+    pub(crate) concurrency: Concurrency,
     /// Attempts per row, transient failures only.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// Halt when permanent failures exceed this share ...
-    pub max_failure_rate: f64,
+    pub(crate) max_failure_rate: f64,
     /// ... of at least this many finished rows.
-    pub min_rows_for_halt: u64,
+    pub(crate) min_rows_for_halt: u64,
     /// A flow-control ban longer than this halts the run.
-    pub max_ban_wait: Duration,
+    pub(crate) max_ban_wait: Duration,
     /// The budget: rows issued or possibly issued (uncertain, in flight) never exceed this,
     /// across all runs. `None`: no budget.
-    pub max_issued: Option<u64>,
+    pub(crate) max_issued: Option<u64>,
     /// An unreachable gateway pauses the run; an outage longer than this halts it.
-    pub max_outage: Duration,
+    pub(crate) max_outage: Duration,
 }
 
 impl Default for Limits {
@@ -129,10 +129,10 @@ impl Default for Limits {
 
 /// The secrets of a run, read from the environment.
 #[derive(Clone, Debug)]
-pub struct Secrets {
-    pub app_secret: Secret,
+pub(crate) struct Secrets {
+    pub(crate) app_secret: Secret,
     /// `None` when the API does not need a session and none is set.
-    pub session: Option<Secret>,
+    pub(crate) session: Option<Secret>,
 }
 
 /// What a secret's environment variable holds.
@@ -156,7 +156,7 @@ impl EnvSecret {
 
 /// Why a campaign file (or its environment) is not usable.
 #[derive(Debug, thiserror::Error)]
-pub enum CampaignError {
+pub(crate) enum CampaignError {
     #[error("{}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -194,7 +194,7 @@ pub enum CampaignError {
 impl Campaign {
     /// Reads and validates a campaign file. Relative paths in it are resolved against its
     /// directory.
-    pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
+    pub(crate) fn load(path: &Path) -> Result<Campaign, CampaignError> {
         let text = std::fs::read_to_string(path).map_err(|source| CampaignError::Read {
             path: path.to_owned(),
             source,
@@ -203,7 +203,7 @@ impl Campaign {
     }
 
     /// Validates campaign-file text as if read from `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> {
         fields::parse(path, text.strip_prefix('\u{feff}').unwrap_or(text))
     }
 
@@ -212,7 +212,7 @@ impl Campaign {
     /// For `url = "sim"`, unset variables fall back to the simulator's defaults. For a real
     /// gateway, a missing app secret (or session, when the API needs one) is an error naming the
     /// variable.
-    pub fn secrets(&self) -> Result<Secrets, CampaignError> {
+    pub(crate) fn secrets(&self) -> Result<Secrets, CampaignError> {
         let sim = self.gateway.url == GatewayUrl::Sim;
         let app_secret = match self.env_secret(&self.gateway.app_secret_env)? {
             EnvSecret::Set(secret) => secret,
@@ -251,7 +251,7 @@ impl Campaign {
     }
 
     /// Opens the input as the campaign says (format, sheet, encoding) and reads its header.
-    pub fn open_input(&self) -> Result<crate::input::InputReader, crate::input::InputError> {
+    pub(crate) fn open_input(&self) -> Result<crate::input::InputReader, crate::input::InputError> {
         crate::input::InputReader::open_as(
             &self.input,
             self.encoding,
@@ -263,7 +263,7 @@ impl Campaign {
 
     /// A stable digest (MD5, lower-case hex) of the API and the sorted `[params]`: a change
     /// means "campaign params changed since the last run".
-    pub fn params_fingerprint(&self) -> String {
+    pub(crate) fn params_fingerprint(&self) -> String {
         let mut md5 = Md5::new();
         md5.update(self.api.method.as_bytes());
         md5.update(b"\n");

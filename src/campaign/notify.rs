@@ -13,23 +13,23 @@ pub(super) const NOTIFY_KEYS: &[&str] =
     &["url", "kind", "every_minutes", "secret_env", "timeout_ms"];
 
 /// The variable a DingTalk or Feishu signing secret is read from when `secret_env` is not set.
-pub const DEFAULT_NOTIFY_SECRET_ENV: &str = "NOTIFY_SECRET";
+pub(crate) const DEFAULT_NOTIFY_SECRET_ENV: &str = "NOTIFY_SECRET";
 
 /// The `[notify]` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotifyConfig {
+pub(crate) struct NotifyConfig {
     /// The webhook, e.g. `https://oapi.dingtalk.com/robot/send?access_token=...`. It is a
     /// credential of sorts: messages about notifications name only its host.
-    pub url: String,
-    pub kind: NotifyKind,
+    pub(crate) url: String,
+    pub(crate) kind: NotifyKind,
     /// A progress message this often during a run; `None`: only at the end.
-    pub every: Option<Duration>,
+    pub(crate) every: Option<Duration>,
     /// The environment variable holding the signing secret (DingTalk, Feishu).
-    pub secret_env: String,
+    pub(crate) secret_env: String,
     /// Whether `secret_env` was named in the file: then the variable must be set.
-    pub secret_required: bool,
+    pub(crate) secret_required: bool,
     /// Time allowed for one post, connect included.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 pub(super) fn parse(mut s: Section<'_, '_>) -> Result<NotifyConfig, CampaignError> {
@@ -86,7 +86,7 @@ impl Campaign {
     /// The notification signing secret, for DingTalk and Feishu robots: read from `secret_env`
     /// (default `NOTIFY_SECRET`); `None` when unset, which is an error only when the file named
     /// the variable.
-    pub fn notify_secret(&self) -> Result<Option<Secret>, CampaignError> {
+    pub(crate) fn notify_secret(&self) -> Result<Option<Secret>, CampaignError> {
         let Some(notify) = &self.notify else {
             return Ok(None);
         };

@@ -8,26 +8,26 @@ use super::{Campaign, CampaignError};
 
 /// What the command line overrides; `None` keeps the campaign file's value.
 #[derive(Clone, Debug, Default)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// `--input`
-    pub input: Option<PathBuf>,
+    pub(crate) input: Option<PathBuf>,
     /// `--state`
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
     /// `--results`
-    pub results: Option<PathBuf>,
+    pub(crate) results: Option<PathBuf>,
     /// `--encoding`: a label such as `gbk`.
-    pub encoding: Option<String>,
+    pub(crate) encoding: Option<String>,
     /// `--bom` (`Some(true)`) or `--no-bom` (`Some(false)`).
-    pub bom: Option<bool>,
+    pub(crate) bom: Option<bool>,
     /// `--qps`
-    pub qps: Option<Qps>,
+    pub(crate) qps: Option<Qps>,
     /// `--concurrency`
-    pub concurrency: Option<Concurrency>,
+    pub(crate) concurrency: Option<Concurrency>,
 }
 
 impl Campaign {
     /// Loads a campaign file and applies the command line's overrides.
-    pub fn load_with(
+    pub(crate) fn load_with(
         path: &std::path::Path,
         overrides: &Overrides,
     ) -> Result<Campaign, CampaignError> {
@@ -37,7 +37,7 @@ impl Campaign {
     }
 
     /// Replaces the values the command line gives; an invalid one is an error naming its flag.
-    pub fn apply(&mut self, overrides: &Overrides) -> Result<(), CampaignError> {
+    pub(crate) fn apply(&mut self, overrides: &Overrides) -> Result<(), CampaignError> {
         if let Some(label) = &overrides.encoding {
             let encoding =
                 crate::input::parse_encoding(label).map_err(|message| CampaignError::Flag {

@@ -7,16 +7,16 @@ use super::bounds;
 
 /// Requests per second, within [`bounds::QPS`].
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
-pub struct Qps(pub(super) f64);
+pub(crate) struct Qps(pub(super) f64);
 
 impl Qps {
     /// Checks `value`; the error says what the bounds are.
-    pub fn new(value: f64) -> Result<Qps, String> {
+    pub(crate) fn new(value: f64) -> Result<Qps, String> {
         bounds::check_float(&bounds::QPS, value).map(Qps)
     }
 
     /// Requests per second.
-    pub fn get(self) -> f64 {
+    pub(crate) fn get(self) -> f64 {
         self.0
     }
 }
@@ -29,11 +29,11 @@ impl fmt::Display for Qps {
 
 /// Requests in flight at most, within [`bounds::CONCURRENCY`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Concurrency(pub(super) usize);
+pub(crate) struct Concurrency(pub(super) usize);
 
 impl Concurrency {
     /// Checks `value`; the error says what the bounds are.
-    pub fn new(value: i64) -> Result<Concurrency, String> {
+    pub(crate) fn new(value: i64) -> Result<Concurrency, String> {
         let n = bounds::check_int(&bounds::CONCURRENCY, value)?;
         usize::try_from(n)
             .map(Concurrency)
@@ -41,7 +41,7 @@ impl Concurrency {
     }
 
     /// Requests in flight at most.
-    pub fn get(self) -> usize {
+    pub(crate) fn get(self) -> usize {
         self.0
     }
 }

@@ -27,9 +27,9 @@ const LATENCY_SAMPLES: usize = 5;
 /// One line of the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Finding {
-    pub what: &'static str,
-    pub verdict: Verdict,
-    pub detail: String,
+    pub(crate) what: &'static str,
+    pub(crate) verdict: Verdict,
+    pub(crate) detail: String,
 }
 
 /// How one check came out.
@@ -61,7 +61,7 @@ fn problem(what: &'static str, detail: impl Into<String>, fix: impl Into<String>
 }
 
 /// Runs every check on a loaded campaign and prints the report.
-pub async fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
+pub(crate) async fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
     let mut findings = vec![ok(
         "campaign file",
         format!(
@@ -118,7 +118,7 @@ pub async fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
 }
 
 /// The report when the campaign file (or a flag) cannot be used: one problem, exit 3.
-pub fn unloadable(path: &std::path::Path, error: &str) -> Exit {
+pub(crate) fn unloadable(path: &std::path::Path, error: &str) -> Exit {
     let finding = problem(
         "campaign file",
         error,

@@ -31,10 +31,10 @@ pub(crate) enum ProbeError {
 /// One successful probe.
 #[derive(Clone, Debug)]
 pub(crate) struct Answer {
-    pub body: Value,
-    pub latency: Duration,
+    pub(crate) body: Value,
+    pub(crate) latency: Duration,
     /// Halfway between sending and the answer, on this machine's clock.
-    pub midpoint: DateTime<Utc>,
+    pub(crate) midpoint: DateTime<Utc>,
 }
 
 /// Calls the gateway as the campaign would: same URL, app key, secret, sign method, timeouts.

@@ -2,7 +2,7 @@
 
 /// The current time as RFC 3339 with the local offset and milliseconds, as the ledger and the
 /// results store it (e.g. `2026-01-01T08:00:00.000+08:00`).
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
 }
 

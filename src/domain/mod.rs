@@ -2,10 +2,10 @@
 //! ended, a run's counters, and the clock. Everything here is plain data with its spellings;
 //! nothing here imports from the rest of the crate but `top`'s outcome classes.
 
-pub mod clock;
-pub mod run;
-pub mod status;
+pub(crate) mod clock;
+pub(crate) mod run;
+pub(crate) mod status;
 
-pub use clock::now_rfc3339;
-pub use run::{LiveCounters, RunCounters, RunEnding};
-pub use status::{RowStatus, StatusCounts};
+pub(crate) use clock::now_rfc3339;
+pub(crate) use run::{LiveCounters, RunCounters, RunEnding};
+pub(crate) use status::{RowStatus, StatusCounts};

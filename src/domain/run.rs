@@ -10,7 +10,7 @@ use serde::Serialize;
 /// How a run ended, as the `runs` table records it and `campaign status` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RunEnding {
+pub(crate) enum RunEnding {
     /// Every row was sent (or the rest could not be).
     Finished,
     /// Stopped by a halting rule (exit 3); resumable.
@@ -25,7 +25,7 @@ pub enum RunEnding {
 
 impl RunEnding {
     /// The spelling in the `runs` table and in `campaign status`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunEnding::Finished => "finished",
             RunEnding::Halted => "halted",
@@ -36,7 +36,7 @@ impl RunEnding {
     }
 
     /// Reads a spelling written by [`RunEnding::as_str`].
-    pub fn parse(text: &str) -> Option<RunEnding> {
+    pub(crate) fn parse(text: &str) -> Option<RunEnding> {
         [
             RunEnding::Finished,
             RunEnding::Halted,
@@ -66,20 +66,20 @@ impl rusqlite::types::FromSql for RunEnding {
 
 /// What one run did. Serialised flat, as `campaign status --json` prints it inside `last_run`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RunCounters {
+pub(crate) struct RunCounters {
     /// Requests sent.
-    pub sent: u64,
-    pub issued: u64,
-    pub failed: u64,
-    pub uncertain: u64,
+    pub(crate) sent: u64,
+    pub(crate) issued: u64,
+    pub(crate) failed: u64,
+    pub(crate) uncertain: u64,
     /// Transient failures that were (or will be) retried.
-    pub retries: u64,
-    pub throttle_events: u64,
+    pub(crate) retries: u64,
+    pub(crate) throttle_events: u64,
 }
 
 impl RunCounters {
     /// Rows that reached a final state in this run.
-    pub fn done(&self) -> u64 {
+    pub(crate) fn done(&self) -> u64 {
         self.issued + self.failed + self.uncertain
     }
 }
@@ -87,7 +87,7 @@ impl RunCounters {
 /// The counters of the run going on, shared by the workers, the progress display and the
 /// halting rules (plus, for the failure-rate rule, what earlier runs finished).
 #[derive(Debug, Default)]
-pub struct LiveCounters {
+pub(crate) struct LiveCounters {
     sent: AtomicU64,
     issued: AtomicU64,
     failed: AtomicU64,
@@ -104,7 +104,7 @@ pub struct LiveCounters {
 impl LiveCounters {
     /// Counters that start from what earlier runs finished: `issued` and `failed` rows of the
     /// current input.
-    pub fn after(earlier_issued: u64, earlier_failed: u64) -> LiveCounters {
+    pub(crate) fn after(earlier_issued: u64, earlier_failed: u64) -> LiveCounters {
         LiveCounters {
             earlier_issued: earlier_issued.into(),
             earlier_failed: earlier_failed.into(),
@@ -112,31 +112,31 @@ impl LiveCounters {
         }
     }
 
-    pub fn sent(&self) {
+    pub(crate) fn sent(&self) {
         self.sent.fetch_add(1, Relaxed);
     }
-    pub fn issued(&self) {
+    pub(crate) fn issued(&self) {
         self.issued.fetch_add(1, Relaxed);
     }
-    pub fn failed(&self) {
+    pub(crate) fn failed(&self) {
         self.failed.fetch_add(1, Relaxed);
     }
-    pub fn uncertain(&self) {
+    pub(crate) fn uncertain(&self) {
         self.uncertain.fetch_add(1, Relaxed);
     }
-    pub fn throttled(&self) {
+    pub(crate) fn throttled(&self) {
         self.throttle_events.fetch_add(1, Relaxed);
     }
-    pub fn retry_started(&self) {
+    pub(crate) fn retry_started(&self) {
         self.retries.fetch_add(1, Relaxed);
         self.retrying.fetch_add(1, Relaxed);
     }
-    pub fn retry_ended(&self) {
+    pub(crate) fn retry_ended(&self) {
         self.retrying.fetch_sub(1, Relaxed);
     }
 
     /// A consistent-enough copy of this run's counters.
-    pub fn snapshot(&self) -> RunCounters {
+    pub(crate) fn snapshot(&self) -> RunCounters {
         RunCounters {
             sent: self.sent.load(Relaxed),
             issued: self.issued.load(Relaxed),
@@ -148,12 +148,12 @@ impl LiveCounters {
     }
 
     /// Rows waiting out a backoff right now.
-    pub fn retrying(&self) -> u64 {
+    pub(crate) fn retrying(&self) -> u64 {
         self.retrying.load(Relaxed)
     }
 
     /// Failed and finished (issued + failed) rows over this and earlier runs.
-    pub fn failure_tally(&self) -> (u64, u64) {
+    pub(crate) fn failure_tally(&self) -> (u64, u64) {
         let failed = self.failed.load(Relaxed) + self.earlier_failed.load(Relaxed);
         let issued = self.issued.load(Relaxed) + self.earlier_issued.load(Relaxed);
         (failed, failed + issued)

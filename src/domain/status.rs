@@ -11,7 +11,7 @@ use serde::Serialize;
 /// ledger's `entries.status`; `Invalid` and `Duplicate` are kinds of input rows (`rows.kind`)
 /// that never get an identity of their own. The results file shows `Inflight` as `pending`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RowStatus {
+pub(crate) enum RowStatus {
     Issued,
     Failed,
     Invalid,
@@ -24,7 +24,7 @@ pub enum RowStatus {
 
 impl RowStatus {
     /// The statuses a results row can have, in the order summaries list them.
-    pub const IN_RESULTS: [RowStatus; 6] = [
+    pub(crate) const IN_RESULTS: [RowStatus; 6] = [
         RowStatus::Issued,
         RowStatus::Failed,
         RowStatus::Invalid,
@@ -34,7 +34,7 @@ impl RowStatus {
     ];
 
     /// The spelling in the ledger and in the results file.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RowStatus::Issued => "issued",
             RowStatus::Failed => "failed",
@@ -47,7 +47,7 @@ impl RowStatus {
     }
 
     /// Reads a spelling written by [`RowStatus::as_str`].
-    pub fn parse(text: &str) -> Option<RowStatus> {
+    pub(crate) fn parse(text: &str) -> Option<RowStatus> {
         [RowStatus::Inflight]
             .into_iter()
             .chain(RowStatus::IN_RESULTS)
@@ -56,7 +56,7 @@ impl RowStatus {
 
     /// How the results file shows it: a row in flight is still pending there.
     #[must_use]
-    pub fn in_results(self) -> RowStatus {
+    pub(crate) fn in_results(self) -> RowStatus {
         match self {
             RowStatus::Inflight => RowStatus::Pending,
             other => other,
@@ -64,7 +64,7 @@ impl RowStatus {
     }
 
     /// A status that makes a finished run exit 1: the user has rows to look at.
-    pub fn needs_attention(self) -> bool {
+    pub(crate) fn needs_attention(self) -> bool {
         matches!(
             self,
             RowStatus::Failed | RowStatus::Invalid | RowStatus::Uncertain
@@ -96,23 +96,23 @@ impl rusqlite::types::ToSql for RowStatus {
 /// Rows per status, as the results file shows them (rows in flight count as pending). Serialised
 /// with one field per status, as `campaign status --json` prints it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct StatusCounts {
-    pub issued: u64,
-    pub failed: u64,
-    pub invalid: u64,
-    pub duplicate: u64,
-    pub uncertain: u64,
-    pub pending: u64,
+pub(crate) struct StatusCounts {
+    pub(crate) issued: u64,
+    pub(crate) failed: u64,
+    pub(crate) invalid: u64,
+    pub(crate) duplicate: u64,
+    pub(crate) uncertain: u64,
+    pub(crate) pending: u64,
 }
 
 impl StatusCounts {
     /// Adds `n` rows of `status`.
-    pub fn add(&mut self, status: RowStatus, n: u64) {
+    pub(crate) fn add(&mut self, status: RowStatus, n: u64) {
         *self.slot(status) += n;
     }
 
     /// The rows of `status` (in flight: pending).
-    pub fn get(&self, status: RowStatus) -> u64 {
+    pub(crate) fn get(&self, status: RowStatus) -> u64 {
         match status.in_results() {
             RowStatus::Issued => self.issued,
             RowStatus::Failed => self.failed,
@@ -135,17 +135,17 @@ impl StatusCounts {
     }
 
     /// Every status with its rows, in [`RowStatus::IN_RESULTS`] order.
-    pub fn iter(&self) -> impl Iterator<Item = (RowStatus, u64)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (RowStatus, u64)> + '_ {
         RowStatus::IN_RESULTS.into_iter().map(|s| (s, self.get(s)))
     }
 
     /// All rows.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.iter().map(|(_, n)| n).sum()
     }
 
     /// Whether any row failed, is invalid or is uncertain.
-    pub fn need_attention(&self) -> bool {
+    pub(crate) fn need_attention(&self) -> bool {
         self.iter().any(|(s, n)| s.needs_attention() && n > 0)
     }
 }

@@ -14,14 +14,14 @@ const BUFFER: usize = 256 * 1024;
 /// A file being written in place of `path`; [`AtomicFile::commit`] puts it there. Dropped
 /// without a commit, the temporary file is deleted and `path` is untouched.
 #[derive(Debug)]
-pub struct AtomicFile {
+pub(crate) struct AtomicFile {
     out: BufWriter<NamedTempFile>,
     path: PathBuf,
 }
 
 impl AtomicFile {
     /// Starts writing a file that will replace `path`.
-    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+    pub(crate) fn create(path: &Path) -> io::Result<AtomicFile> {
         let folder = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -41,13 +41,8 @@ impl AtomicFile {
         })
     }
 
-    /// The file this one will replace.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Flushes, syncs to disk and renames the file over its target.
-    pub fn commit(self) -> io::Result<()> {
+    pub(crate) fn commit(self) -> io::Result<()> {
         let temp = self
             .out
             .into_inner()
@@ -61,7 +56,7 @@ impl AtomicFile {
 
 /// Removes the temporary files that a killed writer of `path` left beside it (`.<name>*.tmp`).
 /// The caller makes sure none is being written (it holds the run lock).
-pub fn remove_stale(path: &Path) {
+pub(crate) fn remove_stale(path: &Path) {
     let (Some(folder), Some(name)) = (
         Some(crate::paths::folder_of(path)),
         path.file_name().and_then(|n| n.to_str()),

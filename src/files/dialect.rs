@@ -8,13 +8,13 @@ use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
 
 /// The UTF-8 byte-order mark: written first with `--bom`, skipped when read.
-pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Read buffer of a CSV reader.
 const READ_BUFFER: usize = 64 * 1024;
 
 /// A reader of records of any width; the header row is a record like the others.
-pub fn reader<R: Read>(source: R) -> csv::Reader<R> {
+pub(crate) fn reader<R: Read>(source: R) -> csv::Reader<R> {
     csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -23,12 +23,12 @@ pub fn reader<R: Read>(source: R) -> csv::Reader<R> {
 }
 
 /// A writer of records of any width.
-pub fn writer<W: Write>(sink: W) -> csv::Writer<W> {
+pub(crate) fn writer<W: Write>(sink: W) -> csv::Writer<W> {
     csv::WriterBuilder::new().flexible(true).from_writer(sink)
 }
 
 /// Consumes a byte-order mark at the start of `source`, if there is one.
-pub fn skip_bom<R: BufRead>(source: &mut R) -> io::Result<()> {
+pub(crate) fn skip_bom<R: BufRead>(source: &mut R) -> io::Result<()> {
     if source.fill_buf()?.starts_with(BOM) {
         source.consume(BOM.len());
     }
@@ -36,7 +36,7 @@ pub fn skip_bom<R: BufRead>(source: &mut R) -> io::Result<()> {
 }
 
 /// Whether the file at `path` starts with a byte-order mark (false when it cannot be read).
-pub fn starts_with_bom(path: &Path) -> bool {
+pub(crate) fn starts_with_bom(path: &Path) -> bool {
     let mut head = [0; 3];
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
@@ -45,7 +45,7 @@ pub fn starts_with_bom(path: &Path) -> bool {
 
 /// Makes a cell safe to open in a spreadsheet: text that a spreadsheet would run as a formula
 /// (starting with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`.
-pub fn neutralise(cell: &str) -> Cow<'_, str> {
+pub(crate) fn neutralise(cell: &str) -> Cow<'_, str> {
     match cell.as_bytes().first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
         _ => Cow::Borrowed(cell),

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The file's identity on this machine: `(device, inode)` on Unix; `None` where the platform
 /// has no such number (callers fall back to comparing canonical paths).
-pub fn file_id(meta: &Metadata) -> Option<(u64, u64)> {
+pub(crate) fn file_id(meta: &Metadata) -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -26,7 +26,7 @@ pub fn file_id(meta: &Metadata) -> Option<(u64, u64)> {
 /// inode; the change time (ctime) is the part no one can set back: an edit that restores the size
 /// and the modification time (`touch -r`, a tool that keeps times) still moves it. Elsewhere:
 /// size and modification time only.
-pub fn quick_stat(path: &Path) -> io::Result<String> {
+pub(crate) fn quick_stat(path: &Path) -> io::Result<String> {
     let meta = std::fs::metadata(path)?;
     #[cfg(unix)]
     {

@@ -2,8 +2,8 @@
 //! writer is built in [`dialect`]), the one way a file is replaced ([`atomic`]), and how files
 //! are told apart and told unchanged on every platform ([`identity`]).
 
-pub mod atomic;
-pub mod dialect;
-pub mod identity;
+pub(crate) mod atomic;
+pub(crate) mod dialect;
+pub(crate) mod identity;
 
-pub use atomic::AtomicFile;
+pub(crate) use atomic::AtomicFile;

@@ -20,7 +20,7 @@ const BUF_LEN: usize = 64 * 1024;
 
 /// Parses an encoding name as the campaign file and `--encoding` spell it: `utf-8`, `gbk` or
 /// `gb18030` (case-insensitive; `utf8` is accepted too).
-pub fn parse_encoding(label: &str) -> Result<&'static Encoding, String> {
+pub(crate) fn parse_encoding(label: &str) -> Result<&'static Encoding, String> {
     match label.trim().to_ascii_lowercase().as_str() {
         "utf-8" | "utf8" => Ok(UTF_8),
         "gbk" => Ok(GBK),
@@ -109,7 +109,7 @@ fn looks_like_utf8(head: &[u8], more_follows: bool) -> bool {
 #[derive(Debug, thiserror::Error)]
 #[error("undecodable bytes on line {line}")]
 pub(crate) struct Undecodable {
-    pub line: u64,
+    pub(crate) line: u64,
 }
 
 /// A `Read` adapter that decodes a legacy encoding to UTF-8, failing on malformed input.

@@ -23,13 +23,13 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// The first line whose non-ASCII bytes are valid UTF-8, and the first whose are not.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Lines {
-    pub utf8: Option<u64>,
-    pub other: Option<u64>,
+    pub(crate) utf8: Option<u64>,
+    pub(crate) other: Option<u64>,
 }
 
 impl Lines {
     /// Both kinds of line: the file mixes encodings.
-    pub fn mixed(&self) -> Option<Mixed> {
+    pub(crate) fn mixed(&self) -> Option<Mixed> {
         Some(Mixed {
             utf8: self.utf8?,
             other: self.other?,
@@ -40,8 +40,8 @@ impl Lines {
 /// A file with UTF-8 lines and lines in another encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Mixed {
-    pub utf8: u64,
-    pub other: u64,
+    pub(crate) utf8: u64,
+    pub(crate) other: u64,
 }
 
 impl fmt::Display for Mixed {

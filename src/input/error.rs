@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// A malformed or unreadable input file.
 #[derive(Debug, thiserror::Error)]
-pub enum InputError {
+pub(crate) enum InputError {
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

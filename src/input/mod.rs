@@ -23,17 +23,17 @@ use std::path::Path;
 
 use md5::{Digest, Md5};
 
-pub use crate::files::identity::quick_stat;
-pub use decode::parse_encoding;
-pub use error::InputError;
-pub use prepare::{Prepared, REQUEST_ID_NAMESPACE, prepare, request_id_for};
-pub use reader::{Header, InputReader, InputRow};
-pub use request_key::request_key;
+pub(crate) use crate::files::identity::quick_stat;
+pub(crate) use decode::parse_encoding;
+pub(crate) use error::InputError;
+pub(crate) use prepare::{Prepared, prepare, request_id_for};
+pub(crate) use reader::{Header, InputReader, InputRow};
+pub(crate) use request_key::request_key;
 pub(crate) use sheet::SheetRows;
 
 /// What kind of file the input is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Csv,
     /// An Excel workbook (Office Open XML).
     Xlsx,
@@ -41,7 +41,7 @@ pub enum Format {
 
 impl Format {
     /// By the file's extension: `.xlsx` (any case) is a workbook, anything else CSV.
-    pub fn of(path: &Path) -> Format {
+    pub(crate) fn of(path: &Path) -> Format {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("xlsx") => Format::Xlsx,
             _ => Format::Csv,
@@ -49,7 +49,7 @@ impl Format {
     }
 
     /// Parses `csv` or `xlsx`, as the campaign file spells it.
-    pub fn parse(label: &str) -> Result<Format, String> {
+    pub(crate) fn parse(label: &str) -> Result<Format, String> {
         match label.trim().to_ascii_lowercase().as_str() {
             "csv" => Ok(Format::Csv),
             "xlsx" => Ok(Format::Xlsx),
@@ -60,7 +60,7 @@ impl Format {
 
 /// The MD5 digest (lower-case hex) of the file's bytes, read in a streaming fashion; the ledger
 /// keeps it to tell "input changed since the last run".
-pub fn fingerprint(path: &Path) -> io::Result<String> {
+pub(crate) fn fingerprint(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;
     let mut md5 = Md5::new();
     let mut buf = vec![0; 64 * 1024];

@@ -34,11 +34,12 @@ use crate::top::{ApiSpec, FieldKind};
 /// The namespace of generated request ids: UUID v3 of `urn:campaign-runner:request-id` in the
 /// URL namespace: `6de40c75-97d7-3606-89a6-ccac798a3bee`. Fixed forever: changing it would
 /// change every request id and defeat the platform's deduplication on resume.
-pub const REQUEST_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6de4_0c75_97d7_3606_89a6_ccac_798a_3bee);
+pub(crate) const REQUEST_ID_NAMESPACE: Uuid =
+    Uuid::from_u128(0x6de4_0c75_97d7_3606_89a6_ccac_798a_3bee);
 
 /// A row ready to send, or the reason it cannot be.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Prepared {
+pub(crate) enum Prepared {
     Valid {
         /// See the module documentation.
         identity: String,
@@ -54,7 +55,7 @@ pub enum Prepared {
 }
 
 /// The deterministic request id of a row: UUID v3 of the campaign name and the row identity.
-pub fn request_id_for(campaign_name: &str, identity: &str) -> String {
+pub(crate) fn request_id_for(campaign_name: &str, identity: &str) -> String {
     // Same as Uuid::new_v3 on the concatenated name, without building it.
     let mut md5 = Md5::new();
     md5.update(REQUEST_ID_NAMESPACE.as_bytes());
@@ -74,7 +75,7 @@ pub fn request_id_for(campaign_name: &str, identity: &str) -> String {
 ///
 /// Values: the row's column when non-empty, else the campaign default; the recipient from its
 /// column; the idempotency key as the module documentation says.
-pub fn prepare(
+pub(crate) fn prepare(
     campaign_name: &str,
     api: &'static ApiSpec,
     header: &Header,
@@ -127,7 +128,9 @@ pub fn prepare(
         if field.required
             && !generated
             && row_value(field.name).is_none()
-            && defaults.get(field.name).is_none_or(|d| d.is_empty())
+            && defaults
+                .get(field.name)
+                .is_none_or(std::string::String::is_empty)
         {
             return invalid(format!(
                 "{}: required: empty in this row and no default in [params]",
@@ -209,7 +212,10 @@ mod tests {
             })
             .collect();
         Header {
-            columns: columns.iter().map(|c| c.to_string()).collect(),
+            columns: columns
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             line: 1,
             recipient,
             params,

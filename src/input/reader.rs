@@ -21,16 +21,16 @@ use crate::top::ApiSpec;
 
 /// The header row, and where the columns that matter are.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     /// Column names exactly as in the file.
-    pub columns: Vec<String>,
+    pub(crate) columns: Vec<String>,
     /// The physical line of the header row.
-    pub line: u64,
+    pub(crate) line: u64,
     /// Index of the recipient column (`open_id` or `alipay_id`).
-    pub recipient: usize,
+    pub(crate) recipient: usize,
     /// Per-row param columns `(field name, column index)`, in the API's field order; includes
     /// `request_id` for the idempotent API when the file has that column.
-    pub params: Vec<(&'static str, usize)>,
+    pub(crate) params: Vec<(&'static str, usize)>,
 }
 
 impl Header {
@@ -81,16 +81,16 @@ impl Header {
 
 /// One data record.
 #[derive(Clone, Debug)]
-pub struct InputRow {
+pub(crate) struct InputRow {
     /// 1-based data row number (the header is not counted; blank lines are skipped).
-    pub row: u64,
+    pub(crate) row: u64,
     /// Physical line (1-based) where the record starts.
-    pub line: u64,
+    pub(crate) line: u64,
     /// The decoded fields, exactly as in the file.
-    pub record: csv::StringRecord,
+    pub(crate) record: csv::StringRecord,
     /// Why the row is invalid whatever its text says, when the reader knows (a workbook cell
     /// that is a date or an error in the recipient or a param column).
-    pub problem: Option<String>,
+    pub(crate) problem: Option<String>,
 }
 
 /// A record as read: its line, its fields, and why it is invalid when the reader knows.
@@ -103,7 +103,7 @@ enum Source {
 }
 
 /// A streaming reader of the input CSV.
-pub struct InputReader {
+pub(crate) struct InputReader {
     path: PathBuf,
     encoding: &'static Encoding,
     origin: Origin,
@@ -130,7 +130,8 @@ impl std::fmt::Debug for InputReader {
 impl InputReader {
     /// Opens the file as its extension says (`.xlsx`: the first sheet, else CSV), settles a
     /// CSV's encoding (given, else detected) and reads the header row.
-    pub fn open(
+    #[cfg(test)]
+    pub(crate) fn open(
         path: &Path,
         encoding: Option<&'static Encoding>,
         api: &'static ApiSpec,
@@ -140,7 +141,7 @@ impl InputReader {
 
     /// [`InputReader::open`] with the format (default: by extension) and, for a workbook, the
     /// sheet (default: the first) given.
-    pub fn open_as(
+    pub(crate) fn open_as(
         path: &Path,
         encoding: Option<&'static Encoding>,
         format: Option<Format>,
@@ -251,12 +252,13 @@ impl InputReader {
     }
 
     /// The header row.
-    pub fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         &self.header
     }
 
     /// The encoding the file is read with.
-    pub fn encoding(&self) -> &'static Encoding {
+    #[cfg(test)]
+    pub(crate) fn encoding(&self) -> &'static Encoding {
         self.encoding
     }
 
@@ -264,12 +266,12 @@ impl InputReader {
     /// default: when it had one, is GBK/GB18030, or is a workbook. A spreadsheet program in a
     /// Chinese locale reads a CSV without the mark in the legacy encoding, so UTF-8 text would
     /// come out garbled.
-    pub fn wants_bom(&self) -> bool {
+    pub(crate) fn wants_bom(&self) -> bool {
         self.bom || self.encoding != UTF_8
     }
 
     /// The next data record; `None` at the end or after an error (a malformed file stops).
-    pub fn next_row(&mut self) -> Option<Result<InputRow, InputError>> {
+    pub(crate) fn next_row(&mut self) -> Option<Result<InputRow, InputError>> {
         let (line, record, problem) = match self.read()? {
             Ok(read) => read,
             Err(e) => return Some(Err(e)),
@@ -364,7 +366,7 @@ impl InputReader {
     fn error(&self, e: csv::Error, record_line: Option<u64>) -> InputError {
         let path = self.path.clone();
         let line = record_line
-            .or_else(|| e.position().map(|p| p.line()))
+            .or_else(|| e.position().map(csv::Position::line))
             .unwrap_or(1);
         let how = self.origin.describe();
         let advice = || diagnose::advise(&self.path, self.encoding).to_string();

@@ -16,7 +16,7 @@ use crate::top::ApiSpec;
 
 /// The key of the request `object_json` (as built for `api`); `generated_key` says whether its
 /// idempotency key was generated rather than supplied by the row.
-pub fn request_key(api: &ApiSpec, object_json: &str, generated_key: bool) -> [u8; 16] {
+pub(crate) fn request_key(api: &ApiSpec, object_json: &str, generated_key: bool) -> [u8; 16] {
     let mut md5 = Md5::new();
     match serde_json::from_str::<Value>(object_json) {
         Ok(Value::Object(mut object)) => {

@@ -18,7 +18,7 @@ use std::io::{self, Read};
 #[derive(Debug, thiserror::Error)]
 #[error("quoted field opened on line {line} is never closed")]
 pub(crate) struct UnclosedQuote {
-    pub line: u64,
+    pub(crate) line: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -63,8 +63,8 @@ impl Cell {
 /// One row of the sheet: its number (1-based, as the spreadsheet shows it) and its non-empty
 /// cells with their 0-based column.
 pub(crate) struct SheetRow {
-    pub line: u64,
-    pub cells: Vec<(usize, Cell)>,
+    pub(crate) line: u64,
+    pub(crate) cells: Vec<(usize, Cell)>,
 }
 
 /// The rows of one sheet, read by a thread.

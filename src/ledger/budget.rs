@@ -20,17 +20,17 @@ use crate::domain::RowStatus;
 
 /// What the budget rule counts in a ledger.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BudgetUse {
+pub(crate) struct BudgetUse {
     /// Identities issued or possibly issued.
-    pub used: u64,
+    pub(crate) used: u64,
     /// The `pending` entries among them (idempotent API only): sending one again does not
     /// count a second time.
-    pub counted_pending: HashSet<i64>,
+    pub(crate) counted_pending: HashSet<i64>,
 }
 
 impl Ledger {
     /// Counts the identities that are issued or may be, as the budget rule says (module docs).
-    pub fn budget_use(&self, idempotent: bool) -> Result<BudgetUse, LedgerError> {
+    pub(crate) fn budget_use(&self, idempotent: bool) -> Result<BudgetUse, LedgerError> {
         let settled = self.count(
             "SELECT COUNT(*) FROM entries WHERE status IN (?1, ?2, ?3)",
             [RowStatus::Issued, RowStatus::Uncertain, RowStatus::Inflight],

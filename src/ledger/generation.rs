@@ -16,45 +16,45 @@ const COMMIT_EVERY: u64 = 20_000;
 
 /// What the ledger recorded about the last reading of the input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LastIngest {
+pub(crate) struct LastIngest {
     /// The last reading ran to its end (and was committed).
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// Size, modification time and file identity of the input it read.
-    pub input_stat: Option<String>,
+    pub(crate) input_stat: Option<String>,
     /// MD5 of the input it read.
-    pub input_fingerprint: Option<String>,
+    pub(crate) input_fingerprint: Option<String>,
     /// Digest of the API and campaign params it used.
-    pub params_fingerprint: Option<String>,
+    pub(crate) params_fingerprint: Option<String>,
 }
 
 /// Which input a generation was read from, recorded when it is committed.
 #[derive(Clone, Copy, Debug)]
-pub struct InputRecord<'a> {
-    pub stat: &'a str,
-    pub fingerprint: &'a str,
-    pub params_fingerprint: &'a str,
+pub(crate) struct InputRecord<'a> {
+    pub(crate) stat: &'a str,
+    pub(crate) fingerprint: &'a str,
+    pub(crate) params_fingerprint: &'a str,
     /// The input's path, for messages.
-    pub path: &'a str,
+    pub(crate) path: &'a str,
 }
 
 /// Row counts of one generation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GenerationCounts {
+pub(crate) struct GenerationCounts {
     /// Data rows in the input.
-    pub rows: u64,
-    pub invalid: u64,
-    pub duplicates: u64,
+    pub(crate) rows: u64,
+    pub(crate) invalid: u64,
+    pub(crate) duplicates: u64,
     /// Rows whose identity still has to be sent.
-    pub to_send: u64,
+    pub(crate) to_send: u64,
     /// Rows whose identity already reached a final state in an earlier run.
-    pub already_done: u64,
+    pub(crate) already_done: u64,
     /// Identities recorded earlier that are no longer in the input (kept, never sent).
-    pub orphaned: u64,
+    pub(crate) orphaned: u64,
 }
 
 /// A generation being stored, inside one transaction. Dropped without [`NewGeneration::commit`],
 /// it is rolled back.
-pub struct NewGeneration<'l> {
+pub(crate) struct NewGeneration<'l> {
     ledger: &'l Ledger,
     /// The transaction is still open.
     open: bool,
@@ -67,7 +67,7 @@ pub struct NewGeneration<'l> {
 
 impl Ledger {
     /// What the last reading of the input recorded.
-    pub fn last_ingest(&self) -> Result<LastIngest, LedgerError> {
+    pub(crate) fn last_ingest(&self) -> Result<LastIngest, LedgerError> {
         Ok(LastIngest {
             complete: self.meta("ingested")?.as_deref() == Some("1"),
             input_stat: self.meta("input_stat")?,
@@ -77,13 +77,13 @@ impl Ledger {
     }
 
     /// Records that the input was touched but not changed since the last reading.
-    pub fn touch_input(&self, stat: &str) -> Result<(), LedgerError> {
+    pub(crate) fn touch_input(&self, stat: &str) -> Result<(), LedgerError> {
         self.set_meta("input_stat", stat)
     }
 
     /// Starts storing a new reading of the input: its rows replace the current ones. With
     /// `keep` false (a dry run) nothing is committed.
-    pub fn begin_generation(&self, keep: bool) -> Result<NewGeneration<'_>, LedgerError> {
+    pub(crate) fn begin_generation(&self, keep: bool) -> Result<NewGeneration<'_>, LedgerError> {
         let wrap = |e| self.wrap(e);
         let generation = self.generation()? + 1;
         self.conn.execute_batch("BEGIN").map_err(wrap)?;
@@ -108,7 +108,7 @@ impl Ledger {
     }
 
     /// Row counts of generation `generation`.
-    pub fn counts(&self, generation: i64) -> Result<GenerationCounts, LedgerError> {
+    pub(crate) fn counts(&self, generation: i64) -> Result<GenerationCounts, LedgerError> {
         let in_generation = |sql: &str| self.count(sql, [generation]);
         let of_kind =
             |k: RowStatus| self.count("SELECT COUNT(*) FROM rows WHERE kind = ?1", [k.as_str()]);
@@ -127,7 +127,7 @@ impl Ledger {
     }
 
     /// Rows of generation `generation` still to send (read from the pending index, not a scan).
-    pub fn pending_count(&self, generation: i64) -> Result<u64, LedgerError> {
+    pub(crate) fn pending_count(&self, generation: i64) -> Result<u64, LedgerError> {
         self.count(
             "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'pending'",
             [generation],
@@ -137,7 +137,11 @@ impl Ledger {
     /// After a crash, rows left in flight may or may not have reached the platform. For an
     /// idempotent API they are simply sent again (same idempotency key); otherwise they become
     /// `uncertain`. Returns how many rows were found in flight.
-    pub fn recover_in_flight(&self, idempotent: bool, now: &str) -> Result<u64, LedgerError> {
+    pub(crate) fn recover_in_flight(
+        &self,
+        idempotent: bool,
+        now: &str,
+    ) -> Result<u64, LedgerError> {
         let (to, message) = if idempotent {
             (
                 RowStatus::Pending,
@@ -164,7 +168,7 @@ impl Ledger {
     /// Puts final rows back to pending at the user's request (`--retry-failed`,
     /// `--resend-uncertain`). Only rows of the current input count. Returns how many rows were
     /// reopened.
-    pub fn reopen(&self, failed: bool, uncertain: bool) -> Result<u64, LedgerError> {
+    pub(crate) fn reopen(&self, failed: bool, uncertain: bool) -> Result<u64, LedgerError> {
         let generation = self.generation()?;
         let mut reopened = 0;
         for (wanted, state) in [
@@ -187,13 +191,8 @@ impl Ledger {
 }
 
 impl NewGeneration<'_> {
-    /// The generation being stored.
-    pub fn generation(&self) -> i64 {
-        self.generation
-    }
-
     /// Stores an invalid row and why.
-    pub fn invalid(&mut self, row: u64, line: u64, reason: &str) -> Result<(), LedgerError> {
+    pub(crate) fn invalid(&mut self, row: u64, line: u64, reason: &str) -> Result<(), LedgerError> {
         self.insert_row
             .execute(params![
                 row as i64,
@@ -209,7 +208,7 @@ impl NewGeneration<'_> {
     /// Stores a valid row: its identity's entry (created pending, or carried over from an
     /// earlier generation with its state), or a duplicate of an earlier row of this input with
     /// the same identity or the same request (`key_of` gives a payload's request key).
-    pub fn valid(
+    pub(crate) fn valid(
         &mut self,
         row: u64,
         line: u64,
@@ -252,13 +251,13 @@ impl NewGeneration<'_> {
     }
 
     /// Row counts of the generation as stored so far.
-    pub fn counts(&self) -> Result<GenerationCounts, LedgerError> {
+    pub(crate) fn counts(&self) -> Result<GenerationCounts, LedgerError> {
         self.ledger.counts(self.generation)
     }
 
     /// Commits the generation (a run), recording which input it was read from; a dry run's
     /// generation is rolled back instead.
-    pub fn commit(mut self, input: &InputRecord<'_>) -> Result<(), LedgerError> {
+    pub(crate) fn commit(mut self, input: &InputRecord<'_>) -> Result<(), LedgerError> {
         if !self.keep {
             return self.rollback();
         }
@@ -273,7 +272,7 @@ impl NewGeneration<'_> {
     }
 
     /// Undoes everything stored since [`Ledger::begin_generation`].
-    pub fn rollback(mut self) -> Result<(), LedgerError> {
+    pub(crate) fn rollback(mut self) -> Result<(), LedgerError> {
         self.end("ROLLBACK")
     }
 

@@ -59,14 +59,14 @@ impl Watched {
 
 /// The state file (and its `-wal` file) a run has open.
 #[derive(Debug)]
-pub struct StateGuard {
+pub(crate) struct StateGuard {
     files: Vec<Watched>,
     lost: OnceLock<String>,
 }
 
 impl StateGuard {
     /// Remembers the state file as it is now, open by the run.
-    pub fn new(state: &Path) -> std::io::Result<StateGuard> {
+    pub(crate) fn new(state: &Path) -> std::io::Result<StateGuard> {
         let main = Watched::new(state.to_owned()).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::NotFound, "the state file is missing")
         })?;
@@ -79,7 +79,7 @@ impl StateGuard {
 
     /// Checks that the path still names the open file, not truncated; once it failed, it keeps
     /// failing with the first finding.
-    pub fn check(&self) -> Result<(), &str> {
+    pub(crate) fn check(&self) -> Result<(), &str> {
         if self.lost.get().is_none()
             && let Some(finding) = self.files.iter().find_map(Watched::check)
         {
@@ -92,7 +92,8 @@ impl StateGuard {
     }
 
     /// The first finding, if a check failed.
-    pub fn lost(&self) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn lost(&self) -> Option<&str> {
         self.lost.get().map(String::as_str)
     }
 }

@@ -4,13 +4,13 @@
 //! identity, so an identity can never be issued twice), every attempt and every run. During a
 //! run one thread owns the connection ([`writer`]); everything else talks to it over a channel.
 
-pub mod budget;
-pub mod generation;
-pub mod guard;
-pub mod query;
-pub mod report;
+pub(crate) mod budget;
+pub(crate) mod generation;
+pub(crate) mod guard;
+pub(crate) mod query;
+pub(crate) mod report;
 mod requests;
-pub mod writer;
+pub(crate) mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -99,7 +99,7 @@ pub(crate) const ENTRY_KIND: &str = "entry";
 
 /// Ledger errors, each naming the state file.
 #[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
+pub(crate) enum LedgerError {
     #[error("{path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -147,31 +147,31 @@ pub enum LedgerError {
 }
 
 /// An open ledger.
-pub struct Ledger {
+pub(crate) struct Ledger {
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,
 }
 
 /// Holds the exclusive right to run a campaign on a state file; released on drop.
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     _file: File,
 }
 
 /// The lock file beside a state file.
-pub fn lock_path(state: &Path) -> PathBuf {
+pub(crate) fn lock_path(state: &Path) -> PathBuf {
     sidecar(state, ".lock")
 }
 
 /// A file beside the state file that belongs to it: `-wal`, `-shm` (SQLite's) or `.lock`.
-pub fn sidecar(state: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sidecar(state: &Path, suffix: &str) -> PathBuf {
     let mut name = state.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
 }
 
 /// Takes the run lock of a state file, or says that another run holds it.
-pub fn lock(state: &Path) -> Result<RunLock, LedgerError> {
+pub(crate) fn lock(state: &Path) -> Result<RunLock, LedgerError> {
     let path = lock_path(state);
     let file = File::options()
         .create(true)
@@ -192,7 +192,7 @@ pub fn lock(state: &Path) -> Result<RunLock, LedgerError> {
 }
 
 /// Whether a run holds the state file right now (without taking the lock for long).
-pub fn is_locked(state: &Path) -> bool {
+pub(crate) fn is_locked(state: &Path) -> bool {
     match File::options().write(true).open(lock_path(state)) {
         Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
         Err(_) => false,
@@ -201,7 +201,7 @@ pub fn is_locked(state: &Path) -> bool {
 
 impl Ledger {
     /// Opens (creating if needed) the state file for `campaign`, checking it belongs to it.
-    pub fn open(path: &Path, campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
+    pub(crate) fn open(path: &Path, campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
         // Older versions created it readable by everyone; it holds certificate codes.
         for file in [
             path.to_owned(),
@@ -223,7 +223,8 @@ impl Ledger {
     }
 
     /// An in-memory ledger, for tests.
-    pub fn in_memory(campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
+    #[cfg(test)]
+    pub(crate) fn in_memory(campaign: &str, api: &str) -> Result<Ledger, LedgerError> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(|source| sqlite(&path, source))?;
         let ledger = Ledger { conn, path };
@@ -233,7 +234,7 @@ impl Ledger {
 
     /// Opens an existing state file read-only, for `status`, `export` and `verify`; works while a
     /// run is writing it.
-    pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
+    pub(crate) fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
         if !path.exists() {
             return Err(LedgerError::Missing {
                 path: path.to_owned(),
@@ -291,13 +292,8 @@ impl Ledger {
         Ok(())
     }
 
-    /// The state file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Reads a `meta` value.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
@@ -305,7 +301,7 @@ impl Ledger {
     }
 
     /// Writes a `meta` value.
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+    pub(crate) fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
         self.conn
             .execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -317,7 +313,7 @@ impl Ledger {
     }
 
     /// The current ingest generation (0 before the first ingest).
-    pub fn generation(&self) -> Result<i64, LedgerError> {
+    pub(crate) fn generation(&self) -> Result<i64, LedgerError> {
         Ok(self.meta("gen")?.and_then(|g| g.parse().ok()).unwrap_or(0))
     }
 

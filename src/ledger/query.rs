@@ -7,19 +7,19 @@ use crate::domain::{RowStatus, RunCounters, RunEnding, StatusCounts};
 
 /// One input row's final picture, as the results CSV shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResultRow {
-    pub row: i64,
-    pub line: i64,
-    pub status: RowStatus,
-    pub attempts: i64,
-    pub request_id: Option<String>,
-    pub issued_id: Option<String>,
-    pub detail: Option<String>,
-    pub error_code: Option<String>,
-    pub error_sub_code: Option<String>,
-    pub error_message: Option<String>,
-    pub top_request_id: Option<String>,
-    pub finished_at: Option<String>,
+pub(crate) struct ResultRow {
+    pub(crate) row: i64,
+    pub(crate) line: i64,
+    pub(crate) status: RowStatus,
+    pub(crate) attempts: i64,
+    pub(crate) request_id: Option<String>,
+    pub(crate) issued_id: Option<String>,
+    pub(crate) detail: Option<String>,
+    pub(crate) error_code: Option<String>,
+    pub(crate) error_sub_code: Option<String>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) top_request_id: Option<String>,
+    pub(crate) finished_at: Option<String>,
 }
 
 /// A results row's status: its kind when it has no identity, else its identity's state as the
@@ -34,7 +34,7 @@ fn result_status(kind: &str, entry_status: Option<RowStatus>) -> RowStatus {
 
 impl ResultRow {
     /// A row with no outcome yet.
-    pub fn new(row: i64, line: i64, status: RowStatus) -> ResultRow {
+    pub(crate) fn new(row: i64, line: i64, status: RowStatus) -> ResultRow {
         ResultRow {
             row,
             line,
@@ -54,7 +54,7 @@ impl ResultRow {
 
 impl Ledger {
     /// Calls `each` for every row of the current input, in input order, streaming.
-    pub fn for_each_result<E: From<LedgerError>>(
+    pub(crate) fn for_each_result<E: From<LedgerError>>(
         &self,
         mut each: impl FnMut(ResultRow) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -100,7 +100,7 @@ impl Ledger {
     }
 
     /// Rows of the current input per result status.
-    pub fn status_counts(&self) -> Result<StatusCounts, LedgerError> {
+    pub(crate) fn status_counts(&self) -> Result<StatusCounts, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -127,7 +127,7 @@ impl Ledger {
 
     /// Identities that had more than one issuing attempt succeed: always empty in a correct
     /// ledger; `verify` reports any.
-    pub fn doubly_issued(&self) -> Result<Vec<(i64, i64)>, LedgerError> {
+    pub(crate) fn doubly_issued(&self) -> Result<Vec<(i64, i64)>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -146,7 +146,7 @@ impl Ledger {
 /// The `runs` table: one row per `campaign run`.
 impl Ledger {
     /// Records the start of a run; returns its id.
-    pub fn begin_run(&self, started_at: &str) -> Result<i64, LedgerError> {
+    pub(crate) fn begin_run(&self, started_at: &str) -> Result<i64, LedgerError> {
         self.conn
             .execute("INSERT INTO runs (started_at) VALUES (?1)", [started_at])
             .map_err(|e| self.wrap(e))?;
@@ -154,7 +154,7 @@ impl Ledger {
     }
 
     /// Records how a run ended and what it did.
-    pub fn end_run(
+    pub(crate) fn end_run(
         &self,
         id: i64,
         ended_at: &str,
@@ -186,7 +186,7 @@ impl Ledger {
     /// Issued and failed identities of the current input, for the failure-rate rule.
     ///
     /// `pending` is the count the caller already has from [`Ledger::pending_count`].
-    pub fn issued_and_failed(&self, pending: u64) -> Result<(u64, u64), LedgerError> {
+    pub(crate) fn issued_and_failed(&self, pending: u64) -> Result<(u64, u64), LedgerError> {
         // Read from the partial indexes and the entry count kept at ingest, so that resuming a
         // large campaign does not scan every entry.
         let generation = self.generation()?;

@@ -12,65 +12,65 @@ use crate::top::OutcomeClass;
 
 /// One group of unsuccessful attempts with the same class, code and sub-code.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ErrorGroup {
+pub(crate) struct ErrorGroup {
     /// The outcome class (every class but `issued`).
-    pub class: OutcomeClass,
-    pub code: Option<String>,
-    pub sub_code: Option<String>,
+    pub(crate) class: OutcomeClass,
+    pub(crate) code: Option<String>,
+    pub(crate) sub_code: Option<String>,
     /// Attempts in the group.
-    pub count: u64,
+    pub(crate) count: u64,
     /// Distinct identities that met it.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// The message of the most recent attempt of the group.
-    pub example: Option<String>,
+    pub(crate) example: Option<String>,
 }
 
 /// One attempt, as the attempts log shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptRow {
+pub(crate) struct AttemptRow {
     /// The entry's row in the current input; `None` for an identity no longer in it.
-    pub row: Option<i64>,
-    pub attempt: i64,
-    pub started_at: String,
-    pub latency_ms: i64,
-    pub class: OutcomeClass,
-    pub code: Option<String>,
-    pub sub_code: Option<String>,
-    pub message: Option<String>,
-    pub top_request_id: Option<String>,
-    pub request_id: Option<String>,
+    pub(crate) row: Option<i64>,
+    pub(crate) attempt: i64,
+    pub(crate) started_at: String,
+    pub(crate) latency_ms: i64,
+    pub(crate) class: OutcomeClass,
+    pub(crate) code: Option<String>,
+    pub(crate) sub_code: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) top_request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 /// One `campaign run`, as the `runs` table recorded it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunRecord {
-    pub id: i64,
-    pub started_at: String,
+pub(crate) struct RunRecord {
+    pub(crate) id: i64,
+    pub(crate) started_at: String,
     /// `None` while the run goes on, or when it was killed before it could record its end.
-    pub ended_at: Option<String>,
-    pub ending: Option<RunEnding>,
-    pub counters: RunCounters,
-    pub elapsed_ms: u64,
+    pub(crate) ended_at: Option<String>,
+    pub(crate) ending: Option<RunEnding>,
+    pub(crate) counters: RunCounters,
+    pub(crate) elapsed_ms: u64,
 }
 
 /// What the attempts since a moment say: the live numbers of a run that has not recorded its end.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AttemptTally {
-    pub counters: RunCounters,
+pub(crate) struct AttemptTally {
+    pub(crate) counters: RunCounters,
     /// When the last of them started.
-    pub last_started_at: Option<String>,
+    pub(crate) last_started_at: Option<String>,
 }
 
 /// An identity, where it was last seen in the input, and its state.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EntryRecord {
-    pub identity: String,
+pub(crate) struct EntryRecord {
+    pub(crate) identity: String,
     /// The row in the input it was last read from (in the current input only if `current`).
-    pub row: i64,
+    pub(crate) row: i64,
     /// Whether the identity is in the current input.
-    pub current: bool,
-    pub status: RowStatus,
-    pub issued_id: Option<String>,
+    pub(crate) current: bool,
+    pub(crate) status: RowStatus,
+    pub(crate) issued_id: Option<String>,
 }
 
 impl rusqlite::types::FromSql for OutcomeClass {
@@ -98,7 +98,7 @@ fn entry_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<EntryRecord> {
 impl Ledger {
     /// Unsuccessful attempts (every class but `issued`) grouped by class, code and sub-code, the
     /// largest groups first.
-    pub fn error_groups(&self) -> Result<Vec<ErrorGroup>, LedgerError> {
+    pub(crate) fn error_groups(&self) -> Result<Vec<ErrorGroup>, LedgerError> {
         // SQLite takes the bare `message` from the row that holds MAX(rowid): the latest one.
         let mut stmt = self
             .conn
@@ -126,7 +126,7 @@ impl Ledger {
     }
 
     /// Throttled attempts over all runs.
-    pub fn throttle_events(&self) -> Result<u64, LedgerError> {
+    pub(crate) fn throttle_events(&self) -> Result<u64, LedgerError> {
         self.count(
             "SELECT COUNT(*) FROM attempts WHERE class = 'throttled'",
             [],
@@ -134,7 +134,7 @@ impl Ledger {
     }
 
     /// Calls `each` for every attempt in the order they were recorded, streaming.
-    pub fn for_each_attempt<E: From<LedgerError>>(
+    pub(crate) fn for_each_attempt<E: From<LedgerError>>(
         &self,
         mut each: impl FnMut(AttemptRow) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -168,7 +168,7 @@ impl Ledger {
     }
 
     /// The most recent run, and how many runs there were.
-    pub fn last_run(&self) -> Result<(Option<RunRecord>, u64), LedgerError> {
+    pub(crate) fn last_run(&self) -> Result<(Option<RunRecord>, u64), LedgerError> {
         let wrap = |e| self.wrap(e);
         let count: i64 = self
             .conn
@@ -207,7 +207,7 @@ impl Ledger {
 
     /// Tallies the attempts started at or after `since` (RFC 3339 as the runner writes it): the
     /// numbers of a run that has not recorded its end yet.
-    pub fn attempts_since(&self, since: &str) -> Result<AttemptTally, LedgerError> {
+    pub(crate) fn attempts_since(&self, since: &str) -> Result<AttemptTally, LedgerError> {
         self.conn
             .query_row(
                 "SELECT COUNT(*), COALESCE(SUM(class = 'issued'), 0),
@@ -235,7 +235,7 @@ impl Ledger {
     }
 
     /// Identities of the current input that are in flight right now (shown as pending).
-    pub fn in_flight(&self) -> Result<u64, LedgerError> {
+    pub(crate) fn in_flight(&self) -> Result<u64, LedgerError> {
         self.count(
             "SELECT COUNT(*) FROM entries WHERE status = 'inflight' AND generation = ?1",
             [self.generation()?],
@@ -244,7 +244,7 @@ impl Ledger {
 
     /// Calls `each` for every identity recorded by an earlier ingest that is no longer in the
     /// current input, in the order they were first recorded.
-    pub fn for_each_orphan<E: From<LedgerError>>(
+    pub(crate) fn for_each_orphan<E: From<LedgerError>>(
         &self,
         mut each: impl FnMut(EntryRecord) -> Result<(), E>,
     ) -> Result<(), E> {
@@ -260,7 +260,7 @@ impl Ledger {
     }
 
     /// The identity behind an `entries` id.
-    pub fn entry(&self, id: i64) -> Result<Option<EntryRecord>, LedgerError> {
+    pub(crate) fn entry(&self, id: i64) -> Result<Option<EntryRecord>, LedgerError> {
         let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1");
         self.conn
             .query_row(&sql, [id], entry_record)
@@ -270,7 +270,7 @@ impl Ledger {
 
     /// Issued ids that the ledger records for more than one identity (at most `limit` of them),
     /// each with those identities: a sign that one issuance was booked to two recipients.
-    pub fn shared_issued_ids(
+    pub(crate) fn shared_issued_ids(
         &self,
         limit: usize,
     ) -> Result<Vec<(String, Vec<EntryRecord>)>, LedgerError> {
@@ -303,7 +303,10 @@ impl Ledger {
 
     /// Identities sent again after an attempt whose outcome was unknown and then issued: the
     /// platform may have issued them twice (non-idempotent API only; at most `limit`).
-    pub fn issued_after_unknown(&self, limit: usize) -> Result<Vec<EntryRecord>, LedgerError> {
+    pub(crate) fn issued_after_unknown(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<EntryRecord>, LedgerError> {
         let wrap = |e| self.wrap(e);
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM entries WHERE status = 'issued' AND id IN

@@ -24,12 +24,12 @@ pub(crate) type KeyOf<'a> = dyn Fn(&str, &str, Option<&str>) -> [u8; 16] + 'a;
 #[derive(Debug)]
 pub(crate) struct Placed {
     /// `entry` or `duplicate`.
-    pub kind: &'static str,
-    pub entry_id: i64,
-    pub reason: Option<String>,
+    pub(crate) kind: &'static str,
+    pub(crate) entry_id: i64,
+    pub(crate) reason: Option<String>,
     /// How the count of this generation's entries changes (+1 new, 0, or 0 when a new holder
     /// replaced a retired one).
-    pub entries_added: i64,
+    pub(crate) entries_added: i64,
 }
 
 /// How far an identity got: 0 never sent, 1 attempted but not final, 2 final.

@@ -22,30 +22,30 @@ const MAX_GROUP: usize = 4096;
 
 /// A row to send, as read from the ledger.
 #[derive(Clone, Debug)]
-pub struct Job {
-    pub entry_id: i64,
-    pub row: i64,
-    pub payload: String,
-    pub request_id: Option<String>,
+pub(crate) struct Job {
+    pub(crate) entry_id: i64,
+    pub(crate) row: i64,
+    pub(crate) payload: String,
+    pub(crate) request_id: Option<String>,
     /// Attempts already made in earlier runs.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 /// One attempt, for the attempts table.
 #[derive(Clone, Debug)]
-pub struct AttemptLog {
-    pub attempt: u32,
-    pub started_at: String,
-    pub latency_ms: i64,
-    pub class: OutcomeClass,
-    pub error: Option<PlatformError>,
-    pub top_request_id: Option<String>,
-    pub request_id: Option<String>,
+pub(crate) struct AttemptLog {
+    pub(crate) attempt: u32,
+    pub(crate) started_at: String,
+    pub(crate) latency_ms: i64,
+    pub(crate) class: OutcomeClass,
+    pub(crate) error: Option<PlatformError>,
+    pub(crate) top_request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 /// Where a row stands after an attempt (or after being let go unsent).
 #[derive(Clone, Debug)]
-pub enum Settle {
+pub(crate) enum Settle {
     /// Not final: waits for a retry or the next run; the last error (if any) is kept.
     Pending(Option<PlatformError>),
     Issued {
@@ -58,7 +58,7 @@ pub enum Settle {
 
 /// What the workers tell the ledger.
 #[derive(Debug)]
-pub enum Msg {
+pub(crate) enum Msg {
     /// Mark rows in flight; `ack` fires once every mark is durable.
     InFlight {
         entry_ids: Vec<i64>,
@@ -86,20 +86,20 @@ pub enum Msg {
 
 /// An attempt's record and the row's new state.
 #[derive(Debug)]
-pub struct Record {
-    pub entry_id: i64,
-    pub attempt: Option<AttemptLog>,
+pub(crate) struct Record {
+    pub(crate) entry_id: i64,
+    pub(crate) attempt: Option<AttemptLog>,
     /// Whether the attempt counts against `max_attempts` (throttled and fatal ones do not).
-    pub counted: bool,
-    pub settle: Settle,
-    pub top_request_id: Option<String>,
+    pub(crate) counted: bool,
+    pub(crate) settle: Settle,
+    pub(crate) top_request_id: Option<String>,
     /// Set when the row reached a final state.
-    pub finished_at: Option<String>,
+    pub(crate) finished_at: Option<String>,
 }
 
 impl Record {
     /// A row marked in flight but never sent: back to pending, untouched.
-    pub fn unsent(entry_id: i64) -> Record {
+    pub(crate) fn unsent(entry_id: i64) -> Record {
         Record {
             entry_id,
             attempt: None,
@@ -112,19 +112,19 @@ impl Record {
 
     /// An attempt that failed for now: the row waits for a retry, and the attempt counts against
     /// `max_attempts`.
-    pub fn retry(entry_id: i64, attempt: AttemptLog, error: PlatformError) -> Record {
+    pub(crate) fn retry(entry_id: i64, attempt: AttemptLog, error: PlatformError) -> Record {
         Record::waiting(entry_id, attempt, true, error)
     }
 
     /// An attempt the platform turned away for reasons of its own (flow control, a
     /// configuration it refused), or one that never reached it (the gateway was unreachable):
     /// the row waits, and the attempt does not count against `max_attempts`.
-    pub fn turned_away(entry_id: i64, attempt: AttemptLog, error: PlatformError) -> Record {
+    pub(crate) fn turned_away(entry_id: i64, attempt: AttemptLog, error: PlatformError) -> Record {
         Record::waiting(entry_id, attempt, false, error)
     }
 
     /// An attempt that settled the row for good (issued, failed or uncertain), finished now.
-    pub fn settled(entry_id: i64, attempt: AttemptLog, settle: Settle) -> Record {
+    pub(crate) fn settled(entry_id: i64, attempt: AttemptLog, settle: Settle) -> Record {
         Record {
             entry_id,
             top_request_id: attempt.top_request_id.clone(),
@@ -148,8 +148,8 @@ impl Record {
 }
 
 /// The handle the run keeps: send messages, then [`Writer::finish`] to get the ledger back.
-pub struct Writer {
-    pub tx: mpsc::Sender<Msg>,
+pub(crate) struct Writer {
+    pub(crate) tx: mpsc::Sender<Msg>,
     thread: JoinHandle<(Ledger, Result<(), LedgerError>)>,
 }
 
@@ -159,7 +159,7 @@ impl Writer {
     /// With a `guard`, rows are marked in flight only while the state file is still the one the
     /// run has open: once it is lost, marks are refused (the rows stay unsent) while outcomes of
     /// requests already sent are still recorded in the open ledger.
-    pub fn start(ledger: Ledger, capacity: usize, guard: Option<Arc<StateGuard>>) -> Writer {
+    pub(crate) fn start(ledger: Ledger, capacity: usize, guard: Option<Arc<StateGuard>>) -> Writer {
         let (tx, rx) = mpsc::channel(capacity);
         let thread = std::thread::Builder::new()
             .name("ledger".to_owned())
@@ -174,7 +174,7 @@ impl Writer {
 
     /// Waits until every sender is gone and the last group is committed; returns the ledger and
     /// the first error the thread met, if any.
-    pub fn finish(self) -> (Ledger, Result<(), LedgerError>) {
+    pub(crate) fn finish(self) -> (Ledger, Result<(), LedgerError>) {
         drop(self.tx);
         self.thread
             .join()

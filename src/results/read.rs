@@ -14,34 +14,34 @@ use crate::results::COLUMNS;
 
 /// One results row's outcome columns, and its input cells.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ResultRecord {
+pub(crate) struct ResultRecord {
     /// The results line (1 = the header).
-    pub line: u64,
+    pub(crate) line: u64,
     /// The input's cells, as the results file holds them (neutralised).
-    pub input: Vec<String>,
-    pub row: i64,
-    pub status: String,
-    pub attempts: i64,
-    pub request_id: Option<String>,
-    pub issued_id: Option<String>,
-    pub detail: Option<String>,
-    pub error_code: Option<String>,
-    pub error_sub_code: Option<String>,
-    pub error_message: Option<String>,
-    pub top_request_id: Option<String>,
-    pub finished_at: Option<String>,
+    pub(crate) input: Vec<String>,
+    pub(crate) row: i64,
+    pub(crate) status: String,
+    pub(crate) attempts: i64,
+    pub(crate) request_id: Option<String>,
+    pub(crate) issued_id: Option<String>,
+    pub(crate) detail: Option<String>,
+    pub(crate) error_code: Option<String>,
+    pub(crate) error_sub_code: Option<String>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) top_request_id: Option<String>,
+    pub(crate) finished_at: Option<String>,
 }
 
 impl ResultRecord {
     /// The status, when it is one a results file can hold.
-    pub fn row_status(&self) -> Option<RowStatus> {
+    pub(crate) fn row_status(&self) -> Option<RowStatus> {
         RowStatus::parse(&self.status).filter(|s| RowStatus::IN_RESULTS.contains(s))
     }
 }
 
 /// A results file that cannot be read back.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -69,7 +69,7 @@ pub enum ReadError {
 }
 
 /// Streams a results file: its input header, then each row.
-pub fn read_results(
+pub(crate) fn read_results(
     path: &Path,
     mut each: impl FnMut(&[String], ResultRecord) -> Result<(), ReadError>,
 ) -> Result<(), ReadError> {
@@ -156,7 +156,7 @@ fn restore(cell: &str) -> String {
 
 /// The first row of a results file that was, or may have been, issued: evidence that the
 /// campaign ran. `None` when the file does not exist or holds none.
-pub fn first_issued(path: &Path) -> Result<Option<ResultRecord>, ReadError> {
+pub(crate) fn first_issued(path: &Path) -> Result<Option<ResultRecord>, ReadError> {
     if !path.is_file() {
         return Ok(None);
     }

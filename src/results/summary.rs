@@ -12,23 +12,23 @@ use crate::exit::Exit;
 use crate::ingest::IngestReport;
 
 /// What the end-of-run summary shows.
-pub struct Summary<'a> {
-    pub counts: &'a StatusCounts,
-    pub elapsed: Duration,
-    pub counters: RunCounters,
+pub(crate) struct Summary<'a> {
+    pub(crate) counts: &'a StatusCounts,
+    pub(crate) elapsed: Duration,
+    pub(crate) counters: RunCounters,
     /// The pace the run ended at (below `qps` after throttling).
-    pub final_rate: f64,
-    pub results: &'a Path,
+    pub(crate) final_rate: f64,
+    pub(crate) results: &'a Path,
     /// The results file's MD5, when it could be written.
-    pub digest: Option<&'a str>,
+    pub(crate) digest: Option<&'a str>,
     /// Whether the results file starts with a byte-order mark, when it could be written.
-    pub bom: Option<bool>,
+    pub(crate) bom: Option<bool>,
     /// Lines printed after the results line (limit reached, budget).
-    pub notes: &'a [String],
+    pub(crate) notes: &'a [String],
 }
 
 /// Formats a duration as `1h02m03s`, `2m03s` or `3.4s`.
-pub fn human_duration(d: Duration) -> String {
+pub(crate) fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
     match secs {
         0..60 => format!("{:.1}s", d.as_secs_f64()),
@@ -46,7 +46,7 @@ macro_rules! outln {
 }
 
 /// Prints the end-of-run summary to stdout.
-pub fn print_summary(s: &Summary<'_>) {
+pub(crate) fn print_summary(s: &Summary<'_>) {
     let mut out = String::new();
     outln!(out, "rows: {}", s.counts.total());
     for (status, n) in s.counts.iter() {
@@ -96,17 +96,17 @@ pub fn print_summary(s: &Summary<'_>) {
 }
 
 /// How a run ended, for the JSON summary.
-pub struct Ending {
-    pub recorded: RunEnding,
-    pub exit: Exit,
+pub(crate) struct Ending {
+    pub(crate) recorded: RunEnding,
+    pub(crate) exit: Exit,
     /// Why it halted, when it did.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Why the results file could not be written, when it could not.
-    pub results_error: Option<String>,
+    pub(crate) results_error: Option<String>,
 }
 
 /// The end-of-run summary as one JSON object.
-pub fn summary_json(campaign: &Campaign, s: &Summary<'_>, ending: &Ending) -> Value {
+pub(crate) fn summary_json(campaign: &Campaign, s: &Summary<'_>, ending: &Ending) -> Value {
     let secs = s.elapsed.as_secs_f64();
     json!({
         "campaign": campaign.name,
@@ -150,7 +150,7 @@ fn this_run(report: &IngestReport, limit: Option<u64>, budget: Option<(u64, u64)
 }
 
 /// The `--dry-run` plan as one JSON object.
-pub fn plan_json(
+pub(crate) fn plan_json(
     campaign: &Campaign,
     report: &IngestReport,
     limit: Option<u64>,
@@ -180,7 +180,7 @@ pub fn plan_json(
 
 /// Prints the `--dry-run` plan to stdout; `limit` is `--limit`, `budget` is `max_issued` with
 /// the rows already counted against it.
-pub fn print_plan(
+pub(crate) fn print_plan(
     campaign: &Campaign,
     report: &IngestReport,
     limit: Option<u64>,

@@ -19,7 +19,7 @@ use crate::ledger::{Ledger, LedgerError};
 use super::xlsx::XlsxResults;
 
 /// The columns appended after the input's own.
-pub const COLUMNS: [&str; 11] = [
+pub(crate) const COLUMNS: [&str; 11] = [
     "row",
     "status",
     "attempts",
@@ -35,7 +35,7 @@ pub const COLUMNS: [&str; 11] = [
 
 /// Results failures.
 #[derive(Debug, thiserror::Error)]
-pub enum ResultsError {
+pub(crate) enum ResultsError {
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
@@ -63,7 +63,7 @@ pub enum ResultsError {
 }
 
 /// The outcome columns of one row, in [`COLUMNS`] order.
-pub fn outcome_cells(r: &ResultRow) -> [String; 11] {
+pub(crate) fn outcome_cells(r: &ResultRow) -> [String; 11] {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         r.row.to_string(),
@@ -101,18 +101,18 @@ impl<W: Write> Write for Digesting<W> {
 /// What was written: the digest recorded in the ledger and the rows per status, tallied on the
 /// way (so the summary needs no second pass over the ledger).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Written {
+pub(crate) struct Written {
     /// MD5 of the file's bytes, lower-case hex.
-    pub digest: String,
+    pub(crate) digest: String,
     /// Rows per status.
-    pub counts: StatusCounts,
+    pub(crate) counts: StatusCounts,
     /// Whether the file starts with a UTF-8 byte-order mark.
-    pub bom: bool,
+    pub(crate) bom: bool,
 }
 
 impl Written {
     /// Data rows written.
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.counts.total()
     }
 }
@@ -120,7 +120,7 @@ impl Written {
 /// Writes the results file for the current input from the ledger, atomically, and records its
 /// MD5 in the ledger. A CSV starts with a byte-order mark when the campaign says so, else when
 /// the input [wants one](crate::input::InputReader::wants_bom).
-pub fn write_results(
+pub(crate) fn write_results(
     campaign: &Campaign,
     ledger: &mut Ledger,
     path: &Path,

@@ -8,9 +8,9 @@ use std::io::Write;
 use rust_xlsxwriter::{Workbook, XlsxError};
 
 /// The sheet's name.
-pub const SHEET: &str = "results";
+pub(crate) const SHEET: &str = "results";
 /// Rows a sheet holds, header included.
-pub const MAX_ROWS: u32 = 1_048_576;
+pub(crate) const MAX_ROWS: u32 = 1_048_576;
 
 /// A results workbook being written.
 pub(super) struct XlsxResults {

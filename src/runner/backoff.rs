@@ -8,14 +8,14 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Delay before retry `n` (1-based): uniform in `0..=min(max, base * 2^(n-1))`.
-pub struct Backoff {
+pub(crate) struct Backoff {
     base: Duration,
     max: Duration,
     rng: Mutex<StdRng>,
 }
 
 impl Backoff {
-    pub fn new(base: Duration, max: Duration, seed: Option<u64>) -> Backoff {
+    pub(crate) fn new(base: Duration, max: Duration, seed: Option<u64>) -> Backoff {
         let rng = match seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
@@ -28,15 +28,18 @@ impl Backoff {
     }
 
     /// The upper bound of the delay before retry `n`.
-    pub fn ceiling(&self, n: u32) -> Duration {
+    pub(crate) fn ceiling(&self, n: u32) -> Duration {
         let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.max)
     }
 
     /// A jittered delay before retry `n`.
-    pub fn delay(&self, n: u32) -> Duration {
+    pub(crate) fn delay(&self, n: u32) -> Duration {
         let ceiling = self.ceiling(n).as_millis() as u64;
-        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Duration::from_millis(rng.random_range(0..=ceiling))
     }
 }

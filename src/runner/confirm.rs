@@ -14,15 +14,15 @@ use crate::campaign::{Campaign, GatewayUrl};
 use crate::results::summary::human_duration;
 
 /// The environment variable that makes every interactive run ask, loopback included.
-pub const CONFIRM_ENV: &str = "CAMPAIGN_CONFIRM";
+pub(crate) const CONFIRM_ENV: &str = "CAMPAIGN_CONFIRM";
 
 /// What the question shows.
 pub(crate) struct Plan<'a> {
-    pub campaign: &'a Campaign,
+    pub(crate) campaign: &'a Campaign,
     /// Rows this run would send (after `--limit` and the budget).
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// `max_issued` and rows already counted against it.
-    pub budget: Option<(u64, u64)>,
+    pub(crate) budget: Option<(u64, u64)>,
 }
 
 /// Whether this run must ask before sending.

@@ -93,7 +93,10 @@ impl<G: Gateway> Ctx<G> {
 
     /// Stops the run for `reason` (the first reason wins).
     pub(super) fn halt(&self, reason: Halt) {
-        let mut halt = self.halt.lock().unwrap_or_else(|p| p.into_inner());
+        let mut halt = self
+            .halt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if halt.is_none() {
             tracing::debug!("halting: {reason}");
             *halt = Some(reason);
@@ -103,7 +106,10 @@ impl<G: Gateway> Ctx<G> {
 
     /// The reason the run halted, if it did (taken: asked once, at the end).
     pub(super) fn take_halt(&self) -> Option<Halt> {
-        self.halt.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.halt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// Halts when permanent failures passed `max_failure_rate` of the finished rows (over this

@@ -7,7 +7,7 @@ use crate::top::PlatformError;
 
 /// A reason to stop sending and exit 3, leaving the remaining rows pending.
 #[derive(Clone, Debug)]
-pub enum Halt {
+pub(crate) enum Halt {
     /// The platform refused the configuration (signature, app key, session, permission, ...).
     Fatal(PlatformError),
     /// A flow-control ban longer than `max_ban_wait_s`: typically the daily quota is used up.

@@ -7,14 +7,14 @@
 mod allowance;
 mod backoff;
 mod conclude;
-pub mod confirm;
+pub(crate) mod confirm;
 mod ctx;
 mod dispatch;
 mod halt;
 mod notices;
 mod open;
 mod outage;
-pub mod pace;
+pub(crate) mod pace;
 mod plan;
 mod signals;
 #[cfg(test)]
@@ -31,7 +31,7 @@ use self::allowance::{Allowance, Refusal};
 use self::backoff::Backoff;
 use self::conclude::{Ending, Executed};
 use self::ctx::Ctx;
-pub use self::halt::Halt;
+pub(crate) use self::halt::Halt;
 pub(crate) use self::halt::remedy;
 use self::open::Session;
 pub(crate) use self::open::start_sim;
@@ -52,21 +52,21 @@ const LEDGER_QUEUE: usize = 8192;
 
 /// `campaign run` flags beyond the campaign file.
 #[derive(Clone, Debug, Default)]
-pub struct RunOptions {
-    pub mode: Mode,
-    pub reopen: Reopen,
-    pub output: Output,
+pub(crate) struct RunOptions {
+    pub(crate) mode: Mode,
+    pub(crate) reopen: Reopen,
+    pub(crate) output: Output,
     /// `--limit N`: send at most this many not-yet-sent rows in this run (a canary).
-    pub limit: Option<u64>,
+    pub(crate) limit: Option<u64>,
     /// `--json`: the summary (or the dry-run plan) as one JSON object on stdout.
-    pub json: bool,
+    pub(crate) json: bool,
     /// `--yes`: do not ask before a run against a real gateway.
-    pub yes: bool,
+    pub(crate) yes: bool,
 }
 
 /// Send, or only plan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Send every row not yet done.
     #[default]
     Send,
@@ -76,16 +76,16 @@ pub enum Mode {
 
 /// Final rows the user asks to send again.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Reopen {
+pub(crate) struct Reopen {
     /// `--retry-failed`
-    pub failed: bool,
+    pub(crate) failed: bool,
     /// `--resend-uncertain` (they may already have been issued).
-    pub uncertain: bool,
+    pub(crate) uncertain: bool,
 }
 
 /// Runs (or resumes) a campaign; returns the exit code. Errors are usage or environment
 /// problems found before anything was sent.
-pub async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit> {
+pub(crate) async fn run(campaign: Campaign, options: RunOptions) -> anyhow::Result<Exit> {
     let checked = open::check(&campaign)?;
     if options.mode == Mode::DryRun {
         return plan::dry_run(&campaign, options.limit, options.json);

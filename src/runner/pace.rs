@@ -24,11 +24,11 @@ const WINDOW_GUARD: Duration = Duration::from_millis(3);
 const UNLIMITED: f64 = 100_000.0;
 
 /// Pause when a flow-control answer announces no ban time.
-pub const DEFAULT_BAN: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_BAN: Duration = Duration::from_secs(1);
 
 /// What a throttle means for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThrottleVerdict {
+pub(crate) enum ThrottleVerdict {
     /// Wait it out: every worker pauses until the ban ends.
     Wait,
     /// The ban is longer than `max_ban_wait` (e.g. the daily quota is used up): halt.
@@ -71,7 +71,7 @@ struct State {
 }
 
 /// The run's shared pace.
-pub struct Pacer {
+pub(crate) struct Pacer {
     qps: f64,
     max_ban_wait: Duration,
     state: Mutex<State>,
@@ -92,7 +92,7 @@ fn limiter(rate: f64) -> Arc<DefaultDirectRateLimiter> {
 }
 
 impl Pacer {
-    pub fn new(qps: f64, max_ban_wait: Duration) -> Pacer {
+    pub(crate) fn new(qps: f64, max_ban_wait: Duration) -> Pacer {
         Pacer {
             qps,
             max_ban_wait,
@@ -114,16 +114,16 @@ impl Pacer {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The current target rate (requests per second).
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.lock().rate
     }
 
     /// How long until a throttle pause ends, if one is on.
-    pub fn pause_left(&self) -> Option<Duration> {
+    pub(crate) fn pause_left(&self) -> Option<Duration> {
         let until = self.lock().paused_until?;
         until
             .checked_duration_since(Instant::now())
@@ -131,21 +131,21 @@ impl Pacer {
     }
 
     /// Waits out any throttle pause (a pause may be extended while waiting).
-    pub async fn wait_pause(&self) {
+    pub(crate) async fn wait_pause(&self) {
         while let Some(left) = self.pause_left() {
             tokio::time::sleep(left).await;
         }
     }
 
     /// Waits for this send's slot; the send should follow at once.
-    pub async fn wait_slot(&self) {
+    pub(crate) async fn wait_slot(&self) {
         let limiter = self.lock().limiter.clone();
         limiter.until_ready().await;
         let Some(window) = &self.window else { return };
         loop {
             let admitted = window
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .admit(Instant::now());
             match admitted {
                 Ok(()) => return,
@@ -155,7 +155,7 @@ impl Pacer {
     }
 
     /// A flow-control answer: pause everyone for the ban and halve the rate.
-    pub fn on_throttle(&self, ban: Option<Duration>) -> ThrottleVerdict {
+    pub(crate) fn on_throttle(&self, ban: Option<Duration>) -> ThrottleVerdict {
         let ban = ban.unwrap_or(DEFAULT_BAN);
         if ban > self.max_ban_wait {
             return ThrottleVerdict::TooLong(ban);
@@ -171,7 +171,7 @@ impl Pacer {
     }
 
     /// An answer that was not a throttle: after a second's worth of them, speed up a step.
-    pub fn on_clean_answer(&self) {
+    pub(crate) fn on_clean_answer(&self) {
         let mut state = self.lock();
         if state.rate >= self.qps {
             return;

@@ -322,11 +322,13 @@ pub fn classify_error(
     let class = RULES
         .iter()
         .find(|rule| rule.matches(numeric, &sub_lower))
-        .map(|rule| rule.2)
-        .unwrap_or(match numeric {
-            Some(c) if c < 100 => Class::Fatal,
-            _ => Class::Permanent,
-        });
+        .map_or(
+            match numeric {
+                Some(c) if c < 100 => Class::Fatal,
+                _ => Class::Permanent,
+            },
+            |rule| rule.2,
+        );
     let message = if sub_msg.trim().is_empty() {
         msg
     } else {
