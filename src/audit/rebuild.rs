@@ -141,6 +141,7 @@ pub(super) fn run(campaign: &Campaign, from: &Path, output: Output) -> anyhow::R
 
 /// Records the results file's issued and uncertain rows; returns (issued, uncertain, pending).
 fn restore(ledger: &Ledger, campaign: &Campaign, from: &Path) -> anyhow::Result<(u64, u64, u64)> {
+    let workbook = crate::input::Format::of(from) == crate::input::Format::Xlsx;
     let mut input = campaign.open_input()?;
     let names: Vec<String> = input
         .header()
@@ -188,10 +189,14 @@ fn restore(ledger: &Ledger, campaign: &Campaign, from: &Path) -> anyhow::Result<
                 ));
             }
         };
+        // A CSV's cells are neutralised; a workbook's text cells are as they were.
         let cells: Vec<String> = row
             .record
             .iter()
-            .map(|c| neutralise(c).into_owned())
+            .map(|c| match workbook {
+                true => c.to_owned(),
+                false => neutralise(c).into_owned(),
+            })
             .collect();
         if row.row as i64 != r.row || cells != r.input {
             return Err(bad(

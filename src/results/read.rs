@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::RowStatus;
 use crate::files::dialect;
+use crate::input::{Format, SheetRows};
 use crate::results::COLUMNS;
 
 /// One results row's outcome columns, and its input cells.
@@ -81,16 +82,23 @@ pub(crate) fn read_results(
         path: path.to_owned(),
         source,
     };
-    let mut source = std::io::BufReader::new(std::fs::File::open(path).map_err(io_error)?);
-    dialect::skip_bom(&mut source).map_err(io_error)?;
-    let mut reader = dialect::reader(source);
-    let mut records = reader.records();
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let mut records: Box<dyn Iterator<Item = Result<Vec<String>, ReadError>>> =
+        if Format::of(path) == Format::Xlsx {
+            drop(file);
+            Box::new(sheet_records(path))
+        } else {
+            let mut source = std::io::BufReader::new(file);
+            dialect::skip_bom(&mut source).map_err(io_error)?;
+            let reader = dialect::reader(source);
+            Box::new(reader.into_records().map(move |record| {
+                record
+                    .map(|r| r.iter().map(str::to_owned).collect())
+                    .map_err(csv_error)
+            }))
+        };
     let header: Vec<String> = match records.next() {
-        Some(header) => header
-            .map_err(csv_error)?
-            .iter()
-            .map(str::to_owned)
-            .collect(),
+        Some(header) => header?,
         None => {
             return Err(ReadError::NotResults {
                 path: path.to_owned(),
@@ -106,7 +114,11 @@ pub(crate) fn read_results(
     let input_header = header[..width - COLUMNS.len()].to_vec();
     for (n, record) in records.enumerate() {
         let line = n as u64 + 2;
-        let record = record.map_err(csv_error)?;
+        let mut record = record?;
+        if Format::of(path) == Format::Xlsx && record.len() < width {
+            // A sheet does not store trailing empty cells.
+            record.resize(width, String::new());
+        }
         let bad = |what: String| ReadError::Bad {
             path: path.to_owned(),
             line,
@@ -118,7 +130,7 @@ pub(crate) fn read_results(
                 record.len()
             )));
         }
-        let cells: Vec<&str> = record.iter().collect();
+        let cells: Vec<&str> = record.iter().map(String::as_str).collect();
         let (input, ours) = cells.split_at(width - COLUMNS.len());
         let text = |i: usize| Some(restore(ours[i])).filter(|s| !s.is_empty());
         let number = |i: usize, name: &str| {
@@ -144,6 +156,29 @@ pub(crate) fn read_results(
         each(&input_header, result)?;
     }
     Ok(())
+}
+
+/// The rows of a results workbook's first sheet, as cells (empty rows skipped).
+fn sheet_records(path: &Path) -> impl Iterator<Item = Result<Vec<String>, ReadError>> {
+    let mut rows = SheetRows::open(path, None);
+    let path = path.to_owned();
+    std::iter::from_fn(move || {
+        Some(match rows.next()? {
+            Ok(row) => {
+                let width = row.cells.iter().map(|(c, _)| c + 1).max().unwrap_or(0);
+                let mut cells = vec![String::new(); width];
+                for (column, cell) in row.cells {
+                    cells[column] = cell.text().to_owned();
+                }
+                Ok(cells)
+            }
+            Err(e) => Err(ReadError::Bad {
+                path: path.clone(),
+                line: 0,
+                what: e.to_string(),
+            }),
+        })
+    })
 }
 
 /// A cell as it was before the writer neutralised it.

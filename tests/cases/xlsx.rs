@@ -148,6 +148,28 @@ fn a_workbook_runs_through_verify_and_its_xlsx_results_read_back() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(sim.stats()["issued"], 3);
     assert_eq!(sim.stats()["duplicates"], 0);
+
+    // The workbook results rebuild a lost ledger, and nothing is sent twice.
+    std::fs::remove_file(folder.path("state.db")).unwrap();
+    let out = run(&folder, &sim, "run");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a fresh ledger is refused: {}",
+        text(&out)
+    );
+    let out = campaign()
+        .arg("rebuild")
+        .arg(folder.path("c.toml"))
+        .arg("--from")
+        .arg(folder.path("out.xlsx"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&folder, &sim, "run");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(sim.stats()["issued"], 3);
+    assert_eq!(sim.stats()["duplicates"], 0);
 }
 
 #[test]
