@@ -107,11 +107,11 @@ pub(super) fn run(campaign: &Campaign, from: &Path, output: Output) -> anyhow::R
         std::fs::rename(&wal, &aside)
             .with_context(|| format!("cannot move {} aside", wal.display()))?;
         if output == Output::Normal {
-            println!(
-                "note: {} belonged to the lost state file; kept as {}",
+            super::print(&format!(
+                "note: {} belonged to the lost state file; kept as {}\n",
                 wal.display(),
                 aside.display()
-            );
+            ))?;
         }
     }
     let shm = sidecar(state, "-shm");
@@ -126,15 +126,15 @@ pub(super) fn run(campaign: &Campaign, from: &Path, output: Output) -> anyhow::R
         )
     })?;
     if output == Output::Normal {
-        println!(
+        super::print(&format!(
             "rebuilt {} from {}: {} issued, {} uncertain, {} rows pending (run `campaign run` to \
-             send them; nothing issued is sent again)",
+             send them; nothing issued is sent again)\n",
             state.display(),
             from.display(),
             counts.0,
             counts.1,
             counts.2
-        );
+        ))?;
     }
     Ok(Exit::Ok)
 }
