@@ -91,10 +91,11 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "F")]
     pub(crate) results: Option<PathBuf>,
     /// Requests per second, never exceeded in any one-second window (0.001 to 1000000).
-    #[arg(long, value_name = "N", value_parser = qps_arg)]
+    // A negative number is a value to refuse with its bounds, not an unknown flag.
+    #[arg(long, value_name = "N", value_parser = qps_arg, allow_hyphen_values = true)]
     pub(crate) qps: Option<Qps>,
     /// Requests in flight at most (1 to 10000).
-    #[arg(long, value_name = "N", value_parser = concurrency_arg)]
+    #[arg(long, value_name = "N", value_parser = concurrency_arg, allow_hyphen_values = true)]
     pub(crate) concurrency: Option<Concurrency>,
     /// Validate everything and print the plan; send nothing.
     #[arg(long)]

@@ -134,3 +134,6 @@ mod tests {
         assert!(parse_int_arg("0", &CONCURRENCY).is_err());
     }
 }
+
+#[cfg(test)]
+mod props;
