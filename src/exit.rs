@@ -10,10 +10,10 @@ pub enum Exit {
     RowsFailed = 1,
     /// Usage, campaign file or input error, or the confirmation was declined; nothing was sent.
     Usage = 2,
-    /// Halted: fatal platform error, failure rate over the limit, a long ban or the budget
-    /// reached; resumable.
+    /// Halted: fatal platform error, wrong endpoint, failure or uncertain rate over the limit, a
+    /// long ban or outage, or the budget reached; resumable.
     Halted = 3,
-    /// Interrupted by Ctrl-C or SIGTERM; resumable.
+    /// Interrupted by Ctrl-C, SIGTERM or SIGHUP; resumable.
     Interrupted = 130,
 }
 
@@ -46,9 +46,10 @@ impl Exit {
                  was sent"
             }
             Exit::Halted => {
-                "halted: fatal platform error, failure rate over the limit, a ban too long to wait, \
-                 the max_issued budget reached, the state file lost during the run, or a write \
-                 failure after sending; resumable"
+                "halted: fatal platform error, wrong endpoint, failure or uncertain rate over the \
+                 limit, gateway unreachable longer than max_outage_s, answers that are not TOP \
+                 answers, a ban too long to wait, the max_issued budget reached, the state file \
+                 lost during the run, or a write failure after sending; resumable"
             }
             Exit::Interrupted => "interrupted; resumable",
         }
