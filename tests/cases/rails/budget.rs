@@ -1,0 +1,162 @@
+//! The `max_issued` budget: across a kill -9 and a resume, refusals given back, shown by
+//! `status` and `--dry-run`.
+
+use super::*;
+
+/// Runs until some rows are issued, kills the run (SIGKILL), and resumes it with a budget of
+/// 100: the resumed run must stop at the budget, counting rows that were in flight at the kill.
+fn budget_survives_a_kill(sim: &Sim, folder: &Folder) -> Output {
+    let mut child = campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(
+        &folder.path("state.db"),
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        40,
+    );
+    child.kill().unwrap(); // SIGKILL: rows in flight stay marked in flight
+    child.wait().unwrap();
+    let issued_before = sim.stats()["issued"].as_u64().unwrap();
+    assert!(
+        issued_before < 100,
+        "the kill came too late: {issued_before}"
+    );
+
+    let resumed = run(folder, &[]);
+    assert_eq!(resumed.status.code(), Some(3), "{}", text(&resumed));
+    assert!(
+        stderr(&resumed).contains("the budget is reached: 100 rows (limits.max_issued)"),
+        "{}",
+        text(&resumed)
+    );
+    assert!(
+        stdout(&resumed).contains("budget: 100 of max_issued = 100 used"),
+        "{}",
+        text(&resumed)
+    );
+    resumed
+}
+
+#[test]
+fn the_budget_holds_across_a_kill_and_a_resume_idempotent_api() {
+    let sim = Sim::start(&["--latency-ms", "30"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        alsc_campaign(&sim.url, "qps = 200\nconcurrency = 8\nmax_issued = 100"),
+    );
+    folder.write("in.csv", alsc_rows(300));
+    budget_survives_a_kill(&sim, &folder);
+    let stats = sim.stats();
+    // Rows in flight at the kill were sent again with their request_id: issued once each.
+    assert_eq!(stats["issued"], 100, "{stats}");
+    assert_eq!(stats["duplicates"], 0, "{stats}");
+    let results = folder.path("out.csv");
+    assert_eq!(count_status(&results, "issued"), 100);
+    assert_eq!(count_status(&results, "pending"), 200);
+
+    // Used up: the next run sends nothing and says so again.
+    let calls = sim.stats()["calls"].clone();
+    let again = run(&folder, &[]);
+    assert_eq!(again.status.code(), Some(3), "{}", text(&again));
+    assert_eq!(sim.stats()["calls"], calls);
+
+    let status = campaign()
+        .arg("status")
+        .arg(folder.path("c.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&status).contains("budget    100 of 100 used (issued or possibly issued), 0 left"),
+        "{}",
+        text(&status)
+    );
+    let json = campaign()
+        .args(["status", "--json"])
+        .arg(folder.path("c.toml"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        json["budget"],
+        serde_json::json!({"max": 100, "used": 100, "left": 0})
+    );
+}
+
+#[test]
+fn the_budget_holds_across_a_kill_and_a_resume_non_idempotent_api() {
+    let sim = Sim::start(&["--latency-ms", "30"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 200\nconcurrency = 8\nmax_issued = 100"),
+    );
+    folder.write("in.csv", tmall_rows(300));
+    budget_survives_a_kill(&sim, &folder);
+    let results = folder.path("out.csv");
+    // Rows in flight at the kill are uncertain: they may have been issued, so they count.
+    let issued = count_status(&results, "issued");
+    let uncertain = count_status(&results, "uncertain");
+    assert_eq!(issued + uncertain, 100);
+    let stats = sim.stats();
+    let at_gateway = stats["issued"].as_u64().unwrap() as usize;
+    assert!(
+        (issued..=100).contains(&at_gateway),
+        "{at_gateway} issued at the gateway, budget 100: {stats}"
+    );
+    assert_eq!(stats["duplicates"], 0, "{stats}");
+}
+
+#[test]
+fn rows_the_platform_refused_give_their_share_of_the_budget_back() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 200\nmax_issued = 5\nconcurrency = 2"),
+    );
+    let mut csv = String::from("open_id\n");
+    for i in 1..=3 {
+        csv.push_str(&format!("REFUSE{i}\n"));
+    }
+    for i in 1..=7 {
+        csv.push_str(&format!("P{i:05}\n"));
+    }
+    folder.write("in.csv", csv);
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let results = folder.path("out.csv");
+    assert_eq!(count_status(&results, "failed"), 3);
+    assert_eq!(count_status(&results, "issued"), 5);
+    assert_eq!(count_status(&results, "pending"), 2);
+    assert_eq!(sim.stats()["issued"], 5);
+}
+
+#[test]
+fn dry_run_shows_the_budget_and_the_limit() {
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign("http://127.0.0.1:9/router/rest", "max_issued = 20"),
+    );
+    folder.write("in.csv", tmall_rows(30));
+    let out = run(&folder, &["--dry-run", "--limit", "5"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan = stdout(&out);
+    assert!(
+        plan.contains("budget                  0 of max_issued = 20 used, 20 left"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("--limit                 5 rows at most in this run"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("this run sends          5 (then stops: the limit)"),
+        "{plan}"
+    );
+}

@@ -1,0 +1,45 @@
+//! `--limit N`: a canary run that ends like a finished one, and the run after it continues.
+
+use super::*;
+
+#[test]
+fn a_limited_run_sends_that_many_rows_and_the_next_run_continues() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
+    folder.write("in.csv", tmall_rows(30));
+
+    let canary = run(&folder, &["--limit", "10"]);
+    assert_eq!(canary.status.code(), Some(0), "{}", text(&canary));
+    assert!(
+        stdout(&canary).contains(
+            "limit reached: --limit 10 rows were sent in this run; 20 rows remain pending"
+        ),
+        "{}",
+        text(&canary)
+    );
+    let results = folder.path("out.csv");
+    assert_eq!(count_status(&results, "issued"), 10);
+    assert_eq!(count_status(&results, "pending"), 20);
+    assert_eq!(sim.stats()["issued"], 10);
+
+    let rest = run(&folder, &[]);
+    assert_eq!(rest.status.code(), Some(0), "{}", text(&rest));
+    assert!(!stdout(&rest).contains("limit reached"), "{}", text(&rest));
+    assert_eq!(count_status(&results, "issued"), 30);
+    let stats = sim.stats();
+    assert_eq!(stats["issued"], 30, "{stats}");
+    assert_eq!(stats["duplicates"], 0, "{stats}");
+}
+
+#[test]
+fn a_limit_larger_than_the_work_is_a_plain_finished_run() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", alsc_campaign(&sim.url, "qps = 200"));
+    folder.write("in.csv", alsc_rows(5));
+    let out = run(&folder, &["--limit", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!stdout(&out).contains("limit reached"), "{}", text(&out));
+    assert_eq!(sim.stats()["issued"], 5);
+}

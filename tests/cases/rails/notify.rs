@@ -1,0 +1,354 @@
+//! `[notify]`: a message to an in-test receiver for each kind (signatures checked
+//! independently), progress, halts, interruptions, and receivers that fail or hang.
+
+use super::*;
+
+/// How the in-test webhook receiver answers.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// HTTP 200 with `{"errcode":0,"errmsg":"ok"}`.
+    Ok,
+    /// HTTP 500.
+    Error,
+    /// Reads the request and never answers.
+    Hang,
+}
+
+/// One request the receiver got.
+#[derive(Debug)]
+struct Received {
+    /// Path and query, e.g. `/robot/send?access_token=t&timestamp=..&sign=..`.
+    target: String,
+    body: serde_json::Value,
+}
+
+/// A webhook receiver on 127.0.0.1:0 that records every request.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    got: std::sync::mpsc::Receiver<Received>,
+}
+
+impl Receiver {
+    fn start(answer: Answer) -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, got) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                // A post given up half-way (a cancelled progress message) is skipped.
+                let read = |stream: &std::net::TcpStream| -> std::io::Result<(String, Vec<u8>)> {
+                    let mut reader = BufReader::new(stream.try_clone()?);
+                    let mut request_line = String::new();
+                    reader.read_line(&mut request_line)?;
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        reader.read_line(&mut line)?;
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body)?;
+                    Ok((request_line, body))
+                };
+                let Ok((request_line, body)) = read(&stream) else {
+                    continue;
+                };
+                let target = request_line.split(' ').nth(1).unwrap_or("").to_owned();
+                let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                let _ = tx.send(Received { target, body });
+                let (status, reply) = match answer {
+                    Answer::Ok => ("200 OK", r#"{"errcode":0,"errmsg":"ok"}"#),
+                    Answer::Error => ("500 Internal Server Error", "oops"),
+                    Answer::Hang => {
+                        held.push(stream);
+                        continue;
+                    }
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            }
+        });
+        Receiver { addr, got }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Every request received so far (the run that sent them has ended).
+    fn all(&self) -> Vec<Received> {
+        self.got.try_iter().collect()
+    }
+}
+
+/// A campaign on the built-in simulator with `notify` as its `[notify]` table.
+fn notifying_folder(rows: usize, limits: &str, notify: &str) -> Folder {
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        format!("{}\n[notify]\n{notify}\n", tmall_campaign("sim", limits)),
+    );
+    folder.write("in.csv", tmall_rows(rows));
+    folder
+}
+
+fn hmac_base64(key: &[u8], message: &[u8]) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(message);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn query_value(target: &str, name: &str) -> Option<String> {
+    let query = target.split_once('?')?.1;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+#[test]
+fn dingtalk_gets_a_signed_text_message_when_the_run_finishes() {
+    let receiver = Receiver::start(Answer::Ok);
+    let url = receiver.url("/robot/send?access_token=tok123");
+    let folder = notifying_folder(
+        5,
+        "qps = 100",
+        &format!("url = \"{url}\"\nkind = \"dingtalk\""),
+    );
+    let out = campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .env("NOTIFY_SECRET", "SECsigning-secret-42")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let got = receiver.all();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let target = &got[0].target;
+    assert!(
+        target.starts_with("/robot/send?access_token=tok123&"),
+        "{target}"
+    );
+    let timestamp = query_value(target, "timestamp").expect("a timestamp");
+    let sign = query_value(target, "sign").expect("a sign");
+    assert_eq!(
+        sign,
+        hmac_base64(
+            b"SECsigning-secret-42",
+            format!("{timestamp}\nSECsigning-secret-42").as_bytes()
+        )
+    );
+    let body = &got[0].body;
+    assert_eq!(body["msgtype"], "text");
+    let content = body["text"]["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("campaign t (tmall.nrt.certificate.send): finished"),
+        "{content}"
+    );
+    assert!(content.contains("issued 5, failed 0"), "{content}");
+    assert!(content.contains("results: "), "{content}");
+    assert!(
+        !format!("{target}{body}").contains("signing-secret"),
+        "the secret leaked"
+    );
+}
+
+#[test]
+fn feishu_gets_a_signed_text_message() {
+    let receiver = Receiver::start(Answer::Ok);
+    let url = receiver.url("/open-apis/bot/v2/hook/abc");
+    let folder = notifying_folder(
+        3,
+        "qps = 100",
+        &format!("url = \"{url}\"\nkind = \"feishu\"\nsecret_env = \"LARK_SECRET\""),
+    );
+    // The file names the variable: without it the run refuses to start.
+    let missing = run(&folder, &[]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        stderr(&missing).contains("LARK_SECRET"),
+        "{}",
+        text(&missing)
+    );
+    assert!(receiver.all().is_empty());
+
+    let out = campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .env("LARK_SECRET", "lark-secret-7")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let got = receiver.all();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].target, "/open-apis/bot/v2/hook/abc");
+    let body = &got[0].body;
+    assert_eq!(body["msg_type"], "text");
+    let timestamp = body["timestamp"].as_str().expect("timestamp as a string");
+    assert_eq!(
+        body["sign"].as_str().unwrap(),
+        hmac_base64(format!("{timestamp}\nlark-secret-7").as_bytes(), b"")
+    );
+    let content = body["content"]["text"].as_str().unwrap();
+    assert!(
+        content.contains("finished") && content.contains("issued 3"),
+        "{content}"
+    );
+}
+
+#[test]
+fn wecom_gets_a_text_message() {
+    let receiver = Receiver::start(Answer::Ok);
+    let url = receiver.url("/cgi-bin/webhook/send?key=k1");
+    let folder = notifying_folder(
+        2,
+        "qps = 100",
+        &format!("url = \"{url}\"\nkind = \"wecom\""),
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let got = receiver.all();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].target, "/cgi-bin/webhook/send?key=k1");
+    assert_eq!(got[0].body["msgtype"], "text");
+    let content = got[0].body["text"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("finished") && content.contains("issued 2"),
+        "{content}"
+    );
+}
+
+#[test]
+fn json_reports_a_halt_with_its_reason_and_counts() {
+    let receiver = Receiver::start(Answer::Ok);
+    let folder = notifying_folder(
+        5,
+        "qps = 100\nmax_issued = 2",
+        &format!("url = \"{}\"\nkind = \"json\"", receiver.url("/hook")),
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let got = receiver.all();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let body = &got[0].body;
+    assert_eq!(body["campaign"], "t");
+    assert_eq!(body["event"], "halted");
+    assert_eq!(body["counts"]["issued"], 2);
+    assert_eq!(body["counts"]["pending"], 3);
+    assert_eq!(body["sent"], 2);
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the budget is reached"),
+        "{body}"
+    );
+    assert!(
+        body["results"].as_str().unwrap().ends_with("out.csv"),
+        "{body}"
+    );
+}
+
+#[test]
+fn progress_messages_come_every_so_often_during_a_run() {
+    let receiver = Receiver::start(Answer::Ok);
+    // 40 rows at 20 per second take at least two seconds; a message every 0.3 s.
+    let folder = notifying_folder(
+        40,
+        "qps = 20",
+        &format!(
+            "url = \"{}\"\nkind = \"json\"\nevery_minutes = 0.005",
+            receiver.url("/hook")
+        ),
+    );
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let events: Vec<String> = receiver
+        .all()
+        .iter()
+        .map(|r| r.body["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(events.len() >= 2, "{events:?}");
+    assert_eq!(events.last().unwrap(), "finished", "{events:?}");
+    assert!(
+        events[..events.len() - 1].iter().all(|e| e == "progress"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn an_interrupted_run_says_so() {
+    let receiver = Receiver::start(Answer::Ok);
+    let folder = notifying_folder(
+        200,
+        "qps = 10",
+        &format!("url = \"{}\"\nkind = \"json\"", receiver.url("/hook")),
+    );
+    let child = campaign()
+        .arg("run")
+        .arg(folder.path("c.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(
+        &folder.path("state.db"),
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        3,
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let got = receiver.all();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].body["event"], "interrupted");
+    assert!(got[0].body["counts"]["pending"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_failing_or_hanging_receiver_never_changes_the_run() {
+    for answer in [Answer::Error, Answer::Hang] {
+        let receiver = Receiver::start(answer);
+        let folder = notifying_folder(
+            3,
+            "qps = 100",
+            &format!(
+                "url = \"{}\"\nkind = \"dingtalk\"\ntimeout_ms = 300",
+                receiver.url("/robot/send?access_token=secret-token")
+            ),
+        );
+        let out = run(&folder, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("notification (finished) to 127.0.0.1 failed"),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            !err.contains("secret-token"),
+            "the webhook's token leaked: {err}"
+        );
+        assert_eq!(count_status(&folder.path("out.csv"), "issued"), 3);
+    }
+}
