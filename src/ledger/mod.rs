@@ -142,7 +142,11 @@ pub(crate) enum LedgerError {
         found: String,
         expected: String,
     },
-    #[error("{path}: no state file yet: nothing has been run for this campaign")]
+    #[error(
+        "{path}: no state file: nothing has been run for this campaign yet (if it did run, the \
+         state file was lost: restore it from a backup, or `campaign rebuild` it from the last \
+         results file)"
+    )]
     Missing { path: PathBuf },
 }
 

@@ -4,6 +4,7 @@
 //!
 //! All of them only read, so they work on a read-only connection while a run writes the file.
 
+use crate::top::outcome::split_issued_ids;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Ledger, LedgerError};
@@ -275,6 +276,13 @@ impl Ledger {
         limit: usize,
     ) -> Result<Vec<(String, Vec<EntryRecord>)>, LedgerError> {
         let wrap = |e| self.wrap(e);
+        let several = self.count(
+            "SELECT EXISTS (SELECT 1 FROM entries WHERE issued_id LIKE '%;%')",
+            [],
+        )? > 0;
+        if several {
+            return self.shared_among_several(limit);
+        }
         let mut shared = self
             .conn
             .prepare(
@@ -288,6 +296,68 @@ impl Ledger {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(wrap)?;
         let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE issued_id = ?1 ORDER BY id");
+        let mut holders = self.conn.prepare(&sql).map_err(wrap)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let entries = holders
+                .query_map(params![id], entry_record)
+                .map_err(wrap)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(wrap)?;
+            out.push((id, entries));
+        }
+        Ok(out)
+    }
+
+    /// [`Ledger::shared_issued_ids`] when some cells hold several ids (alsc): each cell is split
+    /// as [`split_issued_ids`] reads it, into a temporary table, and single ids are compared.
+    fn shared_among_several(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<EntryRecord>)>, LedgerError> {
+        let wrap = |e| self.wrap(e);
+        self.conn
+            .execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS issued_parts (id TEXT NOT NULL, entry INTEGER NOT NULL);
+                 DELETE FROM issued_parts;",
+            )
+            .map_err(wrap)?;
+        {
+            let mut cells = self
+                .conn
+                .prepare("SELECT id, issued_id FROM entries WHERE issued_id IS NOT NULL AND issued_id <> ''")
+                .map_err(wrap)?;
+            let mut insert = self
+                .conn
+                .prepare("INSERT INTO issued_parts (id, entry) VALUES (?1, ?2)")
+                .map_err(wrap)?;
+            let mut rows = cells.query([]).map_err(wrap)?;
+            while let Some(row) = rows.next().map_err(wrap)? {
+                let entry: i64 = row.get(0).map_err(wrap)?;
+                let cell: String = row.get(1).map_err(wrap)?;
+                for id in split_issued_ids(&cell) {
+                    insert.execute(params![id, entry]).map_err(wrap)?;
+                }
+            }
+        }
+        self.conn
+            .execute_batch("CREATE INDEX IF NOT EXISTS temp.issued_parts_id ON issued_parts (id)")
+            .map_err(wrap)?;
+        let ids = self
+            .conn
+            .prepare(
+                "SELECT id FROM issued_parts GROUP BY id HAVING COUNT(DISTINCT entry) > 1
+                 ORDER BY MIN(entry) LIMIT ?1",
+            )
+            .map_err(wrap)?
+            .query_map([limit as i64], |r| r.get::<_, String>(0))
+            .map_err(wrap)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(wrap)?;
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE id IN
+                 (SELECT entry FROM issued_parts WHERE id = ?1) ORDER BY id"
+        );
         let mut holders = self.conn.prepare(&sql).map_err(wrap)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -412,5 +482,25 @@ mod tests {
         let resent = ledger.issued_after_unknown(10).unwrap();
         assert_eq!(resent.len(), 1);
         assert_eq!(resent[0].identity, "open_id=A");
+    }
+
+    #[test]
+    fn shared_ids_inside_cells_of_several_ids_are_found_and_escapes_respected() {
+        let ledger = Ledger::in_memory("c", "m").unwrap();
+        ledger
+            .conn
+            .execute_batch(
+                r"INSERT INTO entries (id, identity, generation, row, payload, status, issued_id)
+                  VALUES (1, 'a', 1, 1, '{}', 'issued', 'R\;1;S'),
+                         (2, 'b', 1, 2, '{}', 'issued', 'R'),
+                         (3, 'c', 1, 3, '{}', 'issued', '1'),
+                         (4, 'd', 1, 4, '{}', 'issued', 'T;S');",
+            )
+            .unwrap();
+        let shared = ledger.shared_issued_ids(10).unwrap();
+        let ids: Vec<&str> = shared.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["S"], "R;1 is one id, not R and 1");
+        let holders: Vec<&str> = shared[0].1.iter().map(|e| e.identity.as_str()).collect();
+        assert_eq!(holders, ["a", "d"]);
     }
 }

@@ -14,6 +14,10 @@ pub(super) fn dry_run(campaign: &Campaign, limit: Option<u64>, json: bool) -> an
     // A campaign that never ran is planned in a throwaway state file on disk, not in memory:
     // a dry run of millions of rows must not hold them all in RAM.
     let scratch;
+    // The run it previews would refuse a fresh ledger: so does the preview.
+    if !campaign.state.exists() {
+        crate::audit::refuse_fresh_ledger(campaign)?;
+    }
     let (_lock, mut ledger) = if campaign.state.exists() {
         let lock = ledger::lock(&campaign.state)?;
         (

@@ -382,7 +382,8 @@ fn a_missing_state_file_is_named() {
         let out = cmd(&folder, &[command]);
         assert_eq!(out.status.code(), Some(2), "{command}: {}", text(&out));
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("state.db: no state file yet"),
+            String::from_utf8_lossy(&out.stderr)
+                .contains("state.db: no state file: nothing has been run"),
             "{command}: {}",
             text(&out)
         );

@@ -134,6 +134,21 @@ fn alsc_instance_ids_that_contain_the_separator_stay_unambiguous() {
     assert_eq!(column(&results, "issued_id"), [r"A\;1;B\\2"]);
     let verify = command(&folder, "verify", &[]);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+
+    // A gateway that answers two recipients with the same instance ids: verify reads the cell
+    // back id by id, and names `A;1` as one id.
+    let two = Folder::new();
+    two.write("c.toml", alsc_campaign(&gateway.url, "qps = 100"));
+    two.write("in.csv", "alipay_id\n2088000000000001\n2088000000000002\n");
+    let out = run(&two, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let verify = command(&two, "verify", &[]);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        report.contains(r#"issued_id "A;1": recorded for 2 identities"#),
+        "{report}"
+    );
 }
 
 #[test]
