@@ -32,7 +32,7 @@ pub(crate) fn export(
     export::run(campaign, attempts, output)
 }
 
-pub(crate) use rebuild::refuse_fresh_ledger;
+pub(crate) use rebuild::{refuse_fresh_ledger, refuse_ledger_behind_results};
 
 /// `campaign rebuild`: a new ledger from a results file (issued and uncertain rows recorded,
 /// the rest pending), for a campaign whose state file was lost.

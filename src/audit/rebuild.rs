@@ -254,3 +254,79 @@ fn restore(ledger: &Ledger, campaign: &Campaign, from: &Path) -> anyhow::Result<
     let pending = ledger.pending_count(ledger.generation()?)?;
     Ok((issued, uncertain, pending))
 }
+
+/// Refuses a state file that is behind the results file: a row the results show `issued` or
+/// `uncertain` that the ledger has pending means the state file is older than the results (put
+/// back from a backup, or replaced), and running would send that row again. The results file
+/// is read only when it changed since the ledger wrote it (its size, times or inode differ).
+pub(crate) fn refuse_ledger_behind_results(ledger: &Ledger, campaign: &Campaign) -> anyhow::Result<()> {
+    let results = &campaign.results;
+    let Ok(now) = crate::input::quick_stat(results) else {
+        return Ok(());
+    };
+    if ledger.meta("results_stat")?.as_deref() == Some(now.as_str()) {
+        return Ok(());
+    }
+    let recipient = campaign.api.recipient;
+    let mut entry_of = ledger
+        .conn
+        .prepare(
+            "SELECT e.identity, e.status FROM rows r JOIN entries e ON e.id = r.entry_id
+             WHERE r.row = ?1 AND r.kind = 'entry'",
+        )
+        .map_err(|e| ledger.wrap(e))?;
+    let mut behind = None;
+    let read = read_results(results, |header, r| {
+        if behind.is_some()
+            || !matches!(
+                r.row_status(),
+                Some(RowStatus::Issued | RowStatus::Uncertain)
+            )
+        {
+            return Ok(());
+        }
+        let Some(cell) = header
+            .iter()
+            .position(|c| c == recipient)
+            .and_then(|i| r.input.get(i))
+        else {
+            return Ok(());
+        };
+        let found: Option<(String, String)> = entry_of
+            .query_row([r.row], |q| Ok((q.get(0)?, q.get(1)?)))
+            .ok();
+        let Some((identity, status)) = found else {
+            return Ok(());
+        };
+        let prefix = format!("{recipient}={cell}");
+        let same_recipient = identity == prefix || identity.starts_with(&format!("{prefix}&"));
+        let pending = matches!(
+            RowStatus::parse(&status),
+            Some(RowStatus::Pending | RowStatus::Inflight)
+        );
+        if same_recipient && pending {
+            behind = Some(r);
+        }
+        Ok(())
+    });
+    if let Err(e) = read {
+        tracing::warn!("cannot compare the results file with the ledger: {e}");
+        return Ok(());
+    }
+    if let Some(r) = behind {
+        anyhow::bail!(
+            "{}: the ledger has row {} pending, but the results file {} shows it {} (line {}): \
+             the state file is older than the results file (put back from a backup, or \
+             replaced), and running would send that row again. Put back the newer state file, \
+             or move this one away and rebuild it with `campaign rebuild {} --from {}`",
+            campaign.state.display(),
+            r.row,
+            results.display(),
+            r.status,
+            r.line,
+            campaign.path.display(),
+            results.display()
+        );
+    }
+    Ok(())
+}

@@ -204,6 +204,11 @@ pub(crate) fn write_results(
     ledger.set_meta("results_md5", &digest)?;
     ledger.set_meta("results_path", &path.display().to_string())?;
     ledger.set_meta("results_written_at", &now_rfc3339())?;
+    // What the file looked like when written: a run reads it back only if this changed (see
+    // `audit::refuse_ledger_behind_results`).
+    if let Ok(stat) = crate::input::quick_stat(path) {
+        ledger.set_meta("results_stat", &stat)?;
+    }
     Ok(Written {
         digest,
         counts,

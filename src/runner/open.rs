@@ -56,6 +56,7 @@ pub(super) async fn open(
     }
     let lock = ledger::lock(&campaign.state)?;
     let mut ledger = Ledger::open(&campaign.state, &campaign.name, campaign.api.method)?;
+    crate::audit::refuse_ledger_behind_results(&ledger, campaign)?;
     let budget = prepare(&mut ledger, campaign, options)?;
     if confirm::needed(campaign, options.yes)
         && !confirmed(campaign, options, &ledger, &budget).await?

@@ -693,3 +693,27 @@ fn a_changed_default_never_resends_and_a_row_spelling_a_sent_request_is_a_duplic
     let verify = command(&folder, "verify", &[]);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
 }
+
+#[test]
+fn a_state_file_put_back_from_an_older_backup_is_refused() {
+    let sim = Sim::start(&[]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
+    folder.write("in.csv", tmall_rows(10));
+    let canary = run(&folder, &["--limit", "3"]);
+    assert_eq!(canary.status.code(), Some(0), "{}", text(&canary));
+    std::fs::copy(folder.path("state.db"), folder.path("backup.db")).unwrap();
+    let rest = run(&folder, &[]);
+    assert_eq!(rest.status.code(), Some(0), "{}", text(&rest));
+    assert_eq!(sim.stats()["issued"], 10);
+    // The older ledger comes back: rows 4-10 are pending there, issued in the results.
+    std::fs::copy(folder.path("backup.db"), folder.path("state.db")).unwrap();
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("older than the results file"), "{stderr}");
+    assert!(stderr.contains("campaign rebuild"), "{stderr}");
+    let stats = sim.stats();
+    assert_eq!(stats["calls"], 10, "{stats}");
+    assert_eq!(stats["duplicates"], 0);
+}
