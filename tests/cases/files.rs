@@ -246,6 +246,30 @@ fn every_file_written_is_owner_only() {
         );
     }
     assert_eq!(sim.stats()["issued"], 5);
+
+    // SQLite's journal and shared memory exist only while a run goes on: look then.
+    let slow = Folder::new();
+    slow.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 20\nconcurrency = 2"),
+    );
+    slow.write("in.csv", tmall_rows(60));
+    let child = spawn_run(&slow);
+    wait_for_ledger(
+        &slow,
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        3,
+    );
+    for name in ["state.db", "state.db-wal", "state.db-shm", "state.db.lock"] {
+        let mode = std::fs::metadata(slow.path(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name} has mode {mode:o} during the run");
+    }
+    let out = wait_with_bound(child);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 /// Polls the ledger (read-only) until `sql` counts at least `n`; fails after a generous bound.
