@@ -259,7 +259,10 @@ fn restore(ledger: &Ledger, campaign: &Campaign, from: &Path) -> anyhow::Result<
 /// `uncertain` that the ledger has pending means the state file is older than the results (put
 /// back from a backup, or replaced), and running would send that row again. The results file
 /// is read only when it changed since the ledger wrote it (its size, times or inode differ).
-pub(crate) fn refuse_ledger_behind_results(ledger: &Ledger, campaign: &Campaign) -> anyhow::Result<()> {
+pub(crate) fn refuse_ledger_behind_results(
+    ledger: &Ledger,
+    campaign: &Campaign,
+) -> anyhow::Result<()> {
     let results = &campaign.results;
     let Ok(now) = crate::input::quick_stat(results) else {
         return Ok(());
