@@ -49,6 +49,9 @@ pub(crate) enum Command {
     /// A new ledger from a results file, for a campaign whose state file was lost: issued and
     /// uncertain rows are recorded as such, the rest pending, so the next run sends nothing twice.
     Rebuild(RebuildArgs),
+    /// Ask the platform about `uncertain` rows (tmall.nrt.certificate.query): each becomes issued,
+    /// pending (sent again by the next run) or stays uncertain with the reason.
+    Reconcile(ReconcileArgs),
     /// A local TOP gateway for rehearsals and tests.
     Sim(crate::sim::SimArgs),
     /// Print a shell completion script, e.g. `campaign completions bash > ~/.local/share/bash-completion/completions/campaign`.
@@ -175,6 +178,15 @@ pub(crate) struct RebuildArgs {
     /// The results file to rebuild the ledger from (the last one the campaign wrote).
     #[arg(long, value_name = "RESULTS")]
     pub(crate) from: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReconcileArgs {
+    #[command(flatten)]
+    pub(crate) files: FileArgs,
+    /// The results file to rewrite when rows change (default: `results` in the campaign file).
+    #[arg(long, value_name = "F")]
+    pub(crate) results: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -347,6 +359,16 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             &args.from,
             Output::from_quiet(cli.quiet),
         ),
+        Command::Reconcile(args) => {
+            let campaign = args.files.load(Overrides {
+                results: args.results.clone(),
+                ..Overrides::default()
+            })?;
+            runtime()?.block_on(crate::reconcile::command(
+                campaign,
+                Output::from_quiet(cli.quiet),
+            ))
+        }
         Command::Sim(args) => crate::sim::run_cli(args.clone()),
         Command::Completions { shell } => {
             crate::progress::print(&crate::help::completions(*shell))

@@ -37,7 +37,9 @@ impl Exit {
         match self {
             Exit::Ok => "finished; no row failed or uncertain",
             Exit::RowsFailed => {
-                "finished; some rows failed, invalid or uncertain (see results); for verify, a discrepancy"
+                "finished; some rows failed, invalid or uncertain, or were found not issued by \
+                 reconciliation and wait for the next run (see results); for verify, a \
+                 discrepancy; for reconcile, rows still uncertain"
             }
             Exit::Usage => {
                 "usage, campaign file or input error, a path that clashes with the state file or \

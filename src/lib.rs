@@ -36,6 +36,7 @@ pub(crate) mod ledger;
 pub(crate) mod notify;
 pub(crate) mod paths;
 pub(crate) mod progress;
+pub(crate) mod reconcile;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub mod secret;

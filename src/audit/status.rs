@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::campaign::Campaign;
 use crate::domain::{RowStatus, RunCounters, RunEnding, StatusCounts};
 use crate::exit::Exit;
+use crate::ledger::reconcile::PassTally;
 use crate::ledger::report::{ErrorGroup, RunRecord};
 use crate::ledger::{self, Ledger};
 use crate::results::summary::human_duration;
@@ -42,6 +43,20 @@ pub(crate) struct BudgetInfo {
     pub(crate) left: u64,
 }
 
+/// The last reconciliation pass (`campaign reconcile`, or `run` before or after sending).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct LastReconcile {
+    /// `reconcile`, `run-start` or `run-end`.
+    pub(crate) trigger: String,
+    pub(crate) started_at: String,
+    pub(crate) ended_at: Option<String>,
+    /// `finished`, `refused` (no permission for the query), `halted`, `interrupted`; `null`
+    /// while it goes on or when it was killed.
+    pub(crate) ending: Option<String>,
+    #[serde(flatten)]
+    pub(crate) tally: PassTally,
+}
+
 /// Everything `campaign status` shows; serialised as is by `--json`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct StatusReport {
@@ -69,6 +84,9 @@ pub(crate) struct StatusReport {
     pub(crate) results: Option<ResultsInfo>,
     /// `null` without `limits.max_issued`.
     pub(crate) budget: Option<BudgetInfo>,
+    /// Reconciliation passes so far.
+    pub(crate) reconciles: u64,
+    pub(crate) last_reconcile: Option<LastReconcile>,
 }
 
 pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
@@ -115,6 +133,7 @@ pub(crate) fn gather(campaign: &Campaign) -> anyhow::Result<StatusReport> {
         }
         None => None,
     };
+    let (last_reconcile, reconciles) = ledger.last_reconcile()?;
     Ok(StatusReport {
         campaign: campaign.name.clone(),
         api: ledger
@@ -133,6 +152,14 @@ pub(crate) fn gather(campaign: &Campaign) -> anyhow::Result<StatusReport> {
         throttle_events: ledger.throttle_events()?,
         results,
         budget,
+        reconciles,
+        last_reconcile: last_reconcile.map(|p| LastReconcile {
+            trigger: p.trigger,
+            started_at: p.started_at,
+            ended_at: p.ended_at,
+            ending: p.ending,
+            tally: p.tally,
+        }),
     })
 }
 
@@ -248,6 +275,24 @@ pub(crate) fn render(r: &StatusReport) -> String {
     }
     render_errors(&mut out, &r.errors);
     let _ = writeln!(out, "throttle  {} events over all runs", r.throttle_events);
+    if let Some(p) = &r.last_reconcile {
+        let t = &p.tally;
+        let _ = writeln!(
+            out,
+            "reconcile #{} ({}): {} {}; {} checked: {} issued, {} to send again, {} still \
+             uncertain ({}, {} throttle events)",
+            r.reconciles,
+            p.trigger,
+            p.ending.as_deref().unwrap_or("not ended"),
+            p.ended_at.as_deref().unwrap_or(&p.started_at),
+            plural(t.checked, "row", "rows"),
+            t.issued,
+            t.resend,
+            t.uncertain,
+            plural(t.queries, "query", "queries"),
+            t.throttle_events
+        );
+    }
     match &r.results {
         None => out.push_str("results   none written yet\n"),
         Some(res) => {
@@ -292,4 +337,9 @@ fn render_errors(out: &mut String, errors: &[ErrorGroup]) {
             e.example.as_deref().unwrap_or("-")
         );
     }
+}
+
+/// `1 row`, `2 rows`.
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

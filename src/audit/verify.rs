@@ -386,8 +386,8 @@ fn note_unfinished(ledger: &Ledger, f: &mut Findings) -> anyhow::Result<()> {
         f.note(Finding::new(
             "uncertain",
             format!(
-                "{} uncertain: check on the platform whether they were issued; `campaign run \
-                 --resend-uncertain` sends them again",
+                "{} uncertain: `campaign reconcile` asks the platform about them (tmall); \
+                 `campaign run --resend-uncertain` sends them again unchecked",
                 rows_are(counts.uncertain)
             ),
         ));

@@ -20,6 +20,8 @@ pub(crate) const MAX_ISSUED: RangeInclusive<i64> = 1..=1_000_000_000_000;
 pub(crate) const MAX_BAN_WAIT_S: RangeInclusive<f64> = 0.0..=604_800.0;
 /// `limits.max_outage_s`: seconds (a week).
 pub(crate) const MAX_OUTAGE_S: RangeInclusive<f64> = 0.0..=604_800.0;
+/// `limits.reconcile_after_s`: seconds (a week).
+pub(crate) const RECONCILE_AFTER_S: RangeInclusive<f64> = 0.0..=604_800.0;
 /// `notify.every_minutes`: a progress message at most this often (a week).
 pub(crate) const NOTIFY_EVERY_MINUTES: RangeInclusive<f64> = 0.001..=10_080.0;
 /// `gateway.timeout_ms`, `gateway.connect_timeout_ms` and `notify.timeout_ms`: ten minutes at

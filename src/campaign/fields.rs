@@ -16,8 +16,20 @@ use crate::input::{Format, parse_encoding};
 use crate::top::{APIS, ApiSpec, FieldKind, find_api};
 
 const TOP_KEYS: &[&str] = &[
-    "name", "api", "input", "format", "sheet", "results", "state", "encoding", "bom", "gateway",
-    "limits", "params", "notify",
+    "name",
+    "api",
+    "input",
+    "format",
+    "sheet",
+    "results",
+    "state",
+    "encoding",
+    "bom",
+    "reconcile",
+    "gateway",
+    "limits",
+    "params",
+    "notify",
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "url",
@@ -37,6 +49,7 @@ const LIMIT_KEYS: &[&str] = &[
     "max_ban_wait_s",
     "max_issued",
     "max_outage_s",
+    "reconcile_after_s",
 ];
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> {
@@ -102,6 +115,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
         }
         sheet => sheet.map(Spanned::into_inner),
     };
+    let reconcile = top.boolean("reconcile")?.unwrap_or(true);
     let gateway = match top.section("gateway", GATEWAY_KEYS)? {
         Some(section) => gateway(section)?,
         None => return Err(top.missing("gateway", "a [gateway] table with at least url")),
@@ -133,6 +147,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
         limits,
         params,
         notify,
+        reconcile,
     })
 }
 
@@ -275,6 +290,7 @@ fn limits(mut s: Section<'_, '_>) -> Result<Limits, CampaignError> {
     let max_ban_wait = s.number("max_ban_wait_s", &bounds::MAX_BAN_WAIT_S)?;
     let max_outage = s.number("max_outage_s", &bounds::MAX_OUTAGE_S)?;
     let max_issued = s.integer::<u64>("max_issued", &bounds::MAX_ISSUED)?;
+    let reconcile_after = s.number("reconcile_after_s", &bounds::RECONCILE_AFTER_S)?;
     Ok(Limits {
         qps: qps.unwrap_or(defaults.qps),
         concurrency: concurrency.unwrap_or(defaults.concurrency),
@@ -284,6 +300,7 @@ fn limits(mut s: Section<'_, '_>) -> Result<Limits, CampaignError> {
         max_ban_wait: max_ban_wait.map_or(defaults.max_ban_wait, Duration::from_secs_f64),
         max_issued,
         max_outage: max_outage.map_or(defaults.max_outage, Duration::from_secs_f64),
+        reconcile_after: reconcile_after.map_or(defaults.reconcile_after, Duration::from_secs_f64),
     })
 }
 

@@ -65,6 +65,9 @@ pub(crate) struct Campaign {
     pub(crate) params: BTreeMap<String, String>,
     /// The `[notify]` table, if any.
     pub(crate) notify: Option<NotifyConfig>,
+    /// `run` reconciles uncertain rows by query before and after sending (`reconcile`, default
+    /// true; only for an API that has a read API to ask).
+    pub(crate) reconcile: bool,
 }
 
 /// Where requests go.
@@ -110,6 +113,9 @@ pub(crate) struct Limits {
     pub(crate) max_issued: Option<u64>,
     /// An unreachable gateway pauses the run; an outage longer than this halts it.
     pub(crate) max_outage: Duration,
+    /// An uncertain row is looked up by query only when its last attempt is older than this
+    /// (`reconcile_after_s`): a certificate may take a while to show in the query.
+    pub(crate) reconcile_after: Duration,
 }
 
 impl Default for Limits {
@@ -123,6 +129,7 @@ impl Default for Limits {
             max_ban_wait: Duration::from_secs(300),
             max_issued: None,
             max_outage: Duration::from_secs(600),
+            reconcile_after: Duration::from_secs(60),
         }
     }
 }

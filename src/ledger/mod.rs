@@ -8,6 +8,7 @@ pub(crate) mod budget;
 pub(crate) mod generation;
 pub(crate) mod guard;
 pub(crate) mod query;
+pub(crate) mod reconcile;
 pub(crate) mod report;
 mod requests;
 pub(crate) mod writer;
@@ -268,6 +269,7 @@ impl Ledger {
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(wrap)?;
         self.conn.execute_batch(SCHEMA).map_err(wrap)?;
+        self.conn.execute_batch(reconcile::SCHEMA).map_err(wrap)?;
         match self.meta("campaign")? {
             Some(found) if found != campaign => {
                 return Err(LedgerError::OtherCampaign {

@@ -372,15 +372,26 @@ impl Ledger {
     }
 
     /// Identities sent again after an attempt whose outcome was unknown and then issued: the
-    /// platform may have issued them twice (non-idempotent API only; at most `limit`).
+    /// platform may have issued them twice (non-idempotent API only; at most `limit`). A resend
+    /// that reconciliation ordered (no certificate found in between) is not one of them.
     pub(crate) fn issued_after_unknown(
         &self,
         limit: usize,
     ) -> Result<Vec<EntryRecord>, LedgerError> {
         let wrap = |e| self.wrap(e);
+        let reconciled = if self.has_table("reconcile_checks")? {
+            "AND NOT EXISTS (SELECT 1 FROM reconcile_checks c WHERE c.entry_id = e.id
+                 AND c.verdict = 'resend'
+                 AND julianday(c.checked_at) >= julianday(u.started_at)
+                 AND julianday(c.checked_at) <= julianday(i.started_at))"
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries WHERE status = 'issued' AND id IN
-                 (SELECT entry_id FROM attempts WHERE class = 'unknown')
+            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE status = 'issued' AND EXISTS
+                 (SELECT 1 FROM attempts u JOIN attempts i
+                      ON i.entry_id = u.entry_id AND i.attempt > u.attempt AND i.class = 'issued'
+                  WHERE u.entry_id = e.id AND u.class = 'unknown' {reconciled})
              ORDER BY id LIMIT ?1"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(wrap)?;
@@ -390,6 +401,14 @@ impl Ledger {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(wrap)?;
         Ok(entries)
+    }
+
+    /// Whether the state file has a table (one written before the table existed may not).
+    pub(crate) fn has_table(&self, name: &str) -> Result<bool, LedgerError> {
+        Ok(self.count(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+        )? > 0)
     }
 }
 

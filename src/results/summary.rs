@@ -87,8 +87,9 @@ pub(crate) fn print_summary(s: &Summary<'_>) {
         };
         outln!(
             out,
-            "note: {uncertain} {rows} uncertain: the platform may have issued {are}. Check, \
-             then `campaign run --resend-uncertain` sends {are} again."
+            "note: {uncertain} {rows} uncertain: the platform may have issued {are}. For tmall, \
+             `campaign reconcile` (or the next run) asks the platform; \
+             `campaign run --resend-uncertain` sends {are} again unchecked."
         );
     }
     // Output is best effort: a closed stdout must not turn a finished run into an error.

@@ -66,6 +66,10 @@ pub(super) struct Executed {
     pub(super) notifier: Option<Notifier>,
     /// Cancels the progress notifications.
     pub(super) progress_posts: CancellationToken,
+    /// What reconciliation did before and after sending, for the summary.
+    pub(super) reconciled: Vec<String>,
+    /// Uncertain rows found not issued at the end: the next run sends them.
+    pub(super) to_resend: u64,
 }
 
 /// Settles and records the ending, writes the results, tells the user, and returns the exit
@@ -88,6 +92,8 @@ pub(super) async fn conclude(
         pacer_rate,
         notifier,
         progress_posts,
+        reconciled,
+        to_resend,
     } = executed;
     let elapsed = started.elapsed();
     let counters = stats.snapshot();
@@ -100,7 +106,19 @@ pub(super) async fn conclude(
         Ok(written) => written.counts,
         Err(_) => ledger.status_counts().unwrap_or_default(),
     };
-    let notes = notes(campaign, options, &ledger, &ending, &counts);
+    let mut notes = notes(campaign, options, &ledger, &ending, &counts);
+    notes.extend(reconciled);
+    if to_resend > 0 {
+        notes.push(format!(
+            "note: {to_resend} uncertain {} found not issued: run again to send {}",
+            if to_resend == 1 {
+                "row was"
+            } else {
+                "rows were"
+            },
+            if to_resend == 1 { "it" } else { "them" }
+        ));
+    }
     let summary = results::Summary {
         counts: &counts,
         elapsed,
@@ -114,7 +132,10 @@ pub(super) async fn conclude(
     if options.output == Output::Normal && !options.json {
         results::print_summary(&summary);
     }
-    let exit = tell(campaign, &ending, &written, &counts);
+    let exit = match tell(campaign, &ending, &written, &counts) {
+        Exit::Ok if to_resend > 0 => Exit::RowsFailed,
+        exit => exit,
+    };
     if options.json {
         let ending = results::summary::Ending {
             recorded: ending.recorded(),

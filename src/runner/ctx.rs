@@ -38,7 +38,7 @@ pub(crate) struct LedgerGone;
 pub(crate) struct Ctx<G> {
     pub(super) gateway: G,
     ledger: mpsc::Sender<Msg>,
-    pub(super) pacer: Pacer,
+    pub(super) pacer: Arc<Pacer>,
     pub(super) in_flight: Semaphore,
     pub(super) stop: CancellationToken,
     pub(super) stats: Arc<LiveCounters>,
@@ -68,7 +68,7 @@ impl<G: Gateway> Ctx<G> {
         Ctx {
             gateway,
             ledger,
-            pacer: Pacer::new(limits.qps.get(), limits.max_ban_wait),
+            pacer: Arc::new(Pacer::new(limits.qps.get(), limits.max_ban_wait)),
             in_flight: Semaphore::new(limits.concurrency.get()),
             stop: CancellationToken::new(),
             stats,
@@ -79,6 +79,14 @@ impl<G: Gateway> Ctx<G> {
             outage: Arc::new(Outage::new(run_id)),
             not_top_streak: AtomicU32::new(0),
         }
+    }
+
+    /// The same, pacing with `pacer` and stopping with `stop`, which the run shares with its
+    /// reconciliation queries.
+    pub(super) fn sharing(mut self, pacer: Arc<Pacer>, stop: CancellationToken) -> Ctx<G> {
+        self.pacer = pacer;
+        self.stop = stop;
+        self
     }
 
     pub(super) async fn send(&self, msg: Msg) -> Result<(), LedgerGone> {

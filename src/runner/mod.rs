@@ -5,7 +5,7 @@
 //! (this module: the dispatcher and its watchers) → conclude ([`conclude::conclude`]).
 
 mod allowance;
-mod backoff;
+pub(crate) mod backoff;
 mod conclude;
 pub(crate) mod confirm;
 mod ctx;
@@ -16,7 +16,7 @@ mod open;
 mod outage;
 pub(crate) mod pace;
 mod plan;
-mod signals;
+pub(crate) mod signals;
 #[cfg(test)]
 mod tests;
 mod worker;
@@ -34,13 +34,16 @@ use self::ctx::Ctx;
 pub(crate) use self::halt::Halt;
 pub(crate) use self::halt::remedy;
 use self::open::Session;
+pub(crate) use self::open::connect;
 pub(crate) use self::open::start_sim;
+use self::pace::Pacer;
 use crate::campaign::Campaign;
 use crate::domain::{LiveCounters, now_rfc3339};
 use crate::exit::Exit;
 use crate::ledger::guard::StateGuard;
 use crate::ledger::writer::Writer;
 use crate::progress::{Output, Progress, say};
+use crate::reconcile::in_run::{Effect, InRun};
 
 /// Extra time, beyond the request timeout, that in-flight requests get to finish after a stop.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -114,27 +117,57 @@ async fn execute(
         notifier,
         budget,
     } = session;
+    let mut ledger = ledger;
     let started = Instant::now();
     let run_id = ledger.begin_run(&now_rfc3339())?;
     let generation = ledger.generation()?;
-    let to_send = ledger.pending_count(generation)?;
-    let (earlier_issued, earlier_failed) = ledger.issued_and_failed(to_send)?;
+    let (earlier_issued, earlier_failed) =
+        ledger.issued_and_failed(ledger.pending_count(generation)?)?;
     let stats = Arc::new(LiveCounters::after(earlier_issued, earlier_failed));
+    // Queries and sends share one pace and one stop.
+    let pacer = Arc::new(Pacer::new(
+        campaign.limits.qps.get(),
+        campaign.limits.max_ban_wait,
+    ));
+    let stop = CancellationToken::new();
+    let interrupted = signals::watch(
+        stop.clone(),
+        conclude::record_hard_quit(campaign, run_id, started, stats.clone()),
+    );
+    // Before sending: uncertain rows of earlier runs old enough are looked up; those found not
+    // issued become pending and are sent now.
+    let reconciler = InRun::new(campaign, pacer.clone(), options.output);
+    let mut reconciled = Vec::new();
+    let mut halted_before = None;
+    if let Some(reconciler) = &reconciler {
+        let done = reconciler.before(&mut ledger, &client, &stop).await?;
+        if let Effect::Halt(halt) = done.effect {
+            halted_before = Some(halt);
+        }
+        reconciled.extend(done.line);
+    }
+    let to_send = ledger.pending_count(generation)?;
     let guard =
         Arc::new(StateGuard::new(&campaign.state).with_context(|| {
             format!("{}: cannot watch the state file", campaign.state.display())
         })?);
 
     let writer = Writer::start(ledger, LEDGER_QUEUE, Some(guard.clone()));
-    let ctx = Arc::new(Ctx::new(
-        run_id,
-        client,
-        writer.tx.clone(),
-        campaign.limits.clone(),
-        stats.clone(),
-        Backoff::new(BACKOFF_BASE, BACKOFF_MAX, None),
-        Allowance::new(options.limit, budget),
-    ));
+    let ctx = Arc::new(
+        Ctx::new(
+            run_id,
+            client.clone(),
+            writer.tx.clone(),
+            campaign.limits.clone(),
+            stats.clone(),
+            Backoff::new(BACKOFF_BASE, BACKOFF_MAX, None),
+            Allowance::new(options.limit, budget),
+        )
+        .sharing(pacer, stop.clone()),
+    );
+    if let Some(halt) = halted_before {
+        ctx.halt(halt);
+    }
     let note: crate::progress::Note = {
         let outage = ctx.outage.clone();
         Arc::new(move || outage.note())
@@ -151,10 +184,6 @@ async fn execute(
         ),
         None => CancellationToken::new(),
     };
-    let interrupted = signals::watch(
-        ctx.stop.clone(),
-        conclude::record_hard_quit(campaign, run_id, started, stats.clone()),
-    );
     let drain_limit = campaign.gateway.timeout + campaign.gateway.connect_timeout + DRAIN_GRACE;
     let watchdog = tokio::spawn(ctx::watch_state_file(ctx.clone(), guard.clone()));
     let refused = dispatch::dispatch(&ctx, generation, drain_limit).await;
@@ -178,7 +207,20 @@ async fn execute(
     };
     let pacer_rate = ctx.pacer.rate();
     drop(ctx);
-    let (ledger, written) = writer.finish();
+    let (mut ledger, written) = writer.finish();
+    // After sending: the rest of the uncertain rows, waiting until they are old enough.
+    let mut ending = ending;
+    let mut to_resend = 0;
+    if let (Ending::Finished { .. }, Ok(()), Some(reconciler)) = (&ending, &written, &reconciler) {
+        let done = reconciler.after(&mut ledger, &client, &stop).await?;
+        match done.effect {
+            Effect::Carry => {}
+            Effect::Halt(halt) => ending = Ending::Halted(halt),
+            Effect::Interrupted => ending = Ending::Interrupted,
+        }
+        to_resend = done.resend;
+        reconciled.extend(done.line);
+    }
     if let Some(sim) = sim {
         sim.shutdown().await;
     }
@@ -195,5 +237,7 @@ async fn execute(
         pacer_rate,
         notifier,
         progress_posts,
+        reconciled,
+        to_resend,
     })
 }

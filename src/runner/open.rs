@@ -63,8 +63,24 @@ pub(super) async fn open(
     {
         return Ok(None);
     }
+    let (client, sim) = connect(campaign, &checked.secrets).await?;
+    Ok(Some(Session {
+        lock,
+        ledger,
+        client,
+        sim,
+        notifier: checked.notifier,
+        budget,
+    }))
+}
+
+/// The gateway's client, starting the built-in simulator first for `url = "sim"`.
+pub(crate) async fn connect(
+    campaign: &Campaign,
+    secrets: &Secrets,
+) -> anyhow::Result<(Client, Option<crate::sim::SimServer>)> {
     let sim = match &campaign.gateway.url {
-        GatewayUrl::Sim => Some(start_sim(campaign, &checked.secrets).await?),
+        GatewayUrl::Sim => Some(start_sim(campaign, secrets).await?),
         GatewayUrl::Http(_) => None,
     };
     let url = match (&campaign.gateway.url, &sim) {
@@ -76,8 +92,8 @@ pub(super) async fn open(
         ClientConfig {
             url,
             app_key: campaign.gateway.app_key.clone(),
-            secret: checked.secrets.app_secret.clone(),
-            session: checked.secrets.session.clone(),
+            secret: secrets.app_secret.clone(),
+            session: secrets.session.clone(),
             sign_method: campaign.gateway.sign_method,
             connect_timeout: campaign.gateway.connect_timeout,
             request_timeout: campaign.gateway.timeout,
@@ -85,14 +101,7 @@ pub(super) async fn open(
         campaign.api,
     )
     .context("cannot build the HTTP client")?;
-    Ok(Some(Session {
-        lock,
-        ledger,
-        client,
-        sim,
-        notifier: checked.notifier,
-        budget,
-    }))
+    Ok((client, sim))
 }
 
 /// Asks whether to send the rows this run would send.
@@ -135,7 +144,8 @@ fn prepare(
         } else {
             tracing::warn!(
                 "{recovered} rows were in flight when the last run stopped and are now `uncertain`: \
-                 the platform may have issued them; check, then use --resend-uncertain if needed"
+                 the platform may have issued them; they are reconciled by query once older than \
+                 reconcile_after_s (or check them, then use --resend-uncertain)"
             );
         }
     }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::Outcome;
 use super::apis;
+use super::query::QuerySpec;
 
 /// The JSON type a field of the object param is sent as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +49,9 @@ pub struct ApiSpec {
     /// Reads the body of a successful (non-`error_response`) answer, already unwrapped from
     /// `<name>_response` when it was wrapped.
     pub read_success: fn(&Value) -> Outcome,
+    /// The read API that lists what this API issued, for a non-idempotent API whose lost
+    /// answers can be looked up (`campaign reconcile`); `None`: none is known.
+    pub reconcile: Option<&'static QuerySpec>,
 }
 
 /// The supported APIs.

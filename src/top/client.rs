@@ -18,6 +18,7 @@ use super::api::ApiSpec;
 use super::outcome::TRANSPORT;
 use super::outcome::{Outcome, PlatformError};
 use super::params::{Credentials, encode_form, form_pairs, timestamp_now};
+use super::query::{PageAnswer, QuerySpec, parse_page};
 use super::response::{Parsed, parse_response};
 use super::scrub::Scrubber;
 use super::sign::{SignMethod, Signer, is_sent};
@@ -83,6 +84,13 @@ struct Inner {
 /// so it deliberately has no `Debug`.
 pub struct PreparedRequest {
     body: String,
+}
+
+/// One page of a read API: its answer and the time it took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryAttempt {
+    pub answer: PageAnswer,
+    pub latency: Duration,
 }
 
 /// One call: its classified outcome, the platform's `request_id` and the time it took.
@@ -171,8 +179,14 @@ impl Client {
     /// Signs and encodes a request without sending it, so that the work is done before the
     /// request's rate-limit slot and the send follows the slot closely.
     pub fn prepare(&self, object_json: &str) -> PreparedRequest {
+        let api = self.inner.api;
+        self.prepare_call(api.method, api.object_param, object_json)
+    }
+
+    /// Signs and encodes a call of `method` with one object param, with this client's
+    /// credentials (the session goes with it when the client's API needs one).
+    fn prepare_call(&self, method: &str, object_param: &str, object_json: &str) -> PreparedRequest {
         let inner = &*self.inner;
-        let api = inner.api;
         let credentials = Credentials {
             app_key: &inner.app_key,
             secret: inner.secret.expose(),
@@ -181,20 +195,43 @@ impl Client {
         };
         let timestamp = timestamp_now();
         let pairs = form_pairs(
-            api.method,
-            (api.object_param, object_json),
+            method,
+            (object_param, object_json),
             &credentials,
             &timestamp,
         );
         let signature = inner.signer.sign(&pairs);
         tracing::debug!(
-            method = api.method,
+            method,
             form = %Redacted(&[&pairs[..], &[("sign", signature.as_str())]].concat()),
             "prepared"
         );
         PreparedRequest {
             body: encode_form(&pairs, &signature),
         }
+    }
+
+    /// Asks one page of a read API (`spec`, which this client's API names as its
+    /// `reconcile`) and reads the answer. A lost answer is transient: a query issues nothing.
+    pub async fn query_page(&self, spec: &QuerySpec, object_json: &str) -> QueryAttempt {
+        let request = self.prepare_call(spec.method, spec.object_param, object_json);
+        let started = Instant::now();
+        let answer = match self.post_raw(request.body).await {
+            Ok((status, _location, bytes)) => parse_page(spec, status, bytes.as_ref()),
+            Err(e) => PageAnswer {
+                page: Err(transport_failure(&e, true)),
+                top_request_id: None,
+            },
+        };
+        let latency = started.elapsed();
+        tracing::debug!(
+            method = spec.method,
+            ok = answer.page.is_ok(),
+            top_request_id = answer.top_request_id.as_deref(),
+            latency_ms = latency.as_millis() as u64,
+            "answered"
+        );
+        QueryAttempt { answer, latency }
     }
 
     /// Sends a request made by [`Client::prepare`] and classifies the answer.
@@ -237,35 +274,39 @@ impl Client {
     }
 
     async fn post(&self, body: String) -> Parsed {
+        let api = self.inner.api;
+        match self.post_raw(body).await {
+            Ok((status, location, bytes)) => {
+                let parsed = parse_response(api, status, bytes.as_ref());
+                self.name_the_endpoint(parsed, location.as_deref())
+            }
+            Err(e) => Parsed {
+                outcome: transport_failure(&e, api.is_idempotent()),
+                top_request_id: None,
+            },
+        }
+    }
+
+    /// POSTs a form; the HTTP status, where a redirect pointed and the whole body, or why the
+    /// exchange failed.
+    async fn post_raw(
+        &self,
+        body: String,
+    ) -> Result<(u16, Option<String>, impl AsRef<[u8]> + use<>), reqwest::Error> {
         let inner = &*self.inner;
-        let sent = inner
+        let response = inner
             .http
             .post(inner.url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static(FORM_CONTENT_TYPE))
             .body(body)
             .send()
-            .await;
-        let failure = match sent {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
-                match response.bytes().await {
-                    Ok(bytes) => {
-                        let parsed = parse_response(inner.api, status, &bytes);
-                        return self.name_the_endpoint(parsed, location.as_deref());
-                    }
-                    Err(e) => e,
-                }
-            }
-            Err(e) => e,
-        };
-        Parsed {
-            outcome: transport_failure(&failure, inner.api.is_idempotent()),
-            top_request_id: None,
-        }
+            .await?;
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+        Ok((status, location, response.bytes().await?))
     }
 }
 

@@ -30,38 +30,66 @@ const SNIPPET_CHARS: usize = 2000;
 /// are not JSON or not a TOP answer) the answer is lost: [`Outcome::answer_lost`] with sub-code
 /// `http-NNN` or `malformed-body`.
 pub fn parse_response(api: &ApiSpec, http_status: u16, body: &[u8]) -> Parsed {
-    let idempotent = api.is_idempotent();
     let json = serde_json::from_slice::<Value>(body).ok();
-    if let Some(error) = json.as_ref().and_then(|v| v.get("error_response")) {
-        return parse_error(error, idempotent);
+    match unwrap_answer(
+        api.method,
+        api.is_idempotent(),
+        http_status,
+        json.as_ref(),
+        body,
+    ) {
+        Answer::Body(answer) => Parsed {
+            outcome: (api.read_success)(answer),
+            top_request_id: answer.get("request_id").and_then(scalar_text),
+        },
+        Answer::Failed(failed) => failed,
+    }
+}
+
+/// What [`unwrap_answer`] found.
+#[derive(Debug)]
+pub enum Answer<'a> {
+    /// The inside of a success answer.
+    Body(&'a Value),
+    /// Not a success answer: classified.
+    Failed(Parsed),
+}
+
+/// The inside of a success answer to `method` (unwrapped from `<name>_response` when wrapped),
+/// or the classified failure, as [`parse_response`] describes it. `json` is `body` parsed.
+pub fn unwrap_answer<'a>(
+    method: &str,
+    idempotent: bool,
+    http_status: u16,
+    json: Option<&'a Value>,
+    body: &[u8],
+) -> Answer<'a> {
+    if let Some(error) = json.and_then(|v| v.get("error_response")) {
+        return Answer::Failed(parse_error(error, idempotent));
     }
     if let Some(error) = not_a_top_router(http_status, body) {
-        return Parsed {
+        return Answer::Failed(Parsed {
             outcome: Outcome::Fatal(error),
             top_request_id: None,
-        };
+        });
     }
     if http_status != 200 {
         let error = PlatformError::transport(
             &format!("http-{http_status}"),
             format!("HTTP {http_status}: {}", snippet(body)),
         );
-        return lost(idempotent, error);
+        return Answer::Failed(lost(idempotent, error));
     }
-    let Some(root @ Value::Object(root_map)) = &json else {
-        return lost(idempotent, malformed(body));
+    let Some(root @ Value::Object(root_map)) = json else {
+        return Answer::Failed(lost(idempotent, malformed(body)));
     };
     let wrapped = root_map
         .iter()
-        .find_map(|(key, value)| is_response_key(api.method, key).then_some(value));
-    let answer = match wrapped {
-        Some(wrapped @ Value::Object(_)) => wrapped,
-        Some(_) => return lost(idempotent, malformed(body)),
-        None => root,
-    };
-    Parsed {
-        outcome: (api.read_success)(answer),
-        top_request_id: answer.get("request_id").and_then(scalar_text),
+        .find_map(|(key, value)| is_response_key(method, key).then_some(value));
+    match wrapped {
+        Some(wrapped @ Value::Object(_)) => Answer::Body(wrapped),
+        Some(_) => Answer::Failed(lost(idempotent, malformed(body))),
+        None => Answer::Body(root),
     }
 }
 

@@ -91,7 +91,16 @@ fn a_success_without_a_certificate_code_is_uncertain_and_never_resent_by_retry_f
     const ANSWER: &str = r#"{"tmall_nrt_certificate_send_response":{"result":{"code":"0","message":"success","model":null},"request_id":"rid-7"}}"#;
     let gateway = Tiny::start(ANSWER);
     let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&gateway.url, "qps = 100"));
+    // This gateway answers every call alike, so it cannot be asked about the rows: no
+    // reconciliation (`reconcile = false`).
+    folder.write(
+        "c.toml",
+        tmall_campaign(&gateway.url, "qps = 100").replacen(
+            "[gateway]",
+            "reconcile = false\n\n[gateway]",
+            1,
+        ),
+    );
     folder.write("in.csv", tmall_rows(3));
     let out = run(&folder, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

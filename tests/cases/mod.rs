@@ -7,6 +7,7 @@ mod files;
 mod net;
 mod protocol;
 mod rails;
+mod reconcile;
 mod run;
 mod sim;
 mod xlsx;

@@ -116,7 +116,15 @@ fn alsc_happy_path_sends_deterministic_request_ids() {
 fn every_status_lands_in_the_results() {
     let sim = Sim::start(&[]);
     let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
+    // Without reconciliation (`reconcile = false`), an uncertain row stays uncertain.
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 200").replacen(
+            "[gateway]",
+            "reconcile = false\n\n[gateway]",
+            1,
+        ),
+    );
     folder.write(
         "in.csv",
         "open_id,out_id,note\nOK1,,a\n,,empty\nOK2,x1,bad number\nOK1,,dup\nREFUSE-1,,refused\nLOST-1,,lost\nOK3,456,override\nOK1,456,other certificate\n",
@@ -155,6 +163,13 @@ fn every_status_lands_in_the_results() {
     assert_eq!(resent.status.code(), Some(1), "{}", text(&resent));
     assert_eq!(sim.stats()["calls"].as_u64().unwrap(), calls + 1);
     assert_eq!(super::common::column(&results, "status")[5], "issued");
+    assert!(
+        sim.stats()["calls_by_method"]
+            .get("tmall.nrt.certificate.query")
+            .is_none(),
+        "reconcile = false asks nothing: {}",
+        sim.stats()
+    );
 }
 
 #[test]
@@ -258,9 +273,14 @@ fn kill_9_then_resume_never_issues_twice_alsc() {
 fn kill_9_leaves_at_most_concurrency_uncertain_rows_tmall() {
     let sim = Sim::start(&["--latency-ms", "30"]);
     let folder = Folder::new();
+    // Without reconciliation, so that the uncertain rows stay to be counted.
     folder.write(
         "c.toml",
-        tmall_campaign(&sim.url, "qps = 200\nconcurrency = 6"),
+        tmall_campaign(&sim.url, "qps = 200\nconcurrency = 6").replacen(
+            "[gateway]",
+            "reconcile = false\n\n[gateway]",
+            1,
+        ),
     );
     folder.write("in.csv", tmall_rows(300));
     let mut child = spawn_run(&folder);

@@ -49,6 +49,7 @@ pub static SPEC: ApiSpec = ApiSpec {
     needs_session: false,
     check_recipient: check_alipay_id,
     read_success,
+    reconcile: None,
 };
 
 /// An Alipay user id is `2088` followed by 12 digits.

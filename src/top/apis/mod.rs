@@ -2,3 +2,4 @@
 
 pub mod alsc;
 pub mod tmall;
+pub mod tmall_query;

@@ -39,6 +39,7 @@ pub static SPEC: ApiSpec = ApiSpec {
     needs_session: true,
     check_recipient: check_plain_id,
     read_success,
+    reconcile: Some(&super::tmall_query::QUERY),
 };
 
 /// Reads `result`:
