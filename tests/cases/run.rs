@@ -597,7 +597,11 @@ fn run_json_prints_one_summary_object_and_nothing_else_on_stdout() {
 fn secrets_never_reach_output_ledger_or_results() {
     let sim = Sim::start(&[]);
     let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
+    // The lost answer is reconciled by query after 1 s: that request is traced too.
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 200\nreconcile_after_s = 1"),
+    );
     folder.write("in.csv", "open_id\nA1\nREFUSE-1\nLOST-1\n");
     let out = campaign()
         .env("RUST_LOG", "campaign=trace")
@@ -618,6 +622,10 @@ fn secrets_never_reach_output_ledger_or_results() {
     }
     let haystack = String::from_utf8_lossy(&everything);
     assert!(haystack.contains("issued"), "the run did not happen");
+    assert!(
+        haystack.contains("tmall.nrt.certificate.query"),
+        "the lost answer was not reconciled"
+    );
     assert!(!haystack.contains(SECRET), "the app secret leaked");
     assert!(!haystack.contains(SESSION), "the session leaked");
 }
