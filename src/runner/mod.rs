@@ -212,7 +212,8 @@ async fn execute(
     let mut ending = ending;
     let mut to_resend = 0;
     if let (Ending::Finished { .. }, Ok(()), Some(reconciler)) = (&ending, &written, &reconciler) {
-        let done = reconciler.after(&mut ledger, &client, &stop).await?;
+        // The run's stop token ends with the dispatch; only a signal stops this pass.
+        let done = reconciler.after(&mut ledger, &client, &interrupted).await?;
         match done.effect {
             Effect::Carry => {}
             Effect::Halt(halt) => ending = Ending::Halted(halt),
