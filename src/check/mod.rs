@@ -72,6 +72,20 @@ pub(crate) async fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
         ),
     )];
     findings.push(check_input(campaign));
+    if let Some(query) = campaign.api.reconcile.filter(|_| campaign.reconcile) {
+        findings.push(Finding {
+            what: "reconcile",
+            verdict: Verdict::Note,
+            detail: format!(
+                "uncertain rows are looked up with {} once older than reconcile_after_s = {} s; \
+                 that needs the app's permission for it (without it they stay uncertain), and \
+                 its live semantics (filters, paging, how soon a certificate shows) are \
+                 unverified: see docs/reconcile.md",
+                query.method,
+                campaign.limits.reconcile_after.as_secs_f64()
+            ),
+        });
+    }
     findings.push(match crate::paths::check_run(campaign) {
         Ok(()) => ok(
             "folders",
