@@ -97,7 +97,8 @@ pub(crate) struct RunArgs {
     // A negative number is a value to refuse with its bounds, not an unknown flag.
     #[arg(long, value_name = "N", value_parser = qps_arg, allow_hyphen_values = true)]
     pub(crate) qps: Option<Qps>,
-    /// Requests in flight at most (1 to 10000).
+    /// Requests in flight at most, a hard cap (1 to 10000); unset: what the rate needs at the
+    /// measured latency, up to `limits.max_concurrency`.
     #[arg(long, value_name = "N", value_parser = concurrency_arg, allow_hyphen_values = true)]
     pub(crate) concurrency: Option<Concurrency>,
     /// Validate everything and print the plan; send nothing.

@@ -2,6 +2,7 @@
 //! every few seconds otherwise), messages and log lines on stderr that never tear the bar, and
 //! stdout printing that survives `| head`. Nothing else in the crate prints.
 
+use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,17 +45,75 @@ pub(crate) struct Progress {
     bar: Option<ProgressBar>,
 }
 
-/// The one-line description of where a run stands.
-pub(crate) fn describe(s: &RunCounters, retrying: u64, total: u64, rate: f64) -> String {
+/// The span over which the current rate is measured.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// The rate over the last [`RATE_WINDOW`], from samples of the `sent` counter.
+struct RecentRate {
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl RecentRate {
+    fn new(at: Instant) -> RecentRate {
+        RecentRate {
+            samples: VecDeque::from([(at, 0)]),
+        }
+    }
+
+    /// Adds a sample; returns the rate since the oldest one kept.
+    fn rate(&mut self, at: Instant, sent: u64) -> f64 {
+        while self
+            .samples
+            .get(1)
+            .is_some_and(|(t, _)| at.duration_since(*t) >= RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((at, sent));
+        let (since, then) = self.samples[0];
+        let secs = at.duration_since(since).as_secs_f64();
+        if secs < 0.001 {
+            0.0
+        } else {
+            sent.saturating_sub(then) as f64 / secs
+        }
+    }
+}
+
+/// `ETA 1m02s` for `left` rows at `rate` per second, or `ETA ?` when nothing moves.
+fn eta(left: u64, rate: f64) -> String {
+    if left == 0 {
+        return "ETA 0s".to_owned();
+    }
+    if rate < 0.01 {
+        return "ETA ?".to_owned();
+    }
+    let secs = (left as f64 / rate).min(1e7);
     format!(
-        "{}/{} done · issued {} · failed {} · uncertain {} · retrying {} · {:.1}/s",
+        "ETA {}",
+        crate::results::summary::human_duration(Duration::from_secs_f64(secs))
+    )
+}
+
+/// The one-line description of where a run stands: counts, the rate over the last seconds,
+/// what limits it now, and the time left at that rate.
+pub(crate) fn describe(
+    s: &RunCounters,
+    retrying: u64,
+    total: u64,
+    rate: f64,
+    note: Option<&str>,
+) -> String {
+    let note = note.map(|n| format!(" · {n}")).unwrap_or_default();
+    format!(
+        "{}/{} done · issued {} · failed {} · uncertain {} · retrying {} · {rate:.1}/s{note} · {}",
         s.done(),
         total,
         s.issued,
         s.failed,
         s.uncertain,
         retrying,
-        rate
+        eta(total.saturating_sub(s.done()), rate)
     )
 }
 
@@ -77,7 +136,7 @@ impl Progress {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{bar:30.green/dim} {pos}/{len} {msg} · ETA {eta}")
+                ProgressStyle::with_template("{bar:30.green/dim} {pos}/{len} {msg}")
                     .expect("a valid template")
                     .progress_chars("━╸ "),
             );
@@ -86,17 +145,19 @@ impl Progress {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bar.clone());
             let shown = bar.clone();
             let task = tokio::spawn(async move {
+                let mut recent = RecentRate::new(started);
                 loop {
                     let s = stats.snapshot();
-                    let rate = s.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    let rate = recent.rate(Instant::now(), s.sent);
                     shown.set_position(s.done());
                     let note = note().map(|n| format!(" · {n}")).unwrap_or_default();
                     shown.set_message(format!(
-                        "· issued {} · failed {} · uncertain {} · retrying {} · {rate:.1}/s{note}",
+                        "· issued {} · failed {} · uncertain {} · retrying {} · {rate:.1}/s{note} · {}",
                         s.issued,
                         s.failed,
                         s.uncertain,
-                        stats.retrying()
+                        stats.retrying(),
+                        eta(total.saturating_sub(s.done()), rate)
                     ));
                     tokio::time::sleep(TICK).await;
                 }
@@ -107,14 +168,14 @@ impl Progress {
             }
         } else {
             let task = tokio::spawn(async move {
+                let mut recent = RecentRate::new(started);
                 loop {
                     tokio::time::sleep(LINE_EVERY).await;
                     let s = stats.snapshot();
-                    let rate = s.sent as f64 / started.elapsed().as_secs_f64().max(0.001);
-                    let note = note().map(|n| format!(" · {n}")).unwrap_or_default();
+                    let rate = recent.rate(Instant::now(), s.sent);
                     say(&format!(
-                        "campaign: {}{note}",
-                        describe(&s, stats.retrying(), total, rate)
+                        "campaign: {}",
+                        describe(&s, stats.retrying(), total, rate, note().as_deref())
                     ));
                 }
             });
@@ -215,5 +276,42 @@ impl<'a> MakeWriter<'a> for LogWriter {
 
     fn make_writer(&'a self) -> Self::Writer {
         LogLine(Vec::with_capacity(256))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_is_over_the_last_seconds_not_since_the_start() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut recent = RecentRate::new(start);
+        // 100/s for 10 s, then 10/s.
+        for s in 1..=10 {
+            recent.rate(at(s), s * 100);
+        }
+        let mut rate = 0.0;
+        for s in 11..=20 {
+            rate = recent.rate(at(s), 1000 + (s - 10) * 10);
+        }
+        assert_eq!(rate, 10.0);
+        assert_eq!(eta(600, rate), "ETA 1m00s");
+        assert_eq!(eta(5, 0.0), "ETA ?");
+    }
+
+    #[test]
+    fn the_line_shows_the_limiter_and_the_eta() {
+        let counters = RunCounters {
+            sent: 40,
+            issued: 40,
+            ..RunCounters::default()
+        };
+        assert_eq!(
+            describe(&counters, 0, 100, 20.0, Some("in-flight cap 4")),
+            "40/100 done · issued 40 · failed 0 · uncertain 0 · retrying 0 · 20.0/s · \
+             in-flight cap 4 · ETA 3.0s"
+        );
     }
 }

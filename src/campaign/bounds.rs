@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 
 /// `limits.qps` and `--qps`: requests per second.
 pub(crate) const QPS: RangeInclusive<f64> = 0.001..=1_000_000.0;
-/// `limits.concurrency` and `--concurrency`: requests in flight.
+/// `limits.concurrency`, `--concurrency` and `limits.max_concurrency`: requests in flight.
 pub(crate) const CONCURRENCY: RangeInclusive<i64> = 1..=10_000;
 /// `limits.max_attempts`: attempts per row.
 pub(crate) const MAX_ATTEMPTS: RangeInclusive<i64> = 1..=1_000;

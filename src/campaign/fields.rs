@@ -43,6 +43,7 @@ const GATEWAY_KEYS: &[&str] = &[
 const LIMIT_KEYS: &[&str] = &[
     "qps",
     "concurrency",
+    "max_concurrency",
     "max_attempts",
     "max_failure_rate",
     "min_rows_for_halt",
@@ -284,6 +285,9 @@ fn limits(mut s: Section<'_, '_>) -> Result<Limits, CampaignError> {
     let concurrency = s
         .integer::<usize>("concurrency", &bounds::CONCURRENCY)?
         .map(Concurrency);
+    let max_concurrency = s
+        .integer::<usize>("max_concurrency", &bounds::CONCURRENCY)?
+        .map(Concurrency);
     let max_attempts = s.integer::<u32>("max_attempts", &bounds::MAX_ATTEMPTS)?;
     let max_failure_rate = s.number("max_failure_rate", &bounds::MAX_FAILURE_RATE)?;
     let min_rows_for_halt = s.integer::<u64>("min_rows_for_halt", &bounds::MIN_ROWS_FOR_HALT)?;
@@ -293,7 +297,8 @@ fn limits(mut s: Section<'_, '_>) -> Result<Limits, CampaignError> {
     let reconcile_after = s.number("reconcile_after_s", &bounds::RECONCILE_AFTER_S)?;
     Ok(Limits {
         qps: qps.unwrap_or(defaults.qps),
-        concurrency: concurrency.unwrap_or(defaults.concurrency),
+        concurrency,
+        max_concurrency: max_concurrency.unwrap_or(defaults.max_concurrency),
         max_attempts: max_attempts.unwrap_or(defaults.max_attempts),
         max_failure_rate: max_failure_rate.unwrap_or(defaults.max_failure_rate),
         min_rows_for_halt: min_rows_for_halt.unwrap_or(defaults.min_rows_for_halt),

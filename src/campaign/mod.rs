@@ -98,8 +98,11 @@ pub(crate) struct Gateway {
 pub(crate) struct Limits {
     /// Requests per second, never exceeded in any one-second window.
     pub(crate) qps: Qps,
-    /// Requests in flight at most.
-    pub(crate) concurrency: Concurrency,
+    /// Requests in flight at most, a hard cap; `None`: as many as the rate needs at the
+    /// measured latency, up to `max_concurrency`.
+    pub(crate) concurrency: Option<Concurrency>,
+    /// The ceiling of the adaptive in-flight count when `concurrency` is not set.
+    pub(crate) max_concurrency: Concurrency,
     /// Attempts per row, transient failures only.
     pub(crate) max_attempts: u32,
     /// Halt when permanent failures exceed this share ...
@@ -118,11 +121,21 @@ pub(crate) struct Limits {
     pub(crate) reconcile_after: Duration,
 }
 
+impl Limits {
+    /// Calls in flight for work that does not measure its latency (reconciliation queries):
+    /// `concurrency` when set, else 16 within `max_concurrency`.
+    pub(crate) fn fixed_concurrency(&self) -> usize {
+        self.concurrency
+            .map_or(16.min(self.max_concurrency.get()), Concurrency::get)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             qps: Qps::new(50.0).expect("a valid default"),
-            concurrency: Concurrency::new(16).expect("a valid default"),
+            concurrency: None,
+            max_concurrency: Concurrency::new(256).expect("a valid default"),
             max_attempts: 5,
             max_failure_rate: 0.5,
             min_rows_for_halt: 200,

@@ -53,7 +53,7 @@ impl Campaign {
             self.limits.qps = qps;
         }
         if let Some(concurrency) = overrides.concurrency {
-            self.limits.concurrency = concurrency;
+            self.limits.concurrency = Some(concurrency);
         }
         for (path, value) in [
             (&mut self.input, &overrides.input),

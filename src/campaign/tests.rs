@@ -61,7 +61,13 @@ fn spec_example_parses() {
     assert_eq!(c.gateway.sign_method, SignMethod::HmacSha256);
     assert_eq!(c.gateway.timeout, Duration::from_secs(10));
     assert_eq!(c.gateway.connect_timeout, Duration::from_secs(3));
-    assert_eq!(c.limits, Limits::default());
+    assert_eq!(
+        c.limits,
+        Limits {
+            concurrency: Some(Concurrency::new(16).unwrap()),
+            ..Limits::default()
+        }
+    );
     let params: Vec<(&str, &str)> = c
         .params
         .iter()
@@ -124,7 +130,15 @@ fn numbers_and_floats_in_limits() {
     assert_eq!(c.limits.qps.get(), 2.5);
     assert_eq!(c.limits.max_failure_rate, 1.0);
     assert_eq!(c.limits.max_ban_wait, Duration::ZERO);
-    assert_eq!(c.limits.concurrency.get(), 16);
+    // Unset: adaptive up to the ceiling.
+    assert_eq!(c.limits.concurrency, None);
+    assert_eq!(c.limits.max_concurrency.get(), 256);
+    let capped = parse(&format!(
+        "{MINIMAL_SIM}[limits]\nconcurrency = 16\nmax_concurrency = 64\n"
+    ))
+    .unwrap();
+    assert_eq!(capped.limits.concurrency.map(Concurrency::get), Some(16));
+    assert_eq!(capped.limits.max_concurrency.get(), 64);
 }
 
 #[test]
@@ -197,7 +211,7 @@ fn unknown_keys_are_errors_everywhere() {
     assert!(
         unknown.starts_with(
             "samples/x.toml:8:1: limits.qsp: unknown key (expected one of: qps, concurrency, \
-             max_attempts, max_failure_rate, min_rows_for_halt, max_ban_wait_s"
+             max_concurrency, max_attempts, max_failure_rate, min_rows_for_halt, max_ban_wait_s"
         ) && unknown.contains("max_issued")
             && unknown.contains("max_outage_s"),
         "{unknown}"
@@ -512,6 +526,12 @@ fn command_line_overrides_replace_the_files_values_and_name_their_flag() {
     .unwrap();
     assert_eq!(c.results, Path::new("elsewhere.csv"));
     assert_eq!(c.bom, Some(true));
-    assert_eq!((c.limits.qps.get(), c.limits.concurrency.get()), (2.5, 3));
+    assert_eq!(
+        (
+            c.limits.qps.get(),
+            c.limits.concurrency.map(Concurrency::get)
+        ),
+        (2.5, Some(3))
+    );
     assert_eq!(c.input, Path::new("samples/in.csv"));
 }

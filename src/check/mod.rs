@@ -328,10 +328,14 @@ fn in_flight(campaign: &Campaign, latencies: &mut [Duration]) -> Finding {
     let slowest = latencies[latencies.len() - 1];
     let qps = campaign.limits.qps.get();
     let needed = (qps * median.as_secs_f64()).ceil().max(1.0) as usize;
-    let concurrency = campaign.limits.concurrency.get();
+    // Unset, the run keeps in flight what the rate needs, up to max_concurrency.
+    let (concurrency, key) = match campaign.limits.concurrency {
+        Some(c) => (c.get(), "concurrency"),
+        None => (campaign.limits.max_concurrency.get(), "max_concurrency"),
+    };
     let detail = format!(
         "median {} ms, slowest {} ms over {} calls of taobao.time.get; {qps} qps needs about \
-         {needed} in flight (concurrency {concurrency})",
+         {needed} in flight ({key} {concurrency})",
         median.as_millis(),
         slowest.as_millis(),
         latencies.len()
@@ -341,7 +345,7 @@ fn in_flight(campaign: &Campaign, latencies: &mut [Duration]) -> Finding {
             "latency",
             detail,
             format!(
-                "raise limits.concurrency to at least {needed}, or expect about {:.1} qps",
+                "raise limits.{key} to at least {needed}, or expect about {:.1} qps",
                 concurrency as f64 / median.as_secs_f64().max(f64::EPSILON)
             ),
         )

@@ -71,7 +71,7 @@ impl InRun {
             reconcile_after: campaign.limits.reconcile_after,
             timeout: campaign.gateway.timeout,
             max_attempts: campaign.limits.max_attempts,
-            concurrency: campaign.limits.concurrency.get(),
+            concurrency: campaign.limits.fixed_concurrency(),
             output,
         })
     }

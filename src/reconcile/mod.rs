@@ -111,7 +111,7 @@ pub(crate) async fn command(campaign: Campaign, output: Output) -> anyhow::Resul
         reconcile_after: campaign.limits.reconcile_after,
         timeout: campaign.gateway.timeout,
         max_attempts: campaign.limits.max_attempts,
-        concurrency: campaign.limits.concurrency.get(),
+        concurrency: campaign.limits.fixed_concurrency(),
         trigger: "reconcile",
         only_due: false,
     };

@@ -23,6 +23,12 @@ pub(crate) struct Summary<'a> {
     pub(crate) digest: Option<&'a str>,
     /// Whether the results file starts with a byte-order mark, when it could be written.
     pub(crate) bom: Option<bool>,
+    /// The most rows in flight at once: what a crash could have left uncertain.
+    pub(crate) peak_in_flight: usize,
+    /// How the in-flight count was bounded, e.g. `concurrency = 16`.
+    pub(crate) in_flight_bound: String,
+    /// Why the run fell short of `qps`, when it did: the limiter that held longest.
+    pub(crate) shortfall: Option<&'a str>,
     /// Lines printed after the results line (limit reached, budget).
     pub(crate) notes: &'a [String],
 }
@@ -65,6 +71,17 @@ pub(crate) fn print_summary(s: &Summary<'_>) {
         s.counters.retries,
         s.counters.throttle_events
     );
+    if s.counters.sent > 0 {
+        outln!(
+            out,
+            "  peak in flight: {} ({})",
+            s.peak_in_flight,
+            s.in_flight_bound
+        );
+    }
+    if let Some(shortfall) = s.shortfall {
+        outln!(out, "  {shortfall}");
+    }
     if s.counters.throttle_events > 0 {
         outln!(
             out,
@@ -127,6 +144,8 @@ pub(crate) fn summary_json(campaign: &Campaign, s: &Summary<'_>, ending: &Ending
             "elapsed_ms": s.elapsed.as_millis() as u64,
             "rate": (secs >= 1.0).then(|| s.counters.sent as f64 / secs),
             "final_rate": s.final_rate,
+            "peak_in_flight": s.peak_in_flight,
+            "shortfall": s.shortfall,
         },
         "results": {
             "path": s.results.display().to_string(),

@@ -63,6 +63,8 @@ pub(super) struct Executed {
     pub(super) to_send: u64,
     /// The pace the run ended at.
     pub(super) pacer_rate: f64,
+    /// The peak in flight and the shortfall below `qps`, if any.
+    pub(super) pace: super::limiter::PaceReport,
     pub(super) notifier: Option<Notifier>,
     /// Cancels the progress notifications.
     pub(super) progress_posts: CancellationToken,
@@ -90,6 +92,7 @@ pub(super) async fn conclude(
         stats,
         to_send,
         pacer_rate,
+        pace,
         notifier,
         progress_posts,
         reconciled,
@@ -124,6 +127,9 @@ pub(super) async fn conclude(
         elapsed,
         counters,
         final_rate: pacer_rate,
+        peak_in_flight: pace.peak_in_flight,
+        in_flight_bound: pace.in_flight_bound,
+        shortfall: pace.shortfall.as_deref(),
         results: &campaign.results,
         digest: written.as_ref().ok().map(|w| w.digest.as_str()),
         bom: written.as_ref().ok().map(|w| w.bom),

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Halt;
 use super::allowance::Allowance;
 use super::backoff::Backoff;
+use super::inflight::InFlight;
 use super::outage::Outage;
 use super::pace::Pacer;
 use crate::campaign::Limits;
@@ -39,7 +40,7 @@ pub(crate) struct Ctx<G> {
     pub(super) gateway: G,
     ledger: mpsc::Sender<Msg>,
     pub(super) pacer: Arc<Pacer>,
-    pub(super) in_flight: Semaphore,
+    pub(super) in_flight: InFlight,
     pub(super) stop: CancellationToken,
     pub(super) stats: Arc<LiveCounters>,
     pub(super) limits: Limits,
@@ -51,6 +52,8 @@ pub(crate) struct Ctx<G> {
     pub(super) outage: Arc<Outage>,
     /// Answers in a row that were not TOP answers (HTTP errors, bodies that are not TOP JSON).
     not_top_streak: AtomicU32,
+    /// Cancelled once every row was handed out (or the run stopped).
+    pub(super) fed: CancellationToken,
 }
 
 impl<G: Gateway> Ctx<G> {
@@ -69,7 +72,10 @@ impl<G: Gateway> Ctx<G> {
             gateway,
             ledger,
             pacer: Arc::new(Pacer::new(limits.qps.get(), limits.max_ban_wait)),
-            in_flight: Semaphore::new(limits.concurrency.get()),
+            in_flight: InFlight::new(
+                limits.concurrency.map(crate::campaign::Concurrency::get),
+                limits.max_concurrency.get(),
+            ),
             stop: CancellationToken::new(),
             stats,
             limits,
@@ -78,6 +84,7 @@ impl<G: Gateway> Ctx<G> {
             allowance,
             outage: Arc::new(Outage::new(run_id)),
             not_top_streak: AtomicU32::new(0),
+            fed: CancellationToken::new(),
         }
     }
 
@@ -186,7 +193,7 @@ impl<G: Gateway> Ctx<G> {
 }
 
 /// One permit of `ctx.in_flight`, taken out of the semaphore (`forget`) so that it can travel
-/// with its row from the dispatcher to a worker; it goes back to the semaphore on drop.
+/// with its row from the dispatcher to a worker; it goes back on drop.
 pub(crate) struct Slot<G: Gateway> {
     ctx: Arc<Ctx<G>>,
 }
@@ -194,13 +201,14 @@ pub(crate) struct Slot<G: Gateway> {
 impl<G: Gateway> Slot<G> {
     /// Takes charge of one permit the caller has already forgotten.
     pub(crate) fn adopt(ctx: &Arc<Ctx<G>>) -> Slot<G> {
+        ctx.in_flight.taken();
         Slot { ctx: ctx.clone() }
     }
 }
 
 impl<G: Gateway> Drop for Slot<G> {
     fn drop(&mut self) {
-        self.ctx.in_flight.add_permits(1);
+        self.ctx.in_flight.release();
     }
 }
 

@@ -47,9 +47,10 @@ pub(super) async fn dispatch<G: Gateway>(
     drain_limit: Duration,
 ) -> Option<Refusal> {
     // Rows in progress (in flight, or waiting out a retry backoff or an outage) at most.
-    let room = Arc::new(Semaphore::new(ctx.limits.concurrency.get() * 2 + 2));
+    let room = Arc::new(Semaphore::new(ctx.in_flight.max() * 2 + 2));
     let mut tasks = JoinSet::new();
     let refused = feed(ctx, generation, &room, &mut tasks).await;
+    ctx.fed.cancel();
     drain(ctx, &mut tasks, drain_limit).await;
     refused
 }
@@ -168,10 +169,10 @@ async fn hand_out<G: Gateway>(
     Ok(())
 }
 
-/// Takes the in-flight permits that are free, as many as there are places for rows in progress
-/// (at least one of each, waited for; at most one per row left in `rows`), waits until sending
-/// is open (gateway reachable, no throttle pause), and marks that many rows in flight with one
-/// message. Returns them with their permits and places once the marks are durable, so each can
+/// Takes a place for a row in progress and an in-flight permit (waited for), waits until sending
+/// is open (gateway reachable, no throttle pause) and for the row's turn at the pace, then takes
+/// as many more rows as have their turn due now (within the free permits, the places and
+/// `rows`), and marks them in flight with one message. Returns them with their permits and places once the marks are durable, so each can
 /// be sent at once; `None` if the run stopped first (nothing marked) or the ledger is gone (the
 /// run halts).
 async fn mark_batch<G: Gateway>(
@@ -186,20 +187,29 @@ async fn mark_batch<G: Gateway>(
         () = ctx.stop.cancelled() => return None,
     }
     let mut places = vec![Place { room: room.clone() }];
-    tokio::select! {
-        permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed").forget(),
+    let first = tokio::select! {
+        permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed"),
         () = ctx.stop.cancelled() => return None,
-    }
-    let mut slots = vec![Slot::adopt(ctx)];
+    };
     tokio::select! {
         () = ctx.wait_open() => {}
         () = ctx.stop.cancelled() => return None,
     }
-    let more = (ctx.in_flight.available_permits())
+    // The row's turn at the pace comes before its mark: rows in flight are rows being sent,
+    // not rows queueing for the pace.
+    tokio::select! {
+        () = ctx.pacer.wait_turn() => {}
+        () = ctx.stop.cancelled() => return None,
+    }
+    first.forget();
+    let mut slots = vec![Slot::adopt(ctx)];
+    let room_left = (ctx.in_flight.available_permits())
         .min(room.available_permits())
         .min(rows.len() - 1);
+    // More rows whose turn is due now (the pace went on while the first was waited for).
+    let more = (0..room_left).take_while(|_| ctx.pacer.try_turn()).count();
     if more > 0 {
-        let more = u32::try_from(more).expect("at most `concurrency` permits");
+        let more = u32::try_from(more).expect("at most `max_concurrency` permits");
         // Both or neither: a permit taken alone goes back on drop.
         if let (Ok(permits), Ok(taken)) = (
             ctx.in_flight.try_acquire_many(more),

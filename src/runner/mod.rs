@@ -11,6 +11,8 @@ pub(crate) mod confirm;
 mod ctx;
 mod dispatch;
 mod halt;
+mod inflight;
+mod limiter;
 mod notices;
 mod open;
 mod outage;
@@ -168,9 +170,17 @@ async fn execute(
     if let Some(halt) = halted_before {
         ctx.halt(halt);
     }
+    let limits_watch = limiter::Watch::default();
+    let watcher = tokio::spawn(limiter::watch(ctx.clone(), limits_watch.clone()));
     let note: crate::progress::Note = {
         let outage = ctx.outage.clone();
-        Arc::new(move || outage.note())
+        let limits_watch = limits_watch.clone();
+        // An outage says since when and when the next try is; otherwise the current limiter.
+        Arc::new(move || {
+            outage
+                .note()
+                .or_else(|| limits_watch.now().map(|l| l.to_string()))
+        })
     };
     let progress = Progress::start(to_send, stats.clone(), note, options.output);
     let progress_posts = match &notifier {
@@ -189,6 +199,7 @@ async fn execute(
     let refused = dispatch::dispatch(&ctx, generation, drain_limit).await;
     // Nothing is sent any more: an outage prober still knocking records its end and stops.
     ctx.stop.cancel();
+    let _ = watcher.await;
     watchdog.abort();
     let _ = watchdog.await;
     progress.finish();
@@ -206,6 +217,7 @@ async fn execute(
         }
     };
     let pacer_rate = ctx.pacer.rate();
+    let pace = limiter::report(&ctx, &limits_watch, stats.snapshot().sent);
     drop(ctx);
     let (mut ledger, written) = writer.finish();
     // After sending: the rest of the uncertain rows, waiting until they are old enough.
@@ -236,6 +248,7 @@ async fn execute(
         stats,
         to_send,
         pacer_rate,
+        pace,
         notifier,
         progress_posts,
         reconciled,

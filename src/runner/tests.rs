@@ -16,7 +16,7 @@ use super::{Halt, worker};
 use crate::campaign::{Limits, Qps};
 use crate::domain::LiveCounters;
 use crate::ledger::writer::{Job, Msg, Record, Settle};
-use crate::top::{Attempt, Gateway, Outcome, PlatformError};
+use crate::top::{Attempt, Gateway, OnWrite, Outcome, PlatformError};
 
 /// Answers calls from a script, in order; probes from another (answered once it runs out).
 struct Scripted {
@@ -29,7 +29,8 @@ impl Gateway for Scripted {
 
     fn prepare(&self, _payload: &str) {}
 
-    async fn send(&self, (): ()) -> Attempt {
+    async fn send(&self, (): (), on_write: OnWrite) -> Attempt {
+        on_write();
         let outcome = self
             .script
             .lock()

@@ -1,6 +1,6 @@
 //! One row's journey, in three steps repeated until the row settles: acquire (a permit, the
-//! end of any throttle pause, the row's in-flight mark on disk), attempt (the rate-limit slot,
-//! the call), settle (record the outcome, then retry, wait, halt or finish according to its
+//! end of any throttle pause, the row's turn at the pace, its in-flight mark on disk), attempt
+//! (a place in the one-second window, the call, stamped when it is written), settle (record the outcome, then retry, wait, halt or finish according to its
 //! class).
 
 use std::sync::Arc;
@@ -74,15 +74,20 @@ async fn acquire<G: Gateway>(
     if ctx.stop.is_cancelled() {
         return Ok(None);
     }
-    tokio::select! {
-        permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed").forget(),
+    let permit = tokio::select! {
+        permit = ctx.in_flight.acquire() => permit.expect("the semaphore is never closed"),
         () = ctx.stop.cancelled() => return Ok(None),
-    }
-    let slot = Slot::adopt(ctx);
+    };
     tokio::select! {
         () = ctx.wait_open() => {}
         () = ctx.stop.cancelled() => return Ok(None),
     }
+    tokio::select! {
+        () = ctx.pacer.wait_turn() => {}
+        () = ctx.stop.cancelled() => return Ok(None),
+    }
+    permit.forget();
+    let slot = Slot::adopt(ctx);
     let (ack, marked) = oneshot::channel();
     ctx.send(Msg::InFlight {
         entry_ids: vec![job.entry_id],
@@ -93,19 +98,25 @@ async fn acquire<G: Gateway>(
     Ok(Some(slot))
 }
 
-/// Prepares the call, waits for the row's rate-limit slot and sends it. `None` when the run
-/// stopped before the slot came (nothing was sent).
+/// Prepares the call, waits for a place in the pacer's one-second window and sends it, stamping
+/// the window when the call is written. `None` when the run stopped before a place came
+/// (nothing was sent).
 async fn attempt<G: Gateway>(ctx: &Ctx<G>, job: &Job, tries_this_run: &mut u32) -> Option<Answer> {
     let request = ctx.gateway.prepare(&job.payload);
-    tokio::select! {
-        () = ctx.pacer.wait_slot() => {}
+    let ticket = tokio::select! {
+        ticket = ctx.pacer.admit() => ticket,
         () = ctx.stop.cancelled() => return None,
-    }
+    };
     let started_at = now_rfc3339();
     let started = Instant::now();
     ctx.stats.sent();
-    let attempt = ctx.gateway.send(request).await;
-    let latency_ms = started.elapsed().as_millis() as i64;
+    let attempt = ctx
+        .gateway
+        .send(request, Box::new(move || ticket.written()))
+        .await;
+    let latency = started.elapsed();
+    let latency_ms = latency.as_millis() as i64;
+    ctx.in_flight.observe(latency, ctx.pacer.rate());
     // Throttled and fatal answers are the platform's business, not the row's, and an
     // unreachable gateway never saw the row: they do not count against `max_attempts`.
     let counted = !matches!(

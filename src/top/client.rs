@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use super::api::ApiSpec;
+use super::body::{OnWrite, StampedBody};
 use super::outcome::TRANSPORT;
 use super::outcome::{Outcome, PlatformError};
 use super::params::{Credentials, encode_form, form_pairs, timestamp_now};
@@ -216,7 +217,7 @@ impl Client {
     pub async fn query_page(&self, spec: &QuerySpec, object_json: &str) -> QueryAttempt {
         let request = self.prepare_call(spec.method, spec.object_param, object_json);
         let started = Instant::now();
-        let answer = match self.post_raw(request.body).await {
+        let answer = match self.post_raw(request.body, None).await {
             Ok((status, _location, bytes)) => parse_page(spec, status, bytes.as_ref()),
             Err(e) => PageAnswer {
                 page: Err(transport_failure(&e, true)),
@@ -236,9 +237,19 @@ impl Client {
 
     /// Sends a request made by [`Client::prepare`] and classifies the answer.
     pub async fn send_prepared(&self, request: PreparedRequest) -> Attempt {
+        self.send_with(request, None).await
+    }
+
+    /// Sends a request made by [`Client::prepare`], running `on_write` at the moment its bytes
+    /// are handed to the connection (see [`StampedBody`]), and classifies the answer.
+    pub async fn send_stamped(&self, request: PreparedRequest, on_write: OnWrite) -> Attempt {
+        self.send_with(request, Some(on_write)).await
+    }
+
+    async fn send_with(&self, request: PreparedRequest, on_write: Option<OnWrite>) -> Attempt {
         let api = self.inner.api;
         let started = Instant::now();
-        let parsed = self.post(request.body).await;
+        let parsed = self.post(request.body, on_write).await;
         let latency = started.elapsed();
         // Where an answer enters the program: nothing past this line sees it unscrubbed.
         let attempt = self.inner.scrubber.attempt(Attempt {
@@ -273,9 +284,9 @@ impl Client {
         }
     }
 
-    async fn post(&self, body: String) -> Parsed {
+    async fn post(&self, body: String, on_write: Option<OnWrite>) -> Parsed {
         let api = self.inner.api;
-        match self.post_raw(body).await {
+        match self.post_raw(body, on_write).await {
             Ok((status, location, bytes)) => {
                 let parsed = parse_response(api, status, bytes.as_ref());
                 self.name_the_endpoint(parsed, location.as_deref())
@@ -288,12 +299,17 @@ impl Client {
     }
 
     /// POSTs a form; the HTTP status, where a redirect pointed and the whole body, or why the
-    /// exchange failed.
+    /// exchange failed. `on_write` runs when the form is handed to the connection.
     async fn post_raw(
         &self,
         body: String,
+        on_write: Option<OnWrite>,
     ) -> Result<(u16, Option<String>, impl AsRef<[u8]> + use<>), reqwest::Error> {
         let inner = &*self.inner;
+        let body = match on_write {
+            Some(on_write) => reqwest::Body::wrap(StampedBody::new(body, on_write)),
+            None => reqwest::Body::from(body),
+        };
         let response = inner
             .http
             .post(inner.url.clone())

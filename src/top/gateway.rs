@@ -5,6 +5,7 @@
 
 use std::future::Future;
 
+use super::body::OnWrite;
 use super::client::{Attempt, Client, PreparedRequest};
 
 /// Where the runner sends its calls.
@@ -16,8 +17,14 @@ pub trait Gateway: Send + Sync + 'static {
     /// work is done before the row's rate-limit slot and the send follows the slot closely.
     fn prepare(&self, payload: &str) -> Self::Request;
 
-    /// Sends a prepared call and classifies what came back (or did not).
-    fn send(&self, request: Self::Request) -> impl Future<Output = Attempt> + Send;
+    /// Sends a prepared call and classifies what came back (or did not). `on_write` runs at the
+    /// moment the call is handed to the connection (the pacer's window counts from then); a
+    /// call that is never written may never run it.
+    fn send(
+        &self,
+        request: Self::Request,
+        on_write: OnWrite,
+    ) -> impl Future<Output = Attempt> + Send;
 
     /// Whether the gateway answers at all (during an outage), without issuing anything.
     fn probe(&self) -> impl Future<Output = bool> + Send;
@@ -30,8 +37,12 @@ impl Gateway for Client {
         Client::prepare(self, payload)
     }
 
-    fn send(&self, request: PreparedRequest) -> impl Future<Output = Attempt> + Send {
-        self.send_prepared(request)
+    fn send(
+        &self,
+        request: PreparedRequest,
+        on_write: OnWrite,
+    ) -> impl Future<Output = Attempt> + Send {
+        self.send_stamped(request, on_write)
     }
 
     fn probe(&self) -> impl Future<Output = bool> + Send {

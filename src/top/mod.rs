@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod apis;
+mod body;
 pub mod client;
 pub mod gateway;
 pub mod outcome;
@@ -13,6 +14,7 @@ pub(crate) mod scrub;
 pub mod sign;
 
 pub use api::{APIS, ApiSpec, FieldKind, FieldSpec, find_api};
+pub use body::OnWrite;
 pub use client::{Attempt, Client, ClientConfig, ClientError};
 pub use gateway::Gateway;
 pub use outcome::{Outcome, OutcomeClass, PlatformError, classify_error};

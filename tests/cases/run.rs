@@ -244,6 +244,50 @@ fn no_one_second_window_exceeds_qps() {
 }
 
 #[test]
+fn a_run_held_back_by_its_in_flight_cap_says_so() {
+    // One row in flight and 50 ms per answer: at most 20/s against qps 40.
+    let sim = Sim::start(&["--latency-ms", "50"]);
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
+        tmall_campaign(&sim.url, "qps = 40\nconcurrency = 1"),
+    );
+    folder.write("in.csv", tmall_rows(60));
+    let out = run(&folder, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("peak in flight: 1 (concurrency = 1)"),
+        "{stdout}"
+    );
+    let shortfall = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("below qps: "))
+        .unwrap_or_else(|| panic!("no shortfall line: {stdout}"));
+    assert!(
+        shortfall.contains("of qps 40; in-flight cap 1 held for "),
+        "{shortfall}"
+    );
+    assert_eq!(sim.stats()["issued"], 60);
+}
+
+#[test]
+fn without_a_concurrency_rows_in_flight_follow_the_latency() {
+    // 200 ms per answer at qps 50: about ten rows in flight are needed, and no cap is set.
+    let sim = Sim::start(&["--latency-ms", "200"]);
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 50"));
+    folder.write("in.csv", tmall_rows(100));
+    let out = run(&folder, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peak = summary["this_run"]["peak_in_flight"].as_u64().unwrap();
+    // One at a time would take 20 s; the cap before any answer is 16, the ceiling 256.
+    assert!((2..=256).contains(&peak), "{summary}");
+    assert_eq!(sim.stats()["issued"], 100);
+}
+
+#[test]
 fn kill_9_then_resume_never_issues_twice_alsc() {
     let sim = Sim::start(&["--latency-ms", "30"]);
     let folder = Folder::new();
