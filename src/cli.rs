@@ -52,6 +52,8 @@ pub(crate) enum Command {
     /// Ask the platform about `uncertain` rows (tmall.nrt.certificate.query): each becomes issued,
     /// pending (sent again by the next run) or stays uncertain with the reason.
     Reconcile(ReconcileArgs),
+    /// One self-contained HTML page: counts, rate and latency over time, errors, the verdict.
+    Report(ReportArgs),
     /// A local TOP gateway for rehearsals and tests.
     Sim(crate::sim::SimArgs),
     /// Print a shell completion script, e.g. `campaign completions bash > ~/.local/share/bash-completion/completions/campaign`.
@@ -216,6 +218,18 @@ fn concurrency_arg(text: &str) -> Result<Concurrency, String> {
     bounds::parse_int_arg(text, &bounds::CONCURRENCY).and_then(Concurrency::new)
 }
 
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// The results file the report describes (default: `results` in the campaign file).
+    #[arg(long, value_name = "F")]
+    pub results: Option<PathBuf>,
+    /// Where to write the page (default: <name>.report.html beside the results).
+    #[arg(long, value_name = "F")]
+    pub out: Option<PathBuf>,
+}
+
 impl FileArgs {
     /// Loads the campaign file with these paths and `more` overrides applied.
     pub(crate) fn load(&self, more: Overrides) -> anyhow::Result<Campaign> {
@@ -369,6 +383,13 @@ fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 campaign,
                 Output::from_quiet(cli.quiet),
             ))
+        }
+        Command::Report(args) => {
+            let campaign = args.files.load(Overrides {
+                results: args.results.clone(),
+                ..Overrides::default()
+            })?;
+            crate::report::run(&campaign, args.out.as_deref(), cli.quiet)
         }
         Command::Sim(args) => crate::sim::run_cli(args.clone()),
         Command::Completions { shell } => {

@@ -37,6 +37,7 @@ pub(crate) mod notify;
 pub(crate) mod paths;
 pub(crate) mod progress;
 pub(crate) mod reconcile;
+pub(crate) mod report;
 pub(crate) mod results;
 pub(crate) mod runner;
 pub mod secret;

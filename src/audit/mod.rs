@@ -13,6 +13,8 @@ mod status;
 mod tests;
 mod verify;
 
+pub use verify::Verdict;
+
 use crate::campaign::Campaign;
 use crate::exit::Exit;
 use crate::ledger::{Ledger, LedgerError};
@@ -50,9 +52,15 @@ pub(crate) fn verify(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
     verify::run(campaign, json)
 }
 
+/// `verify`'s checks without printing, for the report; `running` says whether a run holds the
+/// state file (a run writing its own report passes `false`: its results are written).
+pub fn verdict(campaign: &Campaign, running: bool) -> anyhow::Result<Verdict> {
+    verify::check(campaign, running)
+}
+
 /// Opens the campaign's state file read-only and checks that it belongs to the campaign and its
 /// API.
-fn open_read_only(campaign: &Campaign) -> Result<Ledger, LedgerError> {
+pub(crate) fn open_read_only(campaign: &Campaign) -> Result<Ledger, LedgerError> {
     let ledger = Ledger::open_read_only(&campaign.state)?;
     let found = ledger.meta("campaign")?.unwrap_or_default();
     if found != campaign.name {

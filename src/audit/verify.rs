@@ -23,12 +23,86 @@ use crate::results::COLUMNS;
 /// Notes of one kind printed at most.
 const SHOWN_NOTES: usize = 20;
 
+/// What verify concluded: the discrepancies and the notes, with what the verdict line names.
+#[derive(Debug)]
+pub struct Verdict {
+    findings: Findings,
+    /// Rows compared with the results file.
+    compared: u64,
+    /// The results file's MD5, when it exists.
+    digest: Option<String>,
+}
+
+impl Verdict {
+    /// Everything reconciles.
+    pub fn ok(&self) -> bool {
+        self.findings.count == 0
+    }
+
+    /// The discrepancy messages kept (the first ones), and how many there were in all.
+    pub fn discrepancies(&self) -> (Vec<&str>, u64) {
+        let kept = self.findings.discrepancies.iter();
+        (
+            kept.map(|d| d.message.as_str()).collect(),
+            self.findings.count,
+        )
+    }
+
+    /// Information that does not change the verdict.
+    pub fn notes(&self) -> impl Iterator<Item = &str> {
+        self.findings.notes.iter().map(|n| n.message.as_str())
+    }
+
+    /// The text `campaign verify` prints: the verdict line, each discrepancy, then the notes.
+    pub fn text(&self, campaign: &Campaign) -> String {
+        text(
+            campaign,
+            &self.findings,
+            self.compared,
+            self.digest.as_deref(),
+        )
+    }
+}
+
 pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
+    let verdict = check(campaign, ledger::is_locked(&campaign.state))?;
+    let Verdict {
+        findings,
+        compared,
+        digest,
+    } = &verdict;
+    let out = if json {
+        let verdict = serde_json::json!({
+            "ok": findings.count == 0,
+            "discrepancy_count": findings.count,
+            "rows_compared": compared,
+            "input": campaign.input.display().to_string(),
+            "state": campaign.state.display().to_string(),
+            "results": campaign.results.display().to_string(),
+            "results_md5": digest,
+            "discrepancies": findings.discrepancies,
+            "notes": findings.notes,
+        });
+        format!("{}\n", serde_json::to_string_pretty(&verdict)?)
+    } else {
+        verdict.text(campaign)
+    };
+    super::print(&out)?;
+    // Exit 1 is "something to look at", as for a run with failed rows.
+    Ok(if verdict.ok() {
+        Exit::Ok
+    } else {
+        Exit::RowsFailed
+    })
+}
+
+/// Runs every check; `running` says a run holds the state file (its results are not written
+/// yet).
+pub(super) fn check(campaign: &Campaign, running: bool) -> anyhow::Result<Verdict> {
     crate::paths::check_regular("input", &campaign.input)?;
     if campaign.results.exists() {
         crate::paths::check_regular("results file", &campaign.results)?;
     }
-    let running = ledger::is_locked(&campaign.state);
     let ledger = super::open_read_only(campaign)?;
     let mut findings = Findings::default();
     if running {
@@ -47,29 +121,10 @@ pub(super) fn run(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
     check_issued_twice(&ledger, &mut findings)?;
     check_orphans(&ledger, &mut findings)?;
     note_unfinished(&ledger, &mut findings)?;
-
-    let out = if json {
-        let verdict = serde_json::json!({
-            "ok": findings.count == 0,
-            "discrepancy_count": findings.count,
-            "rows_compared": compared,
-            "input": campaign.input.display().to_string(),
-            "state": campaign.state.display().to_string(),
-            "results": campaign.results.display().to_string(),
-            "results_md5": digest,
-            "discrepancies": findings.discrepancies,
-            "notes": findings.notes,
-        });
-        format!("{}\n", serde_json::to_string_pretty(&verdict)?)
-    } else {
-        text(campaign, &findings, compared, digest.as_deref())
-    };
-    super::print(&out)?;
-    // Exit 1 is "something to look at", as for a run with failed rows.
-    Ok(if findings.count == 0 {
-        Exit::Ok
-    } else {
-        Exit::RowsFailed
+    Ok(Verdict {
+        findings,
+        compared,
+        digest,
     })
 }
 

@@ -201,6 +201,21 @@ impl<'d, 'i> Section<'d, 'i> {
         }
     }
 
+    /// `true`, `false` or a string: a switch that may also name a path.
+    pub fn switch_or_string(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<Spanned<Result<bool, String>>>, CampaignError> {
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
+        match value.get_ref() {
+            DeValue::Boolean(b) => Ok(Some(Spanned::new(value.span(), Ok(*b)))),
+            DeValue::String(s) => Ok(Some(Spanned::new(value.span(), Err(s.to_string())))),
+            _ => Err(self.wrong_type(key, &value, "true, false or a path")),
+        }
+    }
+
     /// A boolean value.
     pub(crate) fn boolean(&mut self, key: &str) -> Result<Option<bool>, CampaignError> {
         let Some(value) = self.take(key) else {

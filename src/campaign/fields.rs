@@ -11,7 +11,7 @@ use toml::de::{DeTable, DeValue};
 use super::bounds;
 use super::doc::{Doc, Entry, Section, integer};
 use super::values::{Concurrency, Qps};
-use super::{Campaign, CampaignError, Gateway, GatewayUrl, Limits, SIM_APP_KEY};
+use super::{Campaign, CampaignError, Gateway, GatewayUrl, Limits, ReportFile, SIM_APP_KEY};
 use crate::input::{Format, parse_encoding};
 use crate::top::{APIS, ApiSpec, FieldKind, find_api};
 
@@ -25,6 +25,7 @@ const TOP_KEYS: &[&str] = &[
     "state",
     "encoding",
     "bom",
+    "report",
     "reconcile",
     "gateway",
     "limits",
@@ -117,6 +118,17 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
         sheet => sheet.map(Spanned::into_inner),
     };
     let reconcile = top.boolean("reconcile")?.unwrap_or(true);
+    let report = match top.switch_or_string("report")? {
+        None => None,
+        Some(v) => match v.get_ref() {
+            Ok(false) => None,
+            Ok(true) => Some(ReportFile::BesideResults),
+            Err(path) if path.trim().is_empty() => {
+                return Err(top.error(&v.span(), "report", "must be true, false or a path"));
+            }
+            Err(path) => Some(ReportFile::At(dir.join(path))),
+        },
+    };
     let gateway = match top.section("gateway", GATEWAY_KEYS)? {
         Some(section) => gateway(section)?,
         None => return Err(top.missing("gateway", "a [gateway] table with at least url")),
@@ -144,6 +156,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> 
         format,
         sheet,
         bom,
+        report,
         gateway,
         limits,
         params,

@@ -59,6 +59,8 @@ pub(crate) struct Campaign {
     /// Whether the results CSV starts with a UTF-8 byte-order mark; `None`: when the input had
     /// one or is GBK/GB18030 (see [`InputReader::wants_bom`](crate::input::InputReader::wants_bom)).
     pub(crate) bom: Option<bool>,
+    /// `report = true` or a path: `campaign run` writes the report page at the end of each run.
+    pub(crate) report: Option<ReportFile>,
     pub(crate) gateway: Gateway,
     pub(crate) limits: Limits,
     /// Default object-param values for every row, as text, keyed by field name.
@@ -68,6 +70,15 @@ pub(crate) struct Campaign {
     /// `run` reconciles uncertain rows by query before and after sending (`reconcile`, default
     /// true; only for an API that has a read API to ask).
     pub(crate) reconcile: bool,
+}
+
+/// Where `campaign run` writes the report page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReportFile {
+    /// `<name>.report.html` beside the results file (`report = true`).
+    BesideResults,
+    /// `report = "path"`, resolved against the campaign file's directory.
+    At(PathBuf),
 }
 
 /// Where requests go.

@@ -535,3 +535,22 @@ fn command_line_overrides_replace_the_files_values_and_name_their_flag() {
     );
     assert_eq!(c.input, Path::new("samples/in.csv"));
 }
+
+#[test]
+fn report_is_a_switch_or_a_path() {
+    let with = |value: &str| MINIMAL_SIM.replace("input =", &format!("report = {value}\ninput ="));
+    assert_eq!(parse(MINIMAL_SIM).unwrap().report, None);
+    assert_eq!(parse(&with("false")).unwrap().report, None);
+    assert_eq!(
+        parse(&with("true")).unwrap().report,
+        Some(ReportFile::BesideResults)
+    );
+    assert_eq!(
+        parse(&with("\"out/r.html\"")).unwrap().report,
+        Some(ReportFile::At("samples/out/r.html".into()))
+    );
+    assert_eq!(
+        error(&with("1")),
+        "samples/x.toml:3:10: report: expected true, false or a path, found integer"
+    );
+}

@@ -11,6 +11,7 @@ pub(crate) mod query;
 pub(crate) mod reconcile;
 pub(crate) mod report;
 mod requests;
+pub(crate) mod timeline;
 pub(crate) mod writer;
 
 use std::fs::File;

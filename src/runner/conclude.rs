@@ -142,6 +142,9 @@ pub(super) async fn conclude(
         Exit::Ok if to_resend > 0 => Exit::RowsFailed,
         exit => exit,
     };
+    if written.is_ok() && !matches!(&ending, Ending::Halted(Halt::LedgerLost(_))) {
+        crate::report::after_run(campaign, options.output == Output::Normal && !options.json);
+    }
     if options.json {
         let ending = results::summary::Ending {
             recorded: ending.recorded(),

@@ -21,4 +21,5 @@ pub use outcome::{Outcome, OutcomeClass, PlatformError, classify_error};
 pub use params::Credentials;
 pub use query::{Certificate, Page, QuerySpec};
 pub use response::{Parsed, parse_response};
+pub(crate) use scrub::Scrubber;
 pub use sign::SignMethod;

@@ -1,0 +1,393 @@
+//! `campaign report` end to end: runs against a simulator process with throttling, retries and
+//! `uncertain` rows, or against a tiny in-test gateway whose messages carry markup; then the
+//! page is checked for what a reader relies on. The browser test renders it in headless
+//! Chromium when one is installed (`.ci/run` installs it).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Folder, SECRET, SESSION, Sim, campaign, count_status, text, tmall_campaign};
+
+/// A recipient id that is markup: it must show as text.
+const SCRIPT_ID: &str = "LOST<script>alert(1)</script>";
+
+/// Rows that get throttled (qps above the gateway's limit), retried (`FLAKY`), refused
+/// (`REFUSE`) and left `uncertain` (`LOST`, answer lost after issuing).
+fn input() -> String {
+    let mut csv = String::from("open_id,note\n");
+    for i in 1..=60 {
+        csv.push_str(&format!("P{i:05},plain\n"));
+    }
+    for id in ["FLAKY-1", "FLAKY-2", "REFUSE-1", "LOST-1", SCRIPT_ID] {
+        csv.push_str(&format!("\"{id}\",special\n"));
+    }
+    csv
+}
+
+fn cmd(folder: &Folder, args: &[&str]) -> Output {
+    let (command, rest) = args.split_first().expect("a command");
+    campaign()
+        .arg(command)
+        .arg(folder.path("c.toml"))
+        .args(rest)
+        .output()
+        .expect("run campaign")
+}
+
+/// A finished run against a simulator that throttles above 10 calls a second.
+fn throttled_run(extra_top: &str) -> (Folder, Sim, Output) {
+    let sim = Sim::start(&["--limit-qps", "10", "--ban-seconds", "1", "--seed", "3"]);
+    let folder = Folder::new();
+    let file = format!(
+        "{extra_top}{}",
+        tmall_campaign(&sim.url, "qps = 40\nconcurrency = 8")
+    );
+    folder.write("c.toml", file);
+    folder.write("in.csv", input());
+    let out = cmd(&folder, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    (folder, sim, out)
+}
+
+fn report(folder: &Folder, args: &[&str]) -> String {
+    let mut all = vec!["report"];
+    all.extend_from_slice(args);
+    let out = cmd(folder, &all);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let path = folder.path("t.report.html");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&path.display().to_string()),
+        "{}",
+        text(&out)
+    );
+    folder.read("t.report.html")
+}
+
+/// HTML text with its character references decoded (the ones an escaper writes).
+fn unescape(html: &str) -> String {
+    [
+        ("&lt;", "<"),
+        ("&#60;", "<"),
+        ("&gt;", ">"),
+        ("&#62;", ">"),
+        ("&quot;", "\""),
+        ("&#34;", "\""),
+        ("&#39;", "'"),
+        ("&#x27;", "'"),
+        ("&amp;", "&"),
+        ("&#38;", "&"),
+    ]
+    .iter()
+    .fold(html.to_owned(), |text, (from, to)| text.replace(from, to))
+}
+
+/// The text of the element that follows `marker` up to the next `</table>`.
+fn section<'a>(page: &'a str, marker: &str) -> &'a str {
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in the page"));
+    let rest = &page[start..];
+    &rest[..rest.find("</table>").unwrap_or(rest.len())]
+}
+
+#[test]
+fn a_report_shows_counts_charts_outcomes_and_uncertain_rows_escaped_and_without_secrets() {
+    let (folder, sim, _) = throttled_run("");
+    let stats = sim.stats();
+    assert!(stats["throttled"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(stats["duplicates"], 0);
+    let results = folder.path("out.csv");
+    let page = report(&folder, &[]);
+
+    // Escaped, never markup; no script at all on the page.
+    assert!(!page.contains("<script"), "the page has a script element");
+    assert!(
+        unescape(&page).contains(SCRIPT_ID),
+        "the recipient id is not shown as text"
+    );
+    for secret in [SECRET, SESSION] {
+        assert!(!page.contains(secret), "a secret is on the page");
+    }
+    // Counts equal the results file's.
+    let counts = section(&page, "id=\"counts\"");
+    for status in ["issued", "failed", "uncertain"] {
+        let n = count_status(&results, status);
+        assert!(
+            counts.contains(&format!("<td>{status}</td><td class=\"n\">{n}</td>")),
+            "{status}: {n} not in {counts}"
+        );
+    }
+    assert_eq!(count_status(&results, "uncertain"), 2);
+    // Two charts for the one run, drawn, with the qps line and the throttling marked.
+    assert_eq!(page.matches("<svg").count(), 2, "two charts expected");
+    let rate = &page[page.find("id=\"rate-1\"").expect("rate chart")..];
+    let rate = &rate[..rate.find("</figure>").unwrap()];
+    assert!(rate.contains("<polyline"), "no line in the rate chart");
+    assert!(rate.contains("qps 40"), "no qps line");
+    assert!(
+        rate.contains("throttled (flow control)"),
+        "throttling not marked"
+    );
+    let latency = &page[page.find("id=\"latency-1\"").expect("latency chart")..];
+    assert!(latency[..latency.find("</figure>").unwrap()].contains("p99"));
+    // Outcomes by class and code: the throttled answers, the retry, the refusal, the lost ones.
+    let outcomes = section(&page, "id=\"outcomes\"");
+    for expected in [
+        "<td>throttled</td>",
+        "isp.top-remote-service-unavailable",
+        "isv.user-not-qualified",
+        "isp.top-remote-connection-timeout",
+    ] {
+        assert!(outcomes.contains(expected), "{expected} not in {outcomes}");
+    }
+    // The uncertain rows, and how to check them.
+    let uncertain = section(&page, "id=\"uncertain\"");
+    assert!(uncertain.contains("2 rows are uncertain"), "{uncertain}");
+    assert!(uncertain.contains("LOST-1"));
+    assert!(uncertain.contains("--resend-uncertain"));
+    // The facts and the verdict.
+    assert!(page.contains(&sim.addr), "gateway host missing");
+    let md5 = campaign::input::fingerprint(&results).unwrap();
+    assert!(page.contains(&md5), "results md5 {md5} missing");
+    assert!(page.contains("verify: OK"), "verdict missing");
+    assert!(page.len() < 1_000_000, "page of {} bytes", page.len());
+
+    // --out writes elsewhere; an edited results file turns the verdict.
+    std::fs::write(&results, "edited\n").unwrap();
+    let elsewhere = folder.path("elsewhere.html");
+    let out = cmd(
+        &folder,
+        &["report", "--out", &elsewhere.display().to_string()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let elsewhere = std::fs::read_to_string(&elsewhere).expect("the page written with --out");
+    assert!(!elsewhere.contains("verify: OK"));
+    assert!(
+        elsewhere.contains("discrepanc"),
+        "{}",
+        section(&elsewhere, "id=\"verify\"")
+    );
+}
+
+#[test]
+fn report_true_writes_the_page_at_the_end_of_each_run() {
+    let (folder, _sim, out) = throttled_run("report = true\n");
+    let path = folder.path("t.report.html");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("report: {}", path.display())),
+        "{}",
+        text(&out)
+    );
+    let page = folder.read("t.report.html");
+    assert!(page.contains("verify: OK"), "the run's own report: {page}");
+    assert!(!page.contains("a run is going on right now"));
+    // A second run (nothing left to send) rewrites it with both runs listed.
+    let again = cmd(&folder, &["run"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    let page = folder.read("t.report.html");
+    let runs = section(&page, "id=\"runs\"");
+    assert_eq!(runs.matches(">finished</td>").count(), 2, "{runs}");
+}
+
+/// A gateway that refuses every call with a message full of markup, and echoes the secret.
+fn hostile_gateway() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let answer = format!(
+                r#"{{"error_response":{{"code":15,"msg":"Remote service error","sub_code":"isv.refused","sub_msg":"<script>alert('x')</script> & <b>bold</b> {SECRET}","request_id":"r1"}}}}"#
+            );
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    format!("http://{addr}/router/rest")
+}
+
+#[test]
+fn gateway_messages_are_escaped_and_scrubbed_of_secrets() {
+    let url = hostile_gateway();
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign(&url, "qps = 100"));
+    folder.write("in.csv", "open_id\nA1\nA2\n");
+    let out = cmd(&folder, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let page = report(&folder, &[]);
+    assert!(
+        !page.contains("<script"),
+        "markup from the gateway got through"
+    );
+    assert!(
+        !page.contains("<b>bold"),
+        "markup from the gateway got through"
+    );
+    assert!(
+        unescape(&page).contains("<script>alert('x')</script> & <b>bold</b> ***"),
+        "the message is not shown as text: {}",
+        section(&page, "id=\"outcomes\"")
+    );
+    assert!(!page.contains(SECRET), "the secret is on the page");
+}
+
+#[test]
+fn a_campaign_that_never_ran_has_no_report() {
+    let folder = Folder::new();
+    folder.write("c.toml", tmall_campaign("sim", ""));
+    folder.write("in.csv", "open_id\nA1\n");
+    let out = cmd(&folder, &["report"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing has been run"),
+        "{}",
+        text(&out)
+    );
+    assert!(!folder.path("t.report.html").exists());
+}
+
+/// Headless Chromium, if installed: `CHROMIUM`, else `chromium` or `chromium-browser` on PATH.
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return Some(path.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Runs headless Chromium on `page` with `args`; returns stdout and stderr.
+fn browse(chromium: &Path, page: &Path, args: &[&str]) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium failed: {}", text(&out));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Console messages and failed loads that Chromium logged for a page.
+fn console_errors(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Failed to load resource"))
+        .collect()
+}
+
+#[test]
+fn the_page_renders_in_headless_chromium_with_charts_and_no_console_errors() {
+    let Some(chromium) = chromium() else {
+        if std::env::var_os("CAMPAIGN_REQUIRE_BROWSER").is_some() {
+            panic!("CAMPAIGN_REQUIRE_BROWSER is set but no chromium was found on PATH");
+        }
+        eprintln!(
+            "SKIPPED: the browser test needs chromium (apt-get install chromium, or set CHROMIUM); \
+             .ci/run installs it"
+        );
+        return;
+    };
+    // The console check sees errors when there are some: a control page with one of each.
+    let folder = Folder::new();
+    let control = folder.write(
+        "control.html",
+        "<!DOCTYPE html><html><head><link rel=\"icon\" href=\"data:,\"></head><body>\
+         <img src=\"missing.png\"><script>console.error('control error')</script></body></html>",
+    );
+    let (_, stderr) = browse(&chromium, &control, &["--dump-dom"]);
+    assert!(
+        console_errors(&stderr)
+            .iter()
+            .any(|l| l.contains("control error")),
+        "the console check cannot see console errors: {stderr}"
+    );
+
+    let (folder, _sim, _) = throttled_run("");
+    report(&folder, &[]);
+    let page = folder.path("t.report.html");
+    let (dom, stderr) = browse(&chromium, &page, &["--dump-dom"]);
+    assert!(
+        console_errors(&stderr).is_empty(),
+        "console errors: {:?}",
+        console_errors(&stderr)
+    );
+    // The rendered DOM has both charts, each with drawn lines of more than one point.
+    for chart in ["rate-1", "latency-1"] {
+        let at = dom
+            .find(&format!("id=\"{chart}\""))
+            .unwrap_or_else(|| panic!("{chart} missing"));
+        let figure = &dom[at..at + dom[at..].find("</figure>").unwrap()];
+        let points = figure
+            .split("points=\"")
+            .skip(1)
+            .map(|p| p[..p.find('"').unwrap()].split_whitespace().count())
+            .max()
+            .unwrap_or(0);
+        assert!(points >= 2, "{chart}: no line of two points or more");
+    }
+    assert!(!dom.contains("<script"));
+    assert!(unescape(&dom).contains(SCRIPT_ID));
+
+    // The screenshot, kept as an artifact.
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    browse(
+        &chromium,
+        &page,
+        &[
+            "--window-size=1100,2800",
+            "--hide-scrollbars",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(
+        png.len() > 20_000,
+        "a nearly blank screenshot ({} bytes)",
+        png.len()
+    );
+    eprintln!("screenshot: {}", shot.display());
+}
