@@ -394,12 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_scrubbed_and_shares_rounded() {
-        let secrets = vec!["s3cret".to_owned(), String::new()];
-        assert_eq!(
-            scrub("echo s3cret and s3cret", &secrets),
-            "echo *** and ***"
-        );
+    fn shares_are_rounded() {
         assert_eq!(share(1, 8), "12.5%");
         assert_eq!(share(0, 0), "");
     }
