@@ -71,7 +71,8 @@ pub(crate) fn rate(
         .iter()
         .map(|(_, r)| *r)
         .fold(qps.unwrap_or(0.0), f64::max);
-    let top = (highest * 1.15).max(1.0);
+    // Headroom above the data for the legend.
+    let top = (highest * 1.5).max(1.0);
     let span = timeline.span;
 
     let mut svg = String::new();
@@ -166,7 +167,7 @@ pub(crate) fn rate(
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .label_font((FONT, 15))
             .background_style(WHITE.mix(0.85))
             .border_style(QPS)
@@ -198,7 +199,7 @@ pub(crate) fn latency(timeline: &Timeline) -> Result<String, ChartError> {
         ("p99", P99, line(|b| b.p99)),
     ];
     let highest = series[2].2.iter().map(|(_, ms)| *ms).fold(0.0, f64::max);
-    let top = (highest * 1.15).max(10.0);
+    let top = (highest * 1.4).max(10.0);
     let span = timeline.span;
 
     let mut svg = String::new();
@@ -239,7 +240,7 @@ pub(crate) fn latency(timeline: &Timeline) -> Result<String, ChartError> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .label_font((FONT, 15))
             .background_style(WHITE.mix(0.85))
             .border_style(QPS)
