@@ -8,6 +8,7 @@ mod net;
 mod protocol;
 mod rails;
 mod reconcile;
+mod report;
 mod run;
 mod sim;
 mod xlsx;

@@ -3,14 +3,12 @@
 //! page is checked for what a reader relies on. The browser test renders it in headless
 //! Chromium when one is installed (`.ci/run` installs it).
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Folder, SECRET, SESSION, Sim, campaign, count_status, text, tmall_campaign};
+use super::common::{Folder, SECRET, SESSION, Sim, campaign, count_status, text, tmall_campaign};
 
 /// A recipient id that is markup: it must show as text.
 const SCRIPT_ID: &str = "LOST<script>alert(1)</script>";
