@@ -31,6 +31,14 @@ pub struct AttemptPoint<'r> {
     pub sub_code: Option<&'r str>,
 }
 
+/// What the `runs` table does not hold: a run's exit code and, for a halt, why. Kept in `meta`
+/// (`run.<id>.exit`, `run.<id>.reason`), so older ledgers need no new column.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunExit {
+    pub code: Option<i64>,
+    pub reason: Option<String>,
+}
+
 /// An `uncertain` row of the current input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UncertainRow {
@@ -78,6 +86,31 @@ impl Ledger {
             })
             .map_err(wrap)?;
         runs.collect::<rusqlite::Result<Vec<_>>>().map_err(wrap)
+    }
+
+    /// Records how a run ended beyond its `ending`: the exit code and, for a halt, the reason.
+    pub fn record_run_exit(
+        &self,
+        id: i64,
+        code: i32,
+        reason: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        self.set_meta(&format!("run.{id}.exit"), &code.to_string())?;
+        if let Some(reason) = reason {
+            self.set_meta(&format!("run.{id}.reason"), reason)?;
+        }
+        Ok(())
+    }
+
+    /// A run's exit code and halt reason, as [`Ledger::record_run_exit`] recorded them (none
+    /// for runs of older versions, or killed ones).
+    pub fn run_exit(&self, id: i64) -> Result<RunExit, LedgerError> {
+        Ok(RunExit {
+            code: self
+                .meta(&format!("run.{id}.exit"))?
+                .and_then(|c| c.parse().ok()),
+            reason: self.meta(&format!("run.{id}.reason"))?,
+        })
     }
 
     /// The attempts as rowid ranges: first those from before the first run start given (none,
@@ -334,6 +367,20 @@ mod tests {
         let (started, message) = ledger.attempt_detail(3).unwrap();
         assert_eq!(started, "2026-01-01T10:00:03.900+08:00");
         assert_eq!(message.as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn a_runs_exit_and_halt_reason_are_kept() {
+        let ledger = ledger();
+        assert_eq!(ledger.run_exit(1).unwrap(), RunExit::default());
+        ledger
+            .record_run_exit(1, 3, Some("fatal: invalid signature"))
+            .unwrap();
+        ledger.record_run_exit(2, 1, None).unwrap();
+        let halted = ledger.run_exit(1).unwrap();
+        assert_eq!(halted.code, Some(3));
+        assert_eq!(halted.reason.as_deref(), Some("fatal: invalid signature"));
+        assert_eq!(ledger.run_exit(2).unwrap().reason, None);
     }
 
     #[test]

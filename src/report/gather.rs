@@ -15,6 +15,7 @@ use crate::campaign::{Campaign, GatewayUrl};
 use crate::domain::RunEnding;
 use crate::ledger::Ledger;
 use crate::ledger::report::RunRecord;
+use crate::ledger::timeline::RunExit;
 use crate::results::summary::human_duration;
 use crate::top::Scrubber;
 
@@ -58,7 +59,10 @@ pub(super) fn page(s: &Sources<'_>) -> anyhow::Result<Page> {
             ("state (ledger)", campaign.state.display().to_string()),
         ],
         files: files(campaign, ledger)?,
-        runs: records.iter().map(run_row).collect(),
+        runs: records
+            .iter()
+            .map(|r| Ok(run_row(r, &ledger.run_exit(r.id)?)))
+            .collect::<Result<_, crate::ledger::LedgerError>>()?,
         counts: counts
             .iter()
             .map(|(status, count)| CountRow {
@@ -192,7 +196,7 @@ fn files(campaign: &Campaign, ledger: &Ledger) -> anyhow::Result<Vec<FileFact>> 
     ])
 }
 
-fn run_row(run: &RunRecord) -> RunRow {
+fn run_row(run: &RunRecord, recorded: &RunExit) -> RunRow {
     let (ending, tone, exit) = match run.ending {
         Some(RunEnding::Finished) => ("finished", "ok", "0 or 1"),
         Some(RunEnding::Halted) => ("halted", "bad", "3"),
@@ -219,9 +223,15 @@ fn run_row(run: &RunRecord) -> RunRow {
         } else {
             String::new()
         },
-        ending: ending.to_owned(),
+        ending: match &recorded.reason {
+            Some(reason) => format!("{ending}: {reason}"),
+            None => ending.to_owned(),
+        },
         tone,
-        exit: exit.to_owned(),
+        // Runs of older versions did not record it: what their ending implies.
+        exit: recorded
+            .code
+            .map_or_else(|| exit.to_owned(), |code| code.to_string()),
         sent: c.sent,
         issued: c.issued,
         failed: c.failed,
@@ -289,7 +299,7 @@ fn read_attempts(
         };
         charts.push(RunCharts {
             id: run.id,
-            caption: caption(&timeline, end_mark),
+            caption: caption(&timeline, end_mark, ledger.run_exit(run.id)?.reason),
             rate_svg: chart::rate(&timeline, Some(campaign.limits.qps.get()), end_mark)?,
             latency_svg: chart::latency(&timeline)?,
         });
@@ -311,7 +321,7 @@ fn read_attempts(
 }
 
 /// What a run's charts show beyond their legends.
-fn caption(timeline: &Timeline, end_mark: Option<EndMark>) -> String {
+fn caption(timeline: &Timeline, end_mark: Option<EndMark>, reason: Option<String>) -> String {
     let throttled = timeline
         .marks
         .iter()
@@ -329,14 +339,20 @@ fn caption(timeline: &Timeline, end_mark: Option<EndMark>) -> String {
             if throttled == 1 { "" } else { "es" }
         ));
     }
-    caption.push_str(match end_mark {
-        Some(EndMark::Halted) => " The black line marks where the run halted.",
-        Some(EndMark::Interrupted) => " The black line marks where the run was interrupted.",
-        Some(EndMark::Aborted) => {
-            " The black line marks its last answer: the run did not record its end."
+    let end = match end_mark {
+        Some(EndMark::Halted) => match &reason {
+            Some(reason) => format!(" The black line marks where the run halted: {reason}."),
+            None => " The black line marks where the run halted.".to_owned(),
+        },
+        Some(EndMark::Interrupted) => {
+            " The black line marks where the run was interrupted.".to_owned()
         }
-        None => "",
-    });
+        Some(EndMark::Aborted) => {
+            " The black line marks its last answer: the run did not record its end.".to_owned()
+        }
+        None => String::new(),
+    };
+    caption.push_str(&end);
     caption
 }
 

@@ -142,7 +142,14 @@ pub(super) async fn conclude(
         Exit::Ok if to_resend > 0 => Exit::RowsFailed,
         exit => exit,
     };
-    if written.is_ok() && !matches!(&ending, Ending::Halted(Halt::LedgerLost(_))) {
+    let lost = matches!(&ending, Ending::Halted(Halt::LedgerLost(_)));
+    if !lost {
+        let reason = matches!(ending, Ending::Halted(_)).then(|| ending.halt_text());
+        if let Err(e) = ledger.record_run_exit(run_id, exit as i32, reason.as_deref()) {
+            tracing::warn!("cannot record the run's exit code: {e}");
+        }
+    }
+    if written.is_ok() && !lost {
         crate::report::after_run(campaign, options.output == Output::Normal && !options.json);
     }
     if options.json {
