@@ -219,15 +219,15 @@ fn concurrency_arg(text: &str) -> Result<Concurrency, String> {
 }
 
 #[derive(Debug, Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     #[command(flatten)]
-    pub files: FileArgs,
+    pub(crate) files: FileArgs,
     /// The results file the report describes (default: `results` in the campaign file).
     #[arg(long, value_name = "F")]
-    pub results: Option<PathBuf>,
+    pub(crate) results: Option<PathBuf>,
     /// Where to write the page (default: <name>.report.html beside the results).
     #[arg(long, value_name = "F")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
 impl FileArgs {

@@ -13,7 +13,7 @@ mod status;
 mod tests;
 mod verify;
 
-pub use verify::Verdict;
+pub(crate) use verify::Verdict;
 
 use crate::campaign::Campaign;
 use crate::exit::Exit;
@@ -54,7 +54,7 @@ pub(crate) fn verify(campaign: &Campaign, json: bool) -> anyhow::Result<Exit> {
 
 /// `verify`'s checks without printing, for the report; `running` says whether a run holds the
 /// state file (a run writing its own report passes `false`: its results are written).
-pub fn verdict(campaign: &Campaign, running: bool) -> anyhow::Result<Verdict> {
+pub(crate) fn verdict(campaign: &Campaign, running: bool) -> anyhow::Result<Verdict> {
     verify::check(campaign, running)
 }
 

@@ -25,7 +25,7 @@ const SHOWN_NOTES: usize = 20;
 
 /// What verify concluded: the discrepancies and the notes, with what the verdict line names.
 #[derive(Debug)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     findings: Findings,
     /// Rows compared with the results file.
     compared: u64,
@@ -35,12 +35,12 @@ pub struct Verdict {
 
 impl Verdict {
     /// Everything reconciles.
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.findings.count == 0
     }
 
     /// The discrepancy messages kept (the first ones), and how many there were in all.
-    pub fn discrepancies(&self) -> (Vec<&str>, u64) {
+    pub(crate) fn discrepancies(&self) -> (Vec<&str>, u64) {
         let kept = self.findings.discrepancies.iter();
         (
             kept.map(|d| d.message.as_str()).collect(),
@@ -49,12 +49,12 @@ impl Verdict {
     }
 
     /// Information that does not change the verdict.
-    pub fn notes(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn notes(&self) -> impl Iterator<Item = &str> {
         self.findings.notes.iter().map(|n| n.message.as_str())
     }
 
     /// The text `campaign verify` prints: the verdict line, each discrepancy, then the notes.
-    pub fn text(&self, campaign: &Campaign) -> String {
+    pub(crate) fn text(&self, campaign: &Campaign) -> String {
         text(
             campaign,
             &self.findings,

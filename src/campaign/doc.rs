@@ -202,7 +202,7 @@ impl<'d, 'i> Section<'d, 'i> {
     }
 
     /// `true`, `false` or a string: a switch that may also name a path.
-    pub fn switch_or_string(
+    pub(super) fn switch_or_string(
         &mut self,
         key: &str,
     ) -> Result<Option<Spanned<Result<bool, String>>>, CampaignError> {

@@ -74,7 +74,7 @@ pub(crate) struct Campaign {
 
 /// Where `campaign run` writes the report page.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReportFile {
+pub(crate) enum ReportFile {
     /// `<name>.report.html` beside the results file (`report = true`).
     BesideResults,
     /// `report = "path"`, resolved against the campaign file's directory.

@@ -19,7 +19,7 @@ const EPOCH: &str = "unixepoch(started_at, 'subsec')";
 
 /// One attempt as the report reads it, borrowed from the query row.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AttemptPoint<'r> {
+pub(crate) struct AttemptPoint<'r> {
     pub rowid: i64,
     /// When it started, epoch seconds.
     pub at: f64,
@@ -34,14 +34,14 @@ pub struct AttemptPoint<'r> {
 /// What the `runs` table does not hold: a run's exit code and, for a halt, why. Kept in `meta`
 /// (`run.<id>.exit`, `run.<id>.reason`), so older ledgers need no new column.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunExit {
+pub(crate) struct RunExit {
     pub code: Option<i64>,
     pub reason: Option<String>,
 }
 
 /// An `uncertain` row of the current input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UncertainRow {
+pub(crate) struct UncertainRow {
     /// The data row in the input (1 = the first row after the header).
     pub row: i64,
     pub recipient: Option<String>,
@@ -55,7 +55,7 @@ pub struct UncertainRow {
 
 impl Ledger {
     /// Every run, oldest first.
-    pub fn runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
+    pub(crate) fn runs(&self) -> Result<Vec<RunRecord>, LedgerError> {
         let wrap = |e| self.wrap(e);
         let mut stmt = self
             .conn
@@ -89,7 +89,7 @@ impl Ledger {
     }
 
     /// Records how a run ended beyond its `ending`: the exit code and, for a halt, the reason.
-    pub fn record_run_exit(
+    pub(crate) fn record_run_exit(
         &self,
         id: i64,
         code: i32,
@@ -104,7 +104,7 @@ impl Ledger {
 
     /// A run's exit code and halt reason, as [`Ledger::record_run_exit`] recorded them (none
     /// for runs of older versions, or killed ones).
-    pub fn run_exit(&self, id: i64) -> Result<RunExit, LedgerError> {
+    pub(crate) fn run_exit(&self, id: i64) -> Result<RunExit, LedgerError> {
         Ok(RunExit {
             code: self
                 .meta(&format!("run.{id}.exit"))?
@@ -116,7 +116,10 @@ impl Ledger {
     /// The attempts as rowid ranges: first those from before the first run start given (none,
     /// normally), then one range per run start (oldest first, as epoch seconds): a run's
     /// attempts are those that started at or after its start and before the next run's.
-    pub fn attempt_ranges(&self, run_starts: &[f64]) -> Result<Vec<Range<i64>>, LedgerError> {
+    pub(crate) fn attempt_ranges(
+        &self,
+        run_starts: &[f64],
+    ) -> Result<Vec<Range<i64>>, LedgerError> {
         let end = self
             .conn
             .query_row(
@@ -161,7 +164,7 @@ impl Ledger {
     /// When the last attempts of a range had their answer (epoch seconds): the end of a run
     /// that did not record one. Reads the range's last rows only, which are the latest
     /// to within the requests that were in flight together.
-    pub fn attempts_end(&self, rows: &Range<i64>) -> Result<Option<f64>, LedgerError> {
+    pub(crate) fn attempts_end(&self, rows: &Range<i64>) -> Result<Option<f64>, LedgerError> {
         const TAIL: i64 = 10_000;
         let sql = format!(
             "SELECT MAX({EPOCH} + latency_ms / 1000.0) FROM attempts WHERE rowid >= ?1 AND rowid < ?2"
@@ -173,7 +176,7 @@ impl Ledger {
     }
 
     /// Calls `each` for every attempt of a rowid range, in rowid order: one pass, nothing kept.
-    pub fn for_each_attempt_in(
+    pub(crate) fn for_each_attempt_in(
         &self,
         rows: &Range<i64>,
         mut each: impl FnMut(AttemptPoint<'_>),
@@ -205,7 +208,10 @@ impl Ledger {
     }
 
     /// An attempt's start time (as stored) and message.
-    pub fn attempt_detail(&self, rowid: i64) -> Result<(String, Option<String>), LedgerError> {
+    pub(crate) fn attempt_detail(
+        &self,
+        rowid: i64,
+    ) -> Result<(String, Option<String>), LedgerError> {
         self.conn
             .query_row(
                 "SELECT started_at, message FROM attempts WHERE rowid = ?1",
@@ -217,7 +223,7 @@ impl Ledger {
 
     /// The current input's `uncertain` rows in input order (at most `limit`), with how many there
     /// are in all. `recipient` names the object param's recipient field.
-    pub fn uncertain_listing(
+    pub(crate) fn uncertain_listing(
         &self,
         recipient: &str,
         limit: usize,

@@ -24,7 +24,7 @@ use crate::files::AtomicFile;
 use crate::ledger;
 
 /// `campaign report`: writes the page to `out` (default: [`default_path`]) and says where.
-pub fn run(campaign: &Campaign, out: Option<&Path>, quiet: bool) -> anyhow::Result<Exit> {
+pub(crate) fn run(campaign: &Campaign, out: Option<&Path>, quiet: bool) -> anyhow::Result<Exit> {
     let path = out.map_or_else(|| default_path(campaign), Path::to_owned);
     let running = ledger::is_locked(&campaign.state);
     write(campaign, &path, running)?;
@@ -38,7 +38,7 @@ pub fn run(campaign: &Campaign, out: Option<&Path>, quiet: bool) -> anyhow::Resu
 /// With `report` set in the campaign file, writes the page at the end of a run (which has
 /// recorded its end and written its results); says where when `say_where`. A failure is only a
 /// warning: the run's work is done, and `campaign report` writes the page from the ledger.
-pub fn after_run(campaign: &Campaign, say_where: bool) {
+pub(crate) fn after_run(campaign: &Campaign, say_where: bool) {
     let path = match &campaign.report {
         None => return,
         Some(ReportFile::BesideResults) => default_path(campaign),
@@ -58,7 +58,7 @@ pub fn after_run(campaign: &Campaign, say_where: bool) {
 }
 
 /// `<name>.report.html` beside the results file.
-pub fn default_path(campaign: &Campaign) -> PathBuf {
+pub(crate) fn default_path(campaign: &Campaign) -> PathBuf {
     campaign
         .results
         .with_file_name(format!("{}.report.html", campaign.name))
@@ -66,7 +66,7 @@ pub fn default_path(campaign: &Campaign) -> PathBuf {
 
 /// Builds the page from the campaign's ledger and writes it atomically to `path`. `running`:
 /// another run holds the state file (its numbers are still moving).
-pub fn write(campaign: &Campaign, path: &Path, running: bool) -> anyhow::Result<()> {
+pub(crate) fn write(campaign: &Campaign, path: &Path, running: bool) -> anyhow::Result<()> {
     let ledger = crate::audit::open_read_only(campaign)?;
     let verdict = crate::audit::verdict(campaign, running)?;
     let secrets = campaign
