@@ -41,7 +41,7 @@ fn throttled_run(extra_top: &str) -> (Folder, Sim, Output) {
     let sim = Sim::start(&["--limit-qps", "10", "--ban-seconds", "1", "--seed", "3"]);
     let folder = Folder::new();
     let file = format!(
-        "{extra_top}{}",
+        "{extra_top}reconcile = false\n{}",
         tmall_campaign(&sim.url, "qps = 40\nconcurrency = 8")
     );
     folder.write("c.toml", file);
