@@ -110,15 +110,6 @@ pub(crate) async fn run(campaign: &Campaign) -> anyhow::Result<Exit> {
     if let Some(secrets) = secrets {
         findings.extend(check_gateway(campaign, &secrets).await?);
     }
-    if campaign.api.method == "tmall.nrt.certificate.send" {
-        findings.push(Finding {
-            what: "reconcile",
-            verdict: Verdict::Note,
-            detail: "settling `uncertain` rows relies on the app's permission for \
-                     tmall.nrt.certificate.query, which this check does not call"
-                .to_owned(),
-        });
-    }
     let problems = findings
         .iter()
         .filter(|f| matches!(f.verdict, Verdict::Problem { .. }))
