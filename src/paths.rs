@@ -213,6 +213,7 @@ pub(crate) fn check_run(campaign: &Campaign) -> Result<(), PathError> {
             ("state file's journal", &sidecar(state, "-wal")),
             ("state file's shared memory", &sidecar(state, "-shm")),
             ("state file's lock", &sidecar(state, ".lock")),
+            ("simulator's book", &crate::sim::book_path(state)),
         ],
         &input,
     )?;

@@ -235,7 +235,10 @@ async fn execute(
         reconciled.extend(done.line);
     }
     if let Some(sim) = sim {
-        sim.shutdown().await;
+        let book = crate::sim::book_path(&campaign.state);
+        if let Err(e) = sim.shutdown_saving(&book).await {
+            tracing::warn!("cannot save the simulator's book {}: {e}", book.display());
+        }
     }
     Ok(Executed {
         _lock: lock,

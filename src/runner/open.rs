@@ -187,7 +187,9 @@ pub(crate) async fn start_sim(
         ..crate::sim::SimConfig::default()
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    crate::sim::start(config, addr)
+    let sim = crate::sim::start(config, addr)
         .await
-        .context("cannot start the built-in simulator")
+        .context("cannot start the built-in simulator")?;
+    sim.load_book(&crate::sim::book_path(&campaign.state))?;
+    Ok(sim)
 }

@@ -190,6 +190,16 @@ impl Sim {
         reply
     }
 
+    /// The book to save for the next start.
+    pub(crate) fn saved_book(&self) -> super::saved::SavedBook {
+        self.lock().book.saved()
+    }
+
+    /// Takes back a book saved by an earlier start.
+    pub(crate) fn restore_book(&self, saved: super::saved::SavedBook) {
+        self.lock().book.restore(saved, Instant::now());
+    }
+
     /// The counters as `/sim/stats` shows them.
     pub(crate) fn stats(&self) -> SimStats {
         let state = self.lock();

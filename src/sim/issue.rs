@@ -18,6 +18,7 @@ use super::call::IssueCall;
 use super::faults::{EarlyFault, Faults, timeout_subcode};
 use super::ids::Ids;
 use super::query::{Certificate, Certificates, Preissued};
+use super::saved::{SavedBook, SavedCertificate};
 
 const TMALL: &str = "tmall.nrt.certificate.send";
 const ALSC: &str = "alibaba.alsc.right.decisionsend";
@@ -215,6 +216,53 @@ impl Book {
             book.certificates.add(certificate, started.mono);
         }
         book
+    }
+
+    /// What a later start of the simulator restores (see [`Book::restore`]).
+    pub(crate) fn saved(&self) -> SavedBook {
+        SavedBook {
+            certificates: self
+                .certificates
+                .iter()
+                .map(|c| SavedCertificate {
+                    code: c.code.clone(),
+                    open_id: c.open_id.clone(),
+                    out_id: c.out_id.clone(),
+                    channel: c.channel.clone(),
+                    biz_code: c.biz_code.clone(),
+                    created_ms: c.created.timestamp_millis(),
+                })
+                .collect(),
+            issued_by_identity: self
+                .identities
+                .iter()
+                .filter(|(_, c)| c.issued > 0)
+                .map(|(identity, c)| (identity.to_string(), c.issued))
+                .collect(),
+            issued: self.issued,
+            duplicates: self.duplicates,
+        }
+    }
+
+    /// Takes back what an earlier run saved: its certificates (visible to queries at once) and
+    /// its issue counts.
+    pub(crate) fn restore(&mut self, saved: SavedBook, now: Instant) {
+        for c in saved.certificates {
+            let certificate = Certificate {
+                code: c.code,
+                open_id: c.open_id,
+                out_id: c.out_id,
+                channel: c.channel,
+                biz_code: c.biz_code,
+                created: DateTime::from_timestamp_millis(c.created_ms).unwrap_or_default(),
+            };
+            self.certificates.add(certificate, now);
+        }
+        for (identity, issued) in saved.issued_by_identity {
+            self.identities.entry(identity.into()).or_default().issued += issued;
+        }
+        self.issued += saved.issued;
+        self.duplicates += saved.duplicates;
     }
 
     /// The certificates, for queries.

@@ -144,6 +144,11 @@ impl Certificates {
         self.all.push((certificate, visible_at));
     }
 
+    /// Every certificate, in issue order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Certificate> {
+        self.all.iter().map(|(c, _)| c)
+    }
+
     /// The certificates matching every filter of `query` and visible at `now`, oldest first,
     /// paged as asked.
     pub(crate) fn query(&self, query: &CertificateQuery, now: Instant) -> Page {

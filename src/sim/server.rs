@@ -81,6 +81,20 @@ impl SimServer {
         self.sim.stats()
     }
 
+    /// Restores the book saved at `path` by an earlier run (none there: nothing to restore).
+    pub(crate) fn load_book(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        self.sim.restore_book(super::saved::load(path)?);
+        Ok(())
+    }
+
+    /// Stops as [`SimServer::shutdown`] does, then saves the book to `path` (atomically) for
+    /// the next run's [`SimServer::load_book`].
+    pub(crate) async fn shutdown_saving(self, path: &std::path::Path) -> std::io::Result<()> {
+        let sim = Arc::clone(&self.sim);
+        self.shutdown().await;
+        super::saved::save(path, &sim.saved_book())
+    }
+
     /// Stops accepting, cuts pending delays short, and waits (bounded) for open connections.
     /// Returns the counters once no call is being handled any more: calls that were under way
     /// when the shutdown began are in them.

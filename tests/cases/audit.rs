@@ -306,6 +306,7 @@ fn status_json_counts_match_the_results_file() {
 fn export_reproduces_the_results_byte_for_byte_and_writes_the_attempts_log() {
     let folder = finished(MIXED, &[]);
     let written = std::fs::read(folder.path("out.csv")).unwrap();
+    std::fs::remove_file(folder.path("state.db.lock")).unwrap();
     std::fs::remove_file(folder.path("out.csv")).unwrap();
     let attempts = folder.path("attempts.csv");
     let out = cmd(
@@ -499,4 +500,36 @@ fn export_refuses_an_input_that_changed_since_the_run() {
         std::fs::read(folder.path("out.csv")).unwrap() == written,
         "left untouched"
     );
+}
+
+/// The in-process simulator keeps its book in `state.db.sim.json`: the next run's simulator
+/// knows the certificates issued before and counts a resend to the same recipient as a duplicate.
+#[test]
+fn the_in_process_simulator_keeps_its_book_across_runs() {
+    let folder = finished(&tmall_rows(5), &[]);
+    let book_path = folder.path("state.db.sim.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&book_path)
+            .expect("book file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the book is owner-only");
+    }
+    let book: Value = serde_json::from_slice(&std::fs::read(&book_path).expect("book")).unwrap();
+    assert_eq!(book["certificates"].as_array().map(Vec::len), Some(5));
+    assert_eq!(book["issued"], 5);
+    assert_eq!(book["duplicates"], 0);
+
+    // A lost ledger and results: everything is sent again, and the same simulator book sees
+    // every resend as a second certificate for its recipient.
+    std::fs::remove_file(folder.path("state.db")).unwrap();
+    std::fs::remove_file(folder.path("state.db.lock")).unwrap();
+    std::fs::remove_file(folder.path("out.csv")).unwrap();
+    let out = cmd(&folder, &["run"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
+    let book: Value = serde_json::from_slice(&std::fs::read(&book_path).expect("book")).unwrap();
+    assert_eq!(book["certificates"].as_array().map(Vec::len), Some(10));
+    assert_eq!(book["duplicates"], 5);
 }
