@@ -144,6 +144,9 @@ pub(crate) async fn probe_until_back<G: Gateway>(ctx: Arc<Ctx<G>>, down: Down, c
             () = ctx.stop.cancelled() => break Ended::Interrupted,
             answered = async {
                 tokio::time::sleep_until(next).await;
+                // A probe reaches the gateway like a send does, so it takes a turn and a place
+                // in the one-second window: the gateway never sees more than qps calls.
+                ctx.pacer.wait_slot().await;
                 ctx.gateway.probe().await
             } => answered,
         };
