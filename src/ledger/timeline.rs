@@ -113,6 +113,30 @@ impl Ledger {
         })
     }
 
+    /// A run's outages (the gateway could not be reached and the run paused), as epoch seconds
+    /// from and to; `to` is `None` while one goes on or when the run stopped during it.
+    pub(crate) fn run_outages(&self, run_id: i64) -> Result<Vec<(f64, Option<f64>)>, LedgerError> {
+        let wrap = |e| self.wrap(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT unixepoch(started_at, 'subsec'), unixepoch(ended_at, 'subsec')
+                 FROM outages WHERE run_id = ?1 ORDER BY started_at",
+            )
+            .map_err(wrap)?;
+        let outages = stmt
+            .query_map([run_id], |r| Ok((r.get::<_, Option<f64>>(0)?, r.get(1)?)))
+            .map_err(wrap)?
+            .filter_map(|o| match o {
+                Ok((Some(from), to)) => Some(Ok((from, to))),
+                Ok((None, _)) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(wrap)?;
+        Ok(outages)
+    }
+
     /// The attempts as rowid ranges: first those from before the first run start given (none,
     /// normally), then one range per run start (oldest first, as epoch seconds): a run's
     /// attempts are those that started at or after its start and before the next run's.
@@ -387,6 +411,23 @@ mod tests {
         assert_eq!(halted.code, Some(3));
         assert_eq!(halted.reason.as_deref(), Some("fatal: invalid signature"));
         assert_eq!(ledger.run_exit(2).unwrap().reason, None);
+    }
+
+    #[test]
+    fn a_runs_outages_are_read_in_epoch_seconds() {
+        let ledger = ledger();
+        ledger
+            .conn
+            .execute_batch(
+                "INSERT INTO outages (run_id, started_at, ended_at, ending)
+                 VALUES (1, '2026-01-01T10:00:02.000+08:00', '2026-01-01T10:00:05.500+08:00', 'recovered'),
+                        (1, '2026-01-01T10:00:08.000+08:00', NULL, NULL),
+                        (2, '2026-01-01T03:00:02.000+00:00', NULL, NULL);",
+            )
+            .unwrap();
+        let outages = ledger.run_outages(1).unwrap();
+        let t = epoch("2026-01-01T10:00:00.000+08:00");
+        assert_eq!(outages, vec![(t + 2.0, Some(t + 5.5)), (t + 8.0, None)]);
     }
 
     #[test]

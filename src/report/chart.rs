@@ -301,22 +301,30 @@ mod tests {
                 bin(0, 0, None),
                 bin(40, 0, Some(70.0)),
             ],
-            marks: vec![Mark {
-                kind: MarkKind::Throttle,
-                from: 1.0,
-                to: 2.0,
-            }],
+            marks: vec![
+                Mark {
+                    kind: MarkKind::Throttle,
+                    from: 1.0,
+                    to: 2.0,
+                },
+                Mark {
+                    kind: MarkKind::Outage,
+                    from: 2.0,
+                    to: 3.0,
+                },
+            ],
         }
     }
 
     #[test]
-    fn the_rate_chart_shows_sends_the_qps_line_throttling_and_the_halt() {
+    fn the_rate_chart_shows_sends_the_qps_line_throttling_outages_and_the_halt() {
         let svg = rate(&timeline(), Some(50.0), Some(EndMark::Halted)).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
         for label in [
             "requests per second",
             "qps 50",
             "throttled",
+            "gateway unreachable",
             "halted",
             "10:00:02",
         ] {

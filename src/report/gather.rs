@@ -10,7 +10,7 @@ use super::page::{
     Budget, CountRow, FileFact, OutcomeRow, Page, RunCharts, RunRow, Uncertain, UncertainRow,
     Verdict,
 };
-use super::timeline::{MarkKind, Timeline, epoch};
+use super::timeline::{Mark, MarkKind, Timeline, epoch};
 use crate::campaign::{Campaign, GatewayUrl};
 use crate::domain::RunEnding;
 use crate::ledger::Ledger;
@@ -288,6 +288,14 @@ fn read_attempts(
             timeline.add(&a);
         })?;
         timeline.finish();
+        for (from, to) in ledger.run_outages(run.id)? {
+            let t0 = epoch(&start);
+            timeline.marks.push(Mark {
+                kind: MarkKind::Outage,
+                from: (from - t0).max(0.0),
+                to: (to.unwrap_or(end) - t0).clamp(0.0, timeline.span),
+            });
+        }
         if timeline.is_empty() {
             continue;
         }
@@ -332,6 +340,18 @@ fn caption(timeline: &Timeline, end_mark: Option<EndMark>, reason: Option<String
         timeline.bins.len(),
         human_duration(std::time::Duration::from_secs_f64(timeline.width))
     );
+    let outages = timeline
+        .marks
+        .iter()
+        .filter(|m| m.kind == MarkKind::Outage)
+        .count();
+    if outages > 0 {
+        caption.push_str(&format!(
+            " Shaded purple: {outages} outage{} (the gateway could not be reached; the run \
+             paused and probed it).",
+            if outages == 1 { "" } else { "s" }
+        ));
+    }
     if throttled > 0 {
         caption.push_str(&format!(
             " Shaded red: {throttled} stretch{} with flow-control answers (the run slowed down \
@@ -375,9 +395,16 @@ fn how_to_check(campaign: &Campaign) -> Vec<String> {
                  twice.",
                 campaign.api.method
             ),
-            "Check each row on the platform side before doing anything: look the recipient up \
-             in the merchant back office around the time shown, or ask platform support with the \
-             platform request id where there is one."
+            format!(
+                "`campaign reconcile {file}` (and `campaign run`, before and after sending, \
+                 unless `reconcile = false`) asks tmall.nrt.certificate.query about each row: a \
+                 row found issued is recorded `issued`, a row shown not issued goes back to \
+                 `pending` for the next run, and a row it cannot settle stays uncertain with the \
+                 reason in its detail."
+            ),
+            "For rows still uncertain after that, check on the platform side before doing \
+             anything: look the recipient up in the merchant back office around the time shown, \
+             or ask platform support with the platform request id where there is one."
                 .to_owned(),
             format!(
                 "Then: rows that were issued need nothing sent (note them for finance); when none \
@@ -407,6 +434,26 @@ mod tests {
         assert_eq!(gateway_host(&url), "https://eco.taobao.com:8443");
         let url = GatewayUrl::Http("http://127.0.0.1/router/rest".into());
         assert_eq!(gateway_host(&url), "http://127.0.0.1");
+    }
+
+    #[test]
+    fn the_caption_counts_outages() {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00+08:00").unwrap();
+        let mut timeline = Timeline::new(start, epoch(&start) + 10.0);
+        let caption_now = |t: &Timeline| caption(t, None, None);
+        assert!(!caption_now(&timeline).contains("outage"));
+        for from in [2.0, 6.0] {
+            timeline.marks.push(Mark {
+                kind: MarkKind::Outage,
+                from,
+                to: from + 1.0,
+            });
+        }
+        assert!(
+            caption_now(&timeline).contains("Shaded purple: 2 outages"),
+            "{}",
+            caption_now(&timeline)
+        );
     }
 
     #[test]
