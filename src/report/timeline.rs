@@ -1,5 +1,5 @@
 //! One run's attempts over time, binned for the charts: sends and throttled answers per second,
-//! latency percentiles per bin, and the marks (throttle bans, the halt or interruption).
+//! latency percentiles per bin, and the marks (throttle bans and outages).
 //!
 //! The ledger streams the run's attempts once; this module folds them into at most
 //! [`MAX_BINS`] bins, each with a fixed-size latency histogram, so memory does not depend on how

@@ -97,7 +97,7 @@ fn run(folder: &Folder, extra: &[&str]) -> Output {
         .expect("run campaign")
 }
 
-fn spawn_run(folder: &Folder) -> Child {
+pub(super) fn spawn_run(folder: &Folder) -> Child {
     campaign()
         .arg("run")
         .arg(folder.path("c.toml"))
@@ -107,7 +107,7 @@ fn spawn_run(folder: &Folder) -> Child {
         .unwrap()
 }
 
-fn ledger_count(folder: &Folder, sql: &str) -> i64 {
+pub(super) fn ledger_count(folder: &Folder, sql: &str) -> i64 {
     rusqlite::Connection::open_with_flags(
         folder.path("state.db"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -117,7 +117,7 @@ fn ledger_count(folder: &Folder, sql: &str) -> i64 {
 }
 
 /// Polls the ledger until `sql` counts at least `n`; fails after a generous bound.
-fn wait_for_ledger(folder: &Folder, sql: &str, n: i64) {
+pub(super) fn wait_for_ledger(folder: &Folder, sql: &str, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while ledger_count(folder, sql) < n {
         assert!(
@@ -503,7 +503,7 @@ fn logs_off_a_terminal_carry_no_colour() {
 }
 
 /// A child process killed when the test ends, even by a panic.
-struct Killed(Child);
+pub(super) struct Killed(pub(super) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -528,7 +528,7 @@ fn stats_at(addr: &str) -> serde_json::Value {
 
 /// A simulator process on a given address (to restart one on the port of another); its stderr
 /// is kept for the line it prints when it stops.
-fn sim_at(addr: &str) -> (Child, String) {
+pub(super) fn sim_at(addr: &str) -> (Child, String) {
     let mut child = campaign()
         .args(["sim", "--addr", addr])
         .stdout(Stdio::piped())
@@ -549,7 +549,7 @@ fn sim_at(addr: &str) -> (Child, String) {
 
 /// Stops a simulator process (SIGTERM: it answers what it took, then exits) and returns how many
 /// issuances it made, from the line it prints when it stops.
-fn stop_sim(pid: u32, child: &mut Killed) -> u64 {
+pub(super) fn stop_sim(pid: u32, child: &mut Killed) -> u64 {
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()

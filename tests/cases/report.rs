@@ -8,7 +8,10 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::common::{Folder, SECRET, SESSION, Sim, campaign, count_status, text, tmall_campaign};
+use super::common::{
+    Folder, SECRET, SESSION, Sim, campaign, count_status, text, tmall_campaign, tmall_rows,
+};
+use super::net::{Killed, ledger_count, sim_at, spawn_run, stop_sim, wait_for_ledger};
 
 /// A recipient id that is markup: it must show as text.
 const SCRIPT_ID: &str = "LOST<script>alert(1)</script>";
@@ -147,6 +150,7 @@ fn a_report_shows_counts_charts_outcomes_and_uncertain_rows_escaped_and_without_
     assert!(uncertain.contains("2 rows are uncertain"), "{uncertain}");
     assert!(uncertain.contains("LOST-1"));
     assert!(uncertain.contains("--resend-uncertain"));
+    assert!(uncertain.contains("campaign reconcile"), "{uncertain}");
     // The facts and the verdict.
     assert!(page.contains(&sim.addr), "gateway host missing");
     let md5 = {
@@ -289,6 +293,53 @@ fn gateway_messages_are_escaped_and_scrubbed_of_secrets() {
         section(&page, "id=\"outcomes\"")
     );
     assert!(!page.contains(SECRET), "the secret is on the page");
+}
+
+/// A run whose gateway is stopped and restarted on the same port mid-run: the page shades the
+/// outage on that run's rate chart and counts it in the caption.
+#[test]
+fn an_outage_mid_run_is_shaded_on_the_rate_chart() {
+    let (first, url) = sim_at("127.0.0.1:0");
+    let mut first = Killed(first);
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/router/rest")
+        .to_owned();
+    let folder = Folder::new();
+    let file = format!(
+        "reconcile = false\n{}",
+        tmall_campaign(&url, "qps = 40\nconcurrency = 4")
+    );
+    folder.write("c.toml", file);
+    folder.write("in.csv", tmall_rows(120));
+    let run = spawn_run(&folder);
+    wait_for_ledger(
+        &folder,
+        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
+        20,
+    );
+    stop_sim(first.0.id(), &mut first);
+    wait_for_ledger(&folder, "SELECT COUNT(*) FROM outages", 1);
+    let second = Killed(sim_at(&addr).0);
+    let out = run.wait_with_output().unwrap();
+    drop(second);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
+    assert_eq!(
+        ledger_count(
+            &folder,
+            "SELECT COUNT(*) FROM outages WHERE ending = 'recovered'"
+        ),
+        1
+    );
+    let page = unescape(&report(&folder, &[]));
+    assert!(
+        page.contains("Shaded purple: 1 outage (the gateway could not be reached"),
+        "no outage in the caption"
+    );
+    assert!(
+        page.contains("gateway unreachable"),
+        "no outage in the legend"
+    );
 }
 
 #[test]
