@@ -54,6 +54,32 @@ pub(crate) struct RunRecord {
     pub(crate) elapsed_ms: u64,
 }
 
+/// The `runs` columns that [`RunRecord::from_row`] reads, in its order.
+pub(crate) const RUN_COLUMNS: &str = "id, started_at, ended_at, ending, sent, issued, failed, \
+     uncertain, retries, throttle_events, elapsed_ms";
+
+impl RunRecord {
+    /// A row selected with [`RUN_COLUMNS`].
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+        let n = |i| r.get::<_, i64>(i).map(|n| n as u64);
+        Ok(RunRecord {
+            id: r.get(0)?,
+            started_at: r.get(1)?,
+            ended_at: r.get(2)?,
+            ending: r.get(3)?,
+            counters: RunCounters {
+                sent: n(4)?,
+                issued: n(5)?,
+                failed: n(6)?,
+                uncertain: n(7)?,
+                retries: n(8)?,
+                throttle_events: n(9)?,
+            },
+            elapsed_ms: n(10)?,
+        })
+    }
+}
+
 /// What the attempts since a moment say: the live numbers of a run that has not recorded its end.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct AttemptTally {
@@ -178,28 +204,9 @@ impl Ledger {
         let last = self
             .conn
             .query_row(
-                "SELECT id, started_at, ended_at, ending, sent, issued, failed, uncertain, retries,
-                        throttle_events, elapsed_ms
-                 FROM runs ORDER BY id DESC LIMIT 1",
+                &format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1"),
                 [],
-                |r| {
-                    let n = |i| r.get::<_, i64>(i).map(|n| n as u64);
-                    Ok(RunRecord {
-                        id: r.get(0)?,
-                        started_at: r.get(1)?,
-                        ended_at: r.get(2)?,
-                        ending: r.get(3)?,
-                        counters: RunCounters {
-                            sent: n(4)?,
-                            issued: n(5)?,
-                            failed: n(6)?,
-                            uncertain: n(7)?,
-                            retries: n(8)?,
-                            throttle_events: n(9)?,
-                        },
-                        elapsed_ms: n(10)?,
-                    })
-                },
+                RunRecord::from_row,
             )
             .optional()
             .map_err(wrap)?;

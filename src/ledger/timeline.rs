@@ -10,9 +10,9 @@ use std::ops::Range;
 
 use rusqlite::OptionalExtension;
 
-use super::report::RunRecord;
+use super::report::{RUN_COLUMNS, RunRecord};
 use super::{Ledger, LedgerError};
-use crate::domain::{RowStatus, RunCounters};
+use crate::domain::RowStatus;
 
 /// Seconds since the Unix epoch of a stored RFC 3339 time (any offset); SQL.
 const EPOCH: &str = "unixepoch(started_at, 'subsec')";
@@ -59,32 +59,9 @@ impl Ledger {
         let wrap = |e| self.wrap(e);
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, started_at, ended_at, ending, sent, issued, failed, uncertain, retries,
-                        throttle_events, elapsed_ms
-                 FROM runs ORDER BY id",
-            )
+            .prepare(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id"))
             .map_err(wrap)?;
-        let runs = stmt
-            .query_map([], |r| {
-                let n = |i| r.get::<_, i64>(i).map(|n| n as u64);
-                Ok(RunRecord {
-                    id: r.get(0)?,
-                    started_at: r.get(1)?,
-                    ended_at: r.get(2)?,
-                    ending: r.get(3)?,
-                    counters: RunCounters {
-                        sent: n(4)?,
-                        issued: n(5)?,
-                        failed: n(6)?,
-                        uncertain: n(7)?,
-                        retries: n(8)?,
-                        throttle_events: n(9)?,
-                    },
-                    elapsed_ms: n(10)?,
-                })
-            })
-            .map_err(wrap)?;
+        let runs = stmt.query_map([], RunRecord::from_row).map_err(wrap)?;
         runs.collect::<rusqlite::Result<Vec<_>>>().map_err(wrap)
     }
 
