@@ -158,7 +158,10 @@ pub(crate) fn ingest(
 fn reused(ledger: &Ledger, purpose: Purpose) -> Result<IngestReport, IngestError> {
     let counted = match purpose {
         Purpose::Plan => IngestReport::counted(ledger.counts(ledger.generation()?)?),
-        Purpose::Run => IngestReport::default(),
+        Purpose::Run => {
+            ledger.keep_shape()?;
+            IngestReport::default()
+        }
     };
     Ok(IngestReport {
         reused: true,

@@ -175,14 +175,22 @@ fn last_run(ledger: &Ledger, run: RunRecord, running: bool) -> anyhow::Result<La
         rate: 0.0,
     };
     if run.ended_at.is_none() {
-        let tally = ledger.attempts_since(&run.started_at)?;
-        let until = if running {
-            Some(chrono::Local::now().fixed_offset())
+        // A run keeps its counters in its row as it goes; for a run recorded by an older
+        // version they come from its attempts.
+        let (counters, last_activity) = if ledger.has_live_counters(run.id)? {
+            (run.counters, None)
         } else {
-            tally.last_started_at.as_deref().and_then(parse)
+            let tally = ledger.attempts_since(&run.started_at)?;
+            (tally.counters, tally.last_started_at)
         };
-        let elapsed = match (parse(&run.started_at), until) {
-            (Some(start), Some(until)) => (until - start).num_milliseconds().max(0) as u64,
+        let elapsed = match (running, parse(&run.started_at), last_activity) {
+            (true, Some(start), _) => (chrono::Local::now().fixed_offset() - start)
+                .num_milliseconds()
+                .max(0) as u64,
+            (false, Some(start), Some(last)) => {
+                parse(&last).map_or(0, |last| (last - start).num_milliseconds().max(0) as u64)
+            }
+            (false, _, None) => run.elapsed_ms,
             _ => 0,
         };
         last = LastRun {
@@ -191,7 +199,7 @@ fn last_run(ledger: &Ledger, run: RunRecord, running: bool) -> anyhow::Result<La
             } else {
                 RunEnding::Aborted
             },
-            counters: tally.counters,
+            counters,
             elapsed_ms: elapsed,
             ..last
         };

@@ -52,6 +52,55 @@ pub(crate) struct GenerationCounts {
     pub(crate) orphaned: u64,
 }
 
+/// Where [`GenerationShape`] is kept in `meta`.
+const SHAPE_KEY: &str = "generation_shape";
+
+/// What a committed generation holds, counted while it was stored and kept in `meta`, so that
+/// `status` and the results need no scan of a large ledger to know it. Rows never change kind
+/// after ingest, and identities become orphaned only at ingest, so these stay true until the
+/// next generation is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GenerationShape {
+    /// Data rows in the input.
+    pub(crate) rows: u64,
+    pub(crate) invalid: u64,
+    pub(crate) duplicates: u64,
+    /// Rows with an identity of their own (one entry each).
+    pub(crate) entries: u64,
+    /// Identities recorded earlier that are no longer in the input.
+    pub(crate) orphaned: u64,
+}
+
+impl GenerationShape {
+    fn to_meta(self) -> String {
+        format!(
+            "rows={} invalid={} duplicates={} entries={} orphaned={}",
+            self.rows, self.invalid, self.duplicates, self.entries, self.orphaned
+        )
+    }
+
+    fn from_meta(text: &str) -> Option<GenerationShape> {
+        let mut shape = GenerationShape::default();
+        let mut seen = 0;
+        for field in text.split(' ') {
+            let (key, value) = field.split_once('=')?;
+            let value = value.parse().ok()?;
+            let slot = match key {
+                "rows" => &mut shape.rows,
+                "invalid" => &mut shape.invalid,
+                "duplicates" => &mut shape.duplicates,
+                "entries" => &mut shape.entries,
+                "orphaned" => &mut shape.orphaned,
+                _ => return None,
+            };
+            *slot = value;
+            seen += 1;
+        }
+        (seen == 5 && shape.rows == shape.invalid + shape.duplicates + shape.entries)
+            .then_some(shape)
+    }
+}
+
 /// A generation being stored, inside one transaction. Dropped without [`NewGeneration::commit`],
 /// it is rolled back.
 pub(crate) struct NewGeneration<'l> {
@@ -62,6 +111,10 @@ pub(crate) struct NewGeneration<'l> {
     /// Whether the rows are kept (a run) or only counted and rolled back (a dry run).
     keep: bool,
     entries: u64,
+    /// Rows stored so far, and how many of them are invalid or duplicates.
+    rows: u64,
+    invalid: u64,
+    duplicates: u64,
     insert_row: CachedStatement<'l>,
 }
 
@@ -89,6 +142,10 @@ impl Ledger {
         self.conn.execute_batch("BEGIN").map_err(wrap)?;
         self.set_meta("ingested", "0")?;
         self.set_meta("gen", &generation.to_string())?;
+        // New rows: the results file shows the old ones (inserts have no trigger, for speed).
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'results_fresh'", [])
+            .map_err(wrap)?;
         self.conn.execute("DELETE FROM rows", []).map_err(wrap)?;
         self.start_request_keys()?;
         Ok(NewGeneration {
@@ -97,6 +154,9 @@ impl Ledger {
             generation,
             keep,
             entries: 0,
+            rows: 0,
+            invalid: 0,
+            duplicates: 0,
             insert_row: self
                 .conn
                 .prepare_cached(
@@ -107,8 +167,55 @@ impl Ledger {
         })
     }
 
+    /// What the current generation holds, as counted when it was stored; `None` while a
+    /// reading is incomplete, or for a ledger written before these counts were kept.
+    pub(crate) fn shape(&self) -> Result<Option<GenerationShape>, LedgerError> {
+        if self.meta("ingested")?.as_deref() != Some("1") {
+            return Ok(None);
+        }
+        Ok(self
+            .meta(SHAPE_KEY)?
+            .as_deref()
+            .and_then(GenerationShape::from_meta))
+    }
+
     /// Row counts of generation `generation`.
     pub(crate) fn counts(&self, generation: i64) -> Result<GenerationCounts, LedgerError> {
+        if generation == self.generation()?
+            && let Some(shape) = self.shape()?
+        {
+            let to_send = self.pending_count(generation)? + self.in_flight()?;
+            return Ok(GenerationCounts {
+                rows: shape.rows,
+                invalid: shape.invalid,
+                duplicates: shape.duplicates,
+                to_send,
+                already_done: shape.entries.saturating_sub(to_send),
+                orphaned: shape.orphaned,
+            });
+        }
+        self.counts_by_scan(generation)
+    }
+
+    /// Keeps the current generation's [`GenerationShape`] for a ledger stored before these
+    /// counts were kept (one pass over it, once).
+    pub(crate) fn keep_shape(&self) -> Result<(), LedgerError> {
+        if self.meta("ingested")?.as_deref() != Some("1") || self.shape()?.is_some() {
+            return Ok(());
+        }
+        let counts = self.counts_by_scan(self.generation()?)?;
+        let shape = GenerationShape {
+            rows: counts.rows,
+            invalid: counts.invalid,
+            duplicates: counts.duplicates,
+            entries: counts.rows - counts.invalid - counts.duplicates,
+            orphaned: counts.orphaned,
+        };
+        self.set_meta(SHAPE_KEY, &shape.to_meta())
+    }
+
+    /// [`Ledger::counts`] by reading every row.
+    fn counts_by_scan(&self, generation: i64) -> Result<GenerationCounts, LedgerError> {
         let in_generation = |sql: &str| self.count(sql, [generation]);
         let of_kind =
             |k: RowStatus| self.count("SELECT COUNT(*) FROM rows WHERE kind = ?1", [k.as_str()]);
@@ -202,6 +309,8 @@ impl NewGeneration<'_> {
                 reason
             ])
             .map_err(|e| self.ledger.wrap(e))?;
+        self.rows += 1;
+        self.invalid += 1;
         self.checkpoint(row)
     }
 
@@ -227,6 +336,10 @@ impl NewGeneration<'_> {
             payload,
         )?;
         self.entries = self.entries.saturating_add_signed(placed.entries_added);
+        self.rows += 1;
+        if placed.kind == RowStatus::Duplicate.as_str() {
+            self.duplicates += 1;
+        }
         self.insert_row
             .execute(params![
                 number,
@@ -262,7 +375,17 @@ impl NewGeneration<'_> {
             return self.rollback();
         }
         let ledger = self.ledger;
+        let shape = GenerationShape {
+            rows: self.rows,
+            invalid: self.invalid,
+            duplicates: self.duplicates,
+            entries: self.entries,
+            orphaned: ledger
+                .count("SELECT COUNT(*) FROM entries", [])?
+                .saturating_sub(self.entries),
+        };
         ledger.set_meta("generation_entries", &self.entries.to_string())?;
+        ledger.set_meta(SHAPE_KEY, &shape.to_meta())?;
         ledger.set_meta("input_stat", input.stat)?;
         ledger.set_meta("input_fingerprint", input.fingerprint)?;
         ledger.set_meta("params_fingerprint", input.params_fingerprint)?;
@@ -290,5 +413,124 @@ impl Drop for NewGeneration<'_> {
         if self.open {
             let _ = self.end("ROLLBACK");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(identity: &str, payload: &str, _: Option<&str>) -> [u8; 16] {
+        let mut key = [0; 16];
+        for (i, b) in identity.bytes().chain(payload.bytes()).enumerate() {
+            key[i % 16] ^= b;
+        }
+        key
+    }
+
+    /// Stores `ids` as one reading of the input: `""` is an invalid row.
+    fn ingest(ledger: &Ledger, ids: &[&str]) {
+        let mut generation = ledger.begin_generation(true).unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            let row = i as u64 + 1;
+            if id.is_empty() {
+                generation
+                    .invalid(row, row + 1, "open_id is empty")
+                    .unwrap();
+            } else {
+                let payload = format!("{{\"open_id\":\"{id}\"}}");
+                generation
+                    .valid(row, row + 1, id, None, payload, &key_of)
+                    .unwrap();
+            }
+        }
+        generation
+            .commit(&InputRecord {
+                stat: "s",
+                fingerprint: "f",
+                params_fingerprint: "p",
+                path: "in.csv",
+            })
+            .unwrap();
+    }
+
+    fn set_status(ledger: &Ledger, identity: &str, status: &str) {
+        ledger
+            .conn
+            .execute(
+                "UPDATE entries SET status = ?2 WHERE identity = ?1",
+                params![identity, status],
+            )
+            .unwrap();
+    }
+
+    /// The counts kept at ingest agree with a full scan, whatever the rows' states.
+    #[test]
+    fn kept_counts_agree_with_a_scan() {
+        let ledger = Ledger::in_memory("c", "m").unwrap();
+        ingest(&ledger, &["a", "b", "", "a", "c", "d", "e", ""]);
+        let check = |ledger: &Ledger| {
+            let generation = ledger.generation().unwrap();
+            assert!(ledger.shape().unwrap().is_some());
+            assert_eq!(
+                ledger.status_counts().unwrap(),
+                ledger.status_counts_by_scan().unwrap()
+            );
+            assert_eq!(
+                ledger.counts(generation).unwrap(),
+                ledger.counts_by_scan(generation).unwrap()
+            );
+        };
+        check(&ledger);
+        set_status(&ledger, "a", "issued");
+        set_status(&ledger, "b", "failed");
+        set_status(&ledger, "c", "uncertain");
+        set_status(&ledger, "d", "inflight");
+        check(&ledger);
+        let counts = ledger.status_counts().unwrap();
+        assert_eq!(
+            (
+                counts.issued,
+                counts.failed,
+                counts.uncertain,
+                counts.pending
+            ),
+            (1, 1, 1, 2)
+        );
+        assert_eq!((counts.invalid, counts.duplicate), (2, 1));
+        // A new reading without `a` and `e`: they are orphaned, the rest carried over.
+        ingest(&ledger, &["b", "c", "d", "f", "f"]);
+        check(&ledger);
+        assert_eq!(ledger.shape().unwrap().unwrap().orphaned, 2);
+    }
+
+    #[test]
+    fn counts_are_not_trusted_while_a_reading_is_incomplete() {
+        let ledger = Ledger::in_memory("c", "m").unwrap();
+        ingest(&ledger, &["a", "b"]);
+        let generation = ledger.begin_generation(true).unwrap();
+        assert_eq!(generation.ledger.shape().unwrap(), None);
+        generation.rollback().unwrap();
+        assert!(ledger.shape().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_damaged_shape_is_ignored() {
+        for text in [
+            "",
+            "rows=3 invalid=1 duplicates=1 entries=1",
+            "rows=3 invalid=1 duplicates=1 entries=2 orphaned=0",
+            "rows=3 invalid=x duplicates=1 entries=1 orphaned=0",
+        ] {
+            assert_eq!(GenerationShape::from_meta(text), None, "{text}");
+        }
+        let shape = GenerationShape {
+            rows: 5,
+            invalid: 1,
+            duplicates: 1,
+            entries: 3,
+            orphaned: 7,
+        };
+        assert_eq!(GenerationShape::from_meta(&shape.to_meta()), Some(shape));
     }
 }

@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_entry ON attempts (entry_id, attempt);
+-- Partial: `status` groups the unsuccessful attempts without reading the issued ones.
+CREATE INDEX IF NOT EXISTS attempts_unsuccessful ON attempts (class, code, sub_code)
+    WHERE class <> 'issued';
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -81,6 +84,11 @@ CREATE TABLE IF NOT EXISTS runs (
     throttle_events INTEGER NOT NULL DEFAULT 0,
     elapsed_ms INTEGER NOT NULL DEFAULT 0
 );
+-- The results file on disk shows the ledger as it is only until an identity changes state.
+CREATE TRIGGER IF NOT EXISTS entries_update_results AFTER UPDATE ON entries
+    BEGIN DELETE FROM meta WHERE key = 'results_fresh'; END;
+CREATE TRIGGER IF NOT EXISTS entries_delete_results AFTER DELETE ON entries
+    BEGIN DELETE FROM meta WHERE key = 'results_fresh'; END;
 -- Periods when the gateway could not be reached and the run paused. `ending`: recovered, halted
 -- (longer than max_outage_s) or interrupted; NULL with ended_at while it goes on, or when the
 -- run was killed during it.

@@ -100,7 +100,38 @@ impl Ledger {
     }
 
     /// Rows of the current input per result status.
+    ///
+    /// From the counts kept at ingest and the partial indexes of the unfinished states, so that
+    /// it costs milliseconds on millions of rows: every entry of the current input that is not
+    /// pending, in flight, failed or uncertain is issued.
     pub(crate) fn status_counts(&self) -> Result<StatusCounts, LedgerError> {
+        let Some(shape) = self.shape()? else {
+            return self.status_counts_by_scan();
+        };
+        let generation = self.generation()?;
+        // Literals, not parameters, so that SQLite can use the partial indexes.
+        let count = |sql: &str| self.count(sql, [generation]);
+        let pending =
+            count("SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'pending'")?;
+        let inflight =
+            count("SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'inflight'")?;
+        let failed =
+            count("SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'failed'")?;
+        let uncertain =
+            count("SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'uncertain'")?;
+        let unfinished = pending + inflight + failed + uncertain;
+        let mut counts = StatusCounts::default();
+        counts.add(RowStatus::Pending, pending + inflight);
+        counts.add(RowStatus::Failed, failed);
+        counts.add(RowStatus::Uncertain, uncertain);
+        counts.add(RowStatus::Issued, shape.entries.saturating_sub(unfinished));
+        counts.add(RowStatus::Invalid, shape.invalid);
+        counts.add(RowStatus::Duplicate, shape.duplicates);
+        Ok(counts)
+    }
+
+    /// [`Ledger::status_counts`] by reading every row: for a ledger without the ingest counts.
+    pub(crate) fn status_counts_by_scan(&self) -> Result<StatusCounts, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -143,14 +174,31 @@ impl Ledger {
     }
 }
 
+/// The `meta` key holding the id of the latest run that kept its counters up to date.
+const LIVE_COUNTERS_KEY: &str = "live_counters_run";
+
 /// The `runs` table: one row per `campaign run`.
 impl Ledger {
     /// Records the start of a run; returns its id.
+    ///
+    /// The run's counters are kept up to date as its attempts are recorded (see
+    /// [`super::writer`]), so `status` reads a running or killed run's numbers from its row.
     pub(crate) fn begin_run(&self, started_at: &str) -> Result<i64, LedgerError> {
         self.conn
             .execute("INSERT INTO runs (started_at) VALUES (?1)", [started_at])
             .map_err(|e| self.wrap(e))?;
-        Ok(self.conn.last_insert_rowid())
+        let id = self.conn.last_insert_rowid();
+        self.set_meta(LIVE_COUNTERS_KEY, &id.to_string())?;
+        Ok(id)
+    }
+
+    /// Whether run `id` kept its counters up to date while it ran (runs recorded by older
+    /// versions only wrote them at their end).
+    pub(crate) fn has_live_counters(&self, id: i64) -> Result<bool, LedgerError> {
+        Ok(self
+            .meta(LIVE_COUNTERS_KEY)?
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|first| id >= first))
     }
 
     /// Records how a run ended and what it did.
@@ -184,24 +232,8 @@ impl Ledger {
     }
 
     /// Issued and failed identities of the current input, for the failure-rate rule.
-    ///
-    /// `pending` is the count the caller already has from [`Ledger::pending_count`].
-    pub(crate) fn issued_and_failed(&self, pending: u64) -> Result<(u64, u64), LedgerError> {
-        // Read from the partial indexes and the entry count kept at ingest, so that resuming a
-        // large campaign does not scan every entry.
-        let generation = self.generation()?;
-        let count = |status: RowStatus| {
-            self.count(
-                "SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = ?2",
-                params![generation, status],
-            )
-        };
-        let failed = count(RowStatus::Failed)?;
-        let open = pending + count(RowStatus::Inflight)? + count(RowStatus::Uncertain)?;
-        let entries: u64 = self
-            .meta("generation_entries")?
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        Ok((entries.saturating_sub(open + failed), failed))
+    pub(crate) fn issued_and_failed(&self) -> Result<(u64, u64), LedgerError> {
+        let counts = self.status_counts()?;
+        Ok((counts.issued, counts.failed))
     }
 }

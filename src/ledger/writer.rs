@@ -8,13 +8,14 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use rusqlite::{Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::guard::StateGuard;
 use super::{Ledger, LedgerError};
-use crate::domain::{RowStatus, now_rfc3339};
+use crate::domain::{RowStatus, RunCounters, now_rfc3339};
 use crate::top::{OutcomeClass, PlatformError};
 
 /// Largest number of messages applied in one transaction.
@@ -159,13 +160,21 @@ impl Writer {
     /// With a `guard`, rows are marked in flight only while the state file is still the one the
     /// run has open: once it is lost, marks are refused (the rows stay unsent) while outcomes of
     /// requests already sent are still recorded in the open ledger.
-    pub(crate) fn start(ledger: Ledger, capacity: usize, guard: Option<Arc<StateGuard>>) -> Writer {
+    ///
+    /// Each group's attempts are added to run `run`'s counters in the same transaction, so the
+    /// `runs` row tells a running or killed run's numbers without a pass over the attempts.
+    pub(crate) fn start(
+        ledger: Ledger,
+        capacity: usize,
+        guard: Option<Arc<StateGuard>>,
+        run: RunClock,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel(capacity);
         let thread = std::thread::Builder::new()
             .name("ledger".to_owned())
             .spawn(move || {
                 let mut ledger = ledger;
-                let result = serve(&mut ledger, rx, guard.as_deref());
+                let result = serve(&mut ledger, rx, guard.as_deref(), run);
                 (ledger, result)
             })
             .expect("spawn the ledger thread");
@@ -182,10 +191,18 @@ impl Writer {
     }
 }
 
+/// The run whose counters the writer keeps: its id and when it started.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunClock {
+    pub(crate) id: i64,
+    pub(crate) started: Instant,
+}
+
 fn serve(
     ledger: &mut Ledger,
     mut rx: mpsc::Receiver<Msg>,
     guard: Option<&StateGuard>,
+    run: RunClock,
 ) -> Result<(), LedgerError> {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.blocking_recv() {
@@ -207,10 +224,19 @@ fn serve(
             .transaction()
             .map_err(|e| super::sqlite(&path, e))?;
         let mut replies = Vec::with_capacity(group.len());
+        let mut tally = RunCounters::default();
         for msg in group.drain(..) {
+            if let Msg::Record(record) = &msg
+                && let Some(attempt) = &record.attempt
+            {
+                count_attempt(&mut tally, attempt.class);
+            }
             if let Some(reply) = apply(&tx, msg).map_err(|e| super::sqlite(&path, e))? {
                 replies.push(reply);
             }
+        }
+        if tally.sent > 0 {
+            add_to_run(&tx, run, &tally).map_err(|e| super::sqlite(&path, e))?;
         }
         tx.commit().map_err(|e| super::sqlite(&path, e))?;
         for reply in replies {
@@ -218,6 +244,41 @@ fn serve(
         }
     }
     Ok(())
+}
+
+/// Counts one attempt the way the run's counters do.
+fn count_attempt(tally: &mut RunCounters, class: OutcomeClass) {
+    tally.sent += 1;
+    match class {
+        OutcomeClass::Issued => tally.issued += 1,
+        OutcomeClass::Permanent => tally.failed += 1,
+        OutcomeClass::Unknown => tally.uncertain += 1,
+        OutcomeClass::Transient => tally.retries += 1,
+        OutcomeClass::Throttled => tally.throttle_events += 1,
+        OutcomeClass::Fatal | OutcomeClass::Unreachable => {}
+    }
+}
+
+/// Adds a group's attempts to the run's row (the run's end overwrites them with its own).
+fn add_to_run(tx: &Transaction<'_>, run: RunClock, tally: &RunCounters) -> rusqlite::Result<()> {
+    let n = |v: u64| v as i64;
+    tx.prepare_cached(
+        "UPDATE runs SET sent = sent + ?2, issued = issued + ?3, failed = failed + ?4,
+         uncertain = uncertain + ?5, retries = retries + ?6,
+         throttle_events = throttle_events + ?7, elapsed_ms = ?8
+         WHERE id = ?1 AND ended_at IS NULL",
+    )?
+    .execute(params![
+        run.id,
+        n(tally.sent),
+        n(tally.issued),
+        n(tally.failed),
+        n(tally.uncertain),
+        n(tally.retries),
+        n(tally.throttle_events),
+        run.started.elapsed().as_millis() as i64
+    ])
+    .map(drop)
 }
 
 enum Reply {

@@ -6,4 +6,4 @@ pub(crate) mod write;
 pub(crate) mod xlsx;
 
 pub(crate) use summary::{Summary, plan_json, print_plan, print_summary, summary_json};
-pub(crate) use write::{COLUMNS, ResultsError, Written, write_results};
+pub(crate) use write::{COLUMNS, ResultsError, Written, unchanged_results, write_results};

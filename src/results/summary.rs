@@ -23,6 +23,8 @@ pub(crate) struct Summary<'a> {
     pub(crate) digest: Option<&'a str>,
     /// Whether the results file starts with a byte-order mark, when it could be written.
     pub(crate) bom: Option<bool>,
+    /// Whether the results file was written by this run (`false`: it was already up to date).
+    pub(crate) rewritten: bool,
     /// The most rows in flight at once: what a crash could have left uncertain.
     pub(crate) peak_in_flight: usize,
     /// How the in-flight count was bounded, e.g. `concurrency = 16`.
@@ -90,7 +92,16 @@ pub(crate) fn print_summary(s: &Summary<'_>) {
         );
     }
     if let Some(digest) = s.digest {
-        outln!(out, "results: {} (md5 {digest})", s.results.display());
+        let unchanged = if s.rewritten {
+            ""
+        } else {
+            "; already up to date, left as it was"
+        };
+        outln!(
+            out,
+            "results: {} (md5 {digest}{unchanged})",
+            s.results.display()
+        );
     }
     for note in s.notes {
         outln!(out, "{note}");
@@ -151,6 +162,7 @@ pub(crate) fn summary_json(campaign: &Campaign, s: &Summary<'_>, ending: &Ending
             "path": s.results.display().to_string(),
             "md5": s.digest,
             "bom": s.bom,
+            "rewritten": s.digest.is_some().then_some(s.rewritten),
             "error": ending.results_error,
         },
         "notes": s.notes,

@@ -108,6 +108,8 @@ pub(crate) struct Written {
     pub(crate) counts: StatusCounts,
     /// Whether the file starts with a UTF-8 byte-order mark.
     pub(crate) bom: bool,
+    /// Whether the file was written now; `false` when the one on disk was already up to date.
+    pub(crate) rewritten: bool,
 }
 
 impl Written {
@@ -208,12 +210,66 @@ pub(crate) fn write_results(
     // `audit::refuse_ledger_behind_results`).
     if let Ok(stat) = crate::input::quick_stat(path) {
         ledger.set_meta("results_stat", &stat)?;
+        ledger.set_meta(FRESH_KEY, &fresh_mark(&stat, path, bom))?;
     }
     Ok(Written {
         digest,
         counts,
         bom,
+        rewritten: true,
     })
+}
+
+/// The `meta` key of the mark that says the results file on disk shows the ledger as it is.
+/// Any change to an identity's state deletes it (a trigger on `entries`, see the ledger's
+/// schema), and so does a new reading of the input.
+pub(crate) const FRESH_KEY: &str = "results_fresh";
+
+/// What identifies a results file as written: its size, times and inode (which no edit or
+/// replacement keeps), where it is, and whether it starts with a byte-order mark.
+fn fresh_mark(stat: &str, path: &Path, bom: bool) -> String {
+    format!("{stat}|{bom}|{}", path.display())
+}
+
+/// The results file as the ledger last wrote it, when it is still up to date: nothing it shows
+/// changed since (no identity changed state, the input was not read again and is the same file
+/// with the same size and times), the file on disk is the one written (same size, times and
+/// inode) at the same path, and its byte-order mark is still the one wanted. Then a run that
+/// changed nothing leaves a large results file alone instead of writing it again.
+pub(crate) fn unchanged_results(
+    campaign: &Campaign,
+    ledger: &Ledger,
+    path: &Path,
+) -> Result<Option<Written>, ResultsError> {
+    let (Some(mark), Some(digest)) = (ledger.meta(FRESH_KEY)?, ledger.meta("results_md5")?) else {
+        return Ok(None);
+    };
+    let (Ok(stat), Ok(input_stat)) = (
+        crate::input::quick_stat(path),
+        crate::input::quick_stat(&campaign.input),
+    ) else {
+        return Ok(None);
+    };
+    if ledger.meta("input_stat")?.as_deref() != Some(input_stat.as_str()) {
+        return Ok(None);
+    }
+    let xlsx = Format::of(path) == Format::Xlsx;
+    let bom = !xlsx && campaign.bom.unwrap_or_else(|| wants_bom(campaign));
+    if mark != fresh_mark(&stat, path, bom) {
+        return Ok(None);
+    }
+    Ok(Some(Written {
+        digest,
+        counts: ledger.status_counts()?,
+        bom,
+        rewritten: false,
+    }))
+}
+
+/// Whether the input asks for a byte-order mark in the results (`false` if it cannot be read:
+/// then the mark does not match and the results are written, which reports the error).
+fn wants_bom(campaign: &Campaign) -> bool {
+    campaign.open_input().is_ok_and(|input| input.wants_bom())
 }
 
 /// Where the rows go: a CSV writer (cells neutralised), or a workbook (text cells need no

@@ -104,7 +104,10 @@ pub(super) async fn conclude(
         campaign, &ledger, &guard, ending, written, run_id, counters, elapsed,
     );
     crate::files::atomic::remove_stale(&campaign.results);
-    let written = results::write_results(campaign, &mut ledger, &campaign.results);
+    let written = match results::unchanged_results(campaign, &ledger, &campaign.results) {
+        Ok(Some(unchanged)) => Ok(unchanged),
+        _ => results::write_results(campaign, &mut ledger, &campaign.results),
+    };
     let counts = match &written {
         Ok(written) => written.counts,
         Err(_) => ledger.status_counts().unwrap_or_default(),
@@ -133,6 +136,7 @@ pub(super) async fn conclude(
         results: &campaign.results,
         digest: written.as_ref().ok().map(|w| w.digest.as_str()),
         bom: written.as_ref().ok().map(|w| w.bom),
+        rewritten: written.as_ref().is_ok_and(|w| w.rewritten),
         notes: &notes,
     };
     if options.output == Output::Normal && !options.json {

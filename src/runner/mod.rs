@@ -43,7 +43,7 @@ use crate::campaign::Campaign;
 use crate::domain::{LiveCounters, now_rfc3339};
 use crate::exit::Exit;
 use crate::ledger::guard::StateGuard;
-use crate::ledger::writer::Writer;
+use crate::ledger::writer::{RunClock, Writer};
 use crate::progress::{Output, Progress, say};
 use crate::reconcile::in_run::{Effect, InRun};
 
@@ -123,8 +123,7 @@ async fn execute(
     let started = Instant::now();
     let run_id = ledger.begin_run(&now_rfc3339())?;
     let generation = ledger.generation()?;
-    let (earlier_issued, earlier_failed) =
-        ledger.issued_and_failed(ledger.pending_count(generation)?)?;
+    let (earlier_issued, earlier_failed) = ledger.issued_and_failed()?;
     let stats = Arc::new(LiveCounters::after(earlier_issued, earlier_failed));
     // Queries and sends share one pace and one stop.
     let pacer = Arc::new(Pacer::new(
@@ -154,7 +153,15 @@ async fn execute(
             format!("{}: cannot watch the state file", campaign.state.display())
         })?);
 
-    let writer = Writer::start(ledger, LEDGER_QUEUE, Some(guard.clone()));
+    let writer = Writer::start(
+        ledger,
+        LEDGER_QUEUE,
+        Some(guard.clone()),
+        RunClock {
+            id: run_id,
+            started,
+        },
+    );
     let ctx = Arc::new(
         Ctx::new(
             run_id,

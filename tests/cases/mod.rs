@@ -9,6 +9,7 @@ mod protocol;
 mod rails;
 mod reconcile;
 mod report;
+mod resume;
 mod run;
 mod sim;
 mod xlsx;
