@@ -5,6 +5,7 @@
 //! input or the gateway is drawn into it.
 
 use chrono::{DateTime, FixedOffset};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::timeline::{MarkKind, Timeline};
@@ -50,16 +51,18 @@ impl EndMark {
     }
 }
 
+/// The chart being drawn: the run's seconds across, the measured value up.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// What drawing into an SVG chart can fail with.
+type DrawError = DrawingAreaErrorKind<std::io::Error>;
+
 /// Requests per second over the run, the `qps` line, throttle and outage marks, the end mark.
 pub(crate) fn rate(
     timeline: &Timeline,
     qps: Option<f64>,
     end: Option<EndMark>,
 ) -> Result<String, ChartError> {
-    let fail = |e: &dyn std::fmt::Display| ChartError {
-        chart: "rate",
-        message: e.to_string(),
-    };
     let w = timeline.width;
     let rates: Vec<(f64, f64)> = timeline
         .bins
@@ -74,29 +77,12 @@ pub(crate) fn rate(
     // Headroom above the data for the legend.
     let top = (highest * 1.5).max(1.0);
     let span = timeline.span;
-
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| fail(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..span, 0f64..top)
-            .map_err(|e| fail(&e))?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(x_labels(timeline))
-            .y_labels(6)
-            .light_line_style(TRANSPARENT)
-            .x_label_formatter(&|x| clock(&timeline.start, *x, span))
-            .y_desc("requests per second")
-            .label_style((FONT, 15))
-            .draw()
-            .map_err(|e| fail(&e))?;
-
+    let axes = Axes {
+        chart: "rate",
+        y_desc: "requests per second",
+        top,
+    };
+    draw(timeline, axes, |chart| {
         for kind in [MarkKind::Throttle, MarkKind::Outage] {
             let (color, label) = match kind {
                 MarkKind::Throttle => (THROTTLED, "throttled (flow control)"),
@@ -109,8 +95,7 @@ pub(crate) fn rate(
             chart
                 .draw_series(spans.iter().map(|m| {
                     Rectangle::new([(m.from, 0.0), (m.to, top)], color.mix(0.15).filled())
-                }))
-                .map_err(|e| fail(&e))?
+                }))?
                 .label(label)
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 16, y + 5)], color.mix(0.3).filled())
@@ -131,14 +116,12 @@ pub(crate) fn rate(
             .collect();
         if !throttled.is_empty() {
             chart
-                .draw_series(throttled)
-                .map_err(|e| fail(&e))?
+                .draw_series(throttled)?
                 .label("throttled answers per second")
                 .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], THROTTLED.filled()));
         }
         chart
-            .draw_series(LineSeries::new(rates, SENDS.stroke_width(2)))
-            .map_err(|e| fail(&e))?
+            .draw_series(LineSeries::new(rates, SENDS.stroke_width(2)))?
             .label("requests per second (all answers)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], SENDS.stroke_width(2)));
         if let Some(qps) = qps {
@@ -148,8 +131,7 @@ pub(crate) fn rate(
                     8,
                     5,
                     QPS.stroke_width(2),
-                ))
-                .map_err(|e| fail(&e))?
+                ))?
                 .label(format!("qps {}", number(qps)))
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], QPS.stroke_width(2)));
         }
@@ -158,32 +140,18 @@ pub(crate) fn rate(
                 .draw_series(std::iter::once(PathElement::new(
                     vec![(span, 0.0), (span, top)],
                     HALT.stroke_width(3),
-                )))
-                .map_err(|e| fail(&e))?
+                )))?
                 .label(end.label())
                 .legend(|(x, y)| {
                     PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], HALT.stroke_width(3))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(QPS)
-            .draw()
-            .map_err(|e| fail(&e))?;
-        root.present().map_err(|e| fail(&e))?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// p50, p90 and p99 latency per bin of the answers that were not throttled.
 pub(crate) fn latency(timeline: &Timeline) -> Result<String, ChartError> {
-    let fail = |e: &dyn std::fmt::Display| ChartError {
-        chart: "latency",
-        message: e.to_string(),
-    };
     let w = timeline.width;
     let line = |pick: fn(&super::timeline::Bin) -> Option<f64>| -> Vec<(f64, f64)> {
         timeline
@@ -199,19 +167,59 @@ pub(crate) fn latency(timeline: &Timeline) -> Result<String, ChartError> {
         ("p99", P99, line(|b| b.p99)),
     ];
     let highest = series[2].2.iter().map(|(_, ms)| *ms).fold(0.0, f64::max);
-    let top = (highest * 1.4).max(10.0);
-    let span = timeline.span;
+    let axes = Axes {
+        chart: "latency",
+        y_desc: "latency (ms)",
+        top: (highest * 1.4).max(10.0),
+    };
+    draw(timeline, axes, |chart| {
+        for (name, color, points) in series {
+            // A lone point draws no line: mark every point too.
+            let dots: Vec<_> = points
+                .iter()
+                .map(|&p| Circle::new(p, 2, color.filled()))
+                .collect();
+            chart.draw_series(dots)?;
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        Ok(())
+    })
+}
 
+/// The vertical axis of a chart, and the chart's name for errors.
+struct Axes {
+    chart: &'static str,
+    y_desc: &'static str,
+    top: f64,
+}
+
+/// Draws one chart into an SVG string: a white page, the run's clock times across, `axes`
+/// from 0 to its top, the series `series` draws, and their legend at the upper right.
+fn draw(
+    timeline: &Timeline,
+    axes: Axes,
+    series: impl FnOnce(&mut Chart<'_, '_>) -> Result<(), DrawError>,
+) -> Result<String, ChartError> {
+    let fail = |e: DrawError| ChartError {
+        chart: axes.chart,
+        message: e.to_string(),
+    };
+    let span = timeline.span;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        root.fill(&WHITE).map_err(fail)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(56)
-            .build_cartesian_2d(0f64..span, 0f64..top)
-            .map_err(|e| fail(&e))?;
+            .build_cartesian_2d(0f64..span, 0f64..axes.top)
+            .map_err(fail)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -219,25 +227,11 @@ pub(crate) fn latency(timeline: &Timeline) -> Result<String, ChartError> {
             .y_labels(6)
             .light_line_style(TRANSPARENT)
             .x_label_formatter(&|x| clock(&timeline.start, *x, span))
-            .y_desc("latency (ms)")
+            .y_desc(axes.y_desc)
             .label_style((FONT, 15))
             .draw()
-            .map_err(|e| fail(&e))?;
-        for (name, color, points) in series {
-            // A lone point draws no line: mark every point too.
-            let dots: Vec<_> = points
-                .iter()
-                .map(|&p| Circle::new(p, 2, color.filled()))
-                .collect();
-            chart.draw_series(dots).map_err(|e| fail(&e))?;
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(|e| fail(&e))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-        }
+            .map_err(fail)?;
+        series(&mut chart).map_err(fail)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -245,8 +239,8 @@ pub(crate) fn latency(timeline: &Timeline) -> Result<String, ChartError> {
             .background_style(WHITE.mix(0.85))
             .border_style(QPS)
             .draw()
-            .map_err(|e| fail(&e))?;
-        root.present().map_err(|e| fail(&e))?;
+            .map_err(fail)?;
+        root.present().map_err(fail)?;
     }
     Ok(svg)
 }
