@@ -1,16 +1,12 @@
 //! `campaign status`, `export` and `verify` end to end: the real binary, campaigns on the
 //! built-in simulator (`url = "sim"`) or a simulator process on 127.0.0.1:0.
 
-use super::common::text;
-
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use super::common::{
-    Folder, Sim, alsc_campaign, alsc_rows, campaign, count_status, records, tmall_campaign,
-    tmall_rows,
-};
 use serde_json::Value;
+
+use super::common::*;
 
 /// Rows that reach every status, an extra column and a formula cell.
 const MIXED: &str = "open_id,note\n\
@@ -22,50 +18,25 @@ P00001,duplicate of row 1\n\
 P00003,\"comma, and \"\"quotes\"\"\"\n\
 P00004,上海\n";
 
-fn cmd(folder: &Folder, args: &[&str]) -> Output {
-    let (command, rest) = args.split_first().expect("a command");
-    campaign()
-        .arg(command)
-        .arg(folder.path("c.toml"))
-        .args(rest)
-        .output()
-        .expect("run campaign")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// A finished tmall campaign on the built-in simulator.
 fn finished(input: &str, run_args: &[&str]) -> Folder {
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        tmall_campaign("sim", "qps = 500\nconcurrency = 8"),
-    );
-    folder.write("in.csv", input);
-    let mut args = vec!["run"];
-    args.extend_from_slice(run_args);
-    let out = cmd(&folder, &args);
+    let folder = Folder::with(tmall_campaign("sim", "qps = 500\nconcurrency = 8"), input);
+    let out = run(&folder, run_args);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
     folder
 }
 
 fn status_json(folder: &Folder) -> Value {
-    let out = cmd(folder, &["status", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(folder, "status", &["--json"]);
+    assert_exit(&out, 0);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)))
 }
 
 /// Verifies with the results file replaced by `records`; returns the output, asserting exit 1.
 fn verify_tampered(folder: &Folder, rows: &[Vec<String>]) -> String {
-    let mut writer = csv::Writer::from_path(folder.path("out.csv")).unwrap();
-    for row in rows {
-        writer.write_record(row).unwrap();
-    }
-    writer.flush().unwrap();
-    let out = cmd(folder, &["verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    write_records(&folder.results(), rows);
+    let out = command(folder, "verify", &[]);
+    assert_exit(&out, 1);
     let printed = stdout(&out);
     assert!(printed.starts_with("verify: "), "{printed}");
     assert!(
@@ -78,8 +49,8 @@ fn verify_tampered(folder: &Folder, rows: &[Vec<String>]) -> String {
 #[test]
 fn verify_passes_after_a_clean_run() {
     let folder = finished(MIXED, &[]);
-    let out = cmd(&folder, &["verify"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(&folder, "verify", &[]);
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).starts_with("verify: OK — 7 rows reconcile"),
         "{}",
@@ -107,8 +78,8 @@ fn verify_json_is_one_object_with_findings_as_objects() {
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
     };
-    let out = cmd(&folder, &["verify", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(&folder, "verify", &["--json"]);
+    assert_exit(&out, 0);
     let clean = parse(&out);
     assert_eq!(clean["ok"], true);
     assert_eq!(clean["discrepancy_count"], 0);
@@ -118,13 +89,9 @@ fn verify_json_is_one_object_with_findings_as_objects() {
     let mut rows = records(&folder.path("out.csv"));
     rows[7][1] = "北京".to_owned();
     rows.remove(2);
-    let mut writer = csv::Writer::from_path(folder.path("out.csv")).unwrap();
-    for row in &rows {
-        writer.write_record(row).unwrap();
-    }
-    writer.flush().unwrap();
-    let out = cmd(&folder, &["verify", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    write_records(&folder.results(), &rows);
+    let out = command(&folder, "verify", &["--json"]);
+    assert_exit(&out, 1);
     let report = parse(&out);
     assert_eq!(report["ok"], false);
     let found = report["discrepancies"].as_array().unwrap();
@@ -194,16 +161,14 @@ fn verify_names_a_changed_status() {
 #[test]
 fn verify_rejects_a_results_file_from_another_campaign() {
     let folder = finished(MIXED, &[]);
-    let other = Folder::new();
-    other.write(
-        "c.toml",
-        tmall_campaign("sim", "qps = 500").replace("name = \"t\"", "name = \"other\""),
+    let other = Folder::with(
+        CampaignFile::tmall("sim").limits("qps = 500").name("other"),
+        tmall_rows(7),
     );
-    other.write("in.csv", tmall_rows(7));
-    assert!(matches!(cmd(&other, &["run"]).status.code(), Some(0)));
+    assert!(matches!(command(&other, "run", &[]).status.code(), Some(0)));
     std::fs::copy(other.path("out.csv"), folder.path("out.csv")).unwrap();
-    let out = cmd(&folder, &["verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = command(&folder, "verify", &[]);
+    assert_exit(&out, 1);
     let printed = stdout(&out);
     assert!(
         printed.contains("md5 is") && printed.contains("edited or replaced"),
@@ -221,8 +186,8 @@ fn verify_rejects_a_results_file_from_another_campaign() {
 fn verify_fails_when_the_input_changed_after_the_run() {
     let folder = finished(MIXED, &[]);
     folder.write("in.csv", MIXED.replace("plain", "edited"));
-    let out = cmd(&folder, &["verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = command(&folder, "verify", &[]);
+    assert_exit(&out, 1);
     let printed = stdout(&out);
     assert!(
         printed.contains("changed since the ledger last read it"),
@@ -245,10 +210,10 @@ fn verify_lists_an_issued_identity_no_longer_in_the_input() {
         .map(|l| format!("{l}\n"))
         .collect();
     folder.write("in.csv", fewer);
-    let out = cmd(&folder, &["run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = cmd(&folder, &["verify"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = command(&folder, "run", &[]);
+    assert_exit(&out, 0);
+    let out = command(&folder, "verify", &[]);
+    assert_exit(&out, 1);
     assert!(
         stdout(&out).contains("identity open_id=P00003 (was row 3): issued"),
         "{}",
@@ -297,7 +262,7 @@ fn status_json_counts_match_the_results_file() {
         "{status}"
     );
 
-    let table = stdout(&cmd(&folder, &["status"]));
+    let table = stdout(&command(&folder, "status", &[]));
     assert!(table.contains("7 of 7 rows done (100.0%)"), "{table}");
     assert!(table.contains("isv.user-not-qualified"), "{table}");
 }
@@ -309,11 +274,12 @@ fn export_reproduces_the_results_byte_for_byte_and_writes_the_attempts_log() {
     std::fs::remove_file(folder.path("state.db.lock")).unwrap();
     std::fs::remove_file(folder.path("out.csv")).unwrap();
     let attempts = folder.path("attempts.csv");
-    let out = cmd(
+    let out = command(
         &folder,
-        &["export", "--attempts", attempts.to_str().unwrap()],
+        "export",
+        &["--attempts", attempts.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(
         std::fs::read(folder.path("out.csv")).unwrap() == written,
         "export differs from the run's results"
@@ -355,57 +321,44 @@ fn export_with_bom_matches_a_bom_run_and_records_its_digest() {
     let folder = finished(MIXED, &["--bom"]);
     let written = std::fs::read(folder.path("out.csv")).unwrap();
     assert!(written.starts_with(b"\xEF\xBB\xBF"));
-    let out = cmd(&folder, &["export"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(&folder, "export", &[]);
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("--bom"),
         "says the mark was dropped: {}",
         text(&out)
     );
     assert_eq!(
-        cmd(&folder, &["verify"]).status.code(),
+        command(&folder, "verify", &[]).status.code(),
         Some(0),
         "the new digest is recorded"
     );
-    let out = cmd(&folder, &["export", "--bom"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(&folder, "export", &["--bom"]);
+    assert_exit(&out, 0);
     assert!(std::fs::read(folder.path("out.csv")).unwrap() == written);
-    let out = cmd(&folder, &["verify"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(&folder, "verify", &[]);
+    assert_exit(&out, 0);
 }
 
 #[test]
 fn a_missing_state_file_is_named() {
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign("sim", ""));
-    folder.write("in.csv", tmall_rows(2));
-    for command in ["status", "export", "verify"] {
-        let out = cmd(&folder, &[command]);
-        assert_eq!(out.status.code(), Some(2), "{command}: {}", text(&out));
+    let folder = Folder::with(tmall_campaign("sim", ""), tmall_rows(2));
+    for name in ["status", "export", "verify"] {
+        let out = command(&folder, name, &[]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
         assert!(
-            String::from_utf8_lossy(&out.stderr)
-                .contains("state.db: no state file: nothing has been run"),
-            "{command}: {}",
+            stderr(&out).contains("state.db: no state file: nothing has been run"),
+            "{name}: {}",
             text(&out)
         );
     }
-}
-
-fn spawn_run(folder: &Folder) -> Child {
-    campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 /// Polls `campaign status --json` until `done` says so; fails after a generous bound.
 fn wait_for_status(folder: &Folder, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = cmd(folder, &["status", "--json"]);
+        let out = command(folder, "status", &["--json"]);
         if out.status.success() {
             let status: Value = serde_json::from_slice(&out.stdout).unwrap();
             if done(&status) {
@@ -424,12 +377,10 @@ fn wait_for_status(folder: &Folder, done: impl Fn(&Value) -> bool) -> Value {
 #[test]
 fn status_works_during_a_run_and_verify_passes_after_a_crash_and_resume() {
     let sim = Sim::start(&["--latency-ms", "100"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         alsc_campaign(&sim.url, "qps = 100\nconcurrency = 2"),
+        alsc_rows(40),
     );
-    folder.write("in.csv", alsc_rows(40));
     let mut child = spawn_run(&folder);
     let during = wait_for_status(&folder, |s| s["counts"]["issued"].as_u64() >= Some(4));
     assert!(
@@ -440,7 +391,7 @@ fn status_works_during_a_run_and_verify_passes_after_a_crash_and_resume() {
     assert_eq!(during["last_run"]["ending"], "running", "{during}");
     assert!(during["counts"]["pending"].as_u64() > Some(0), "{during}");
 
-    let out = cmd(&folder, &["export"]);
+    let out = command(&folder, "export", &[]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -448,7 +399,7 @@ fn status_works_during_a_run_and_verify_passes_after_a_crash_and_resume() {
         text(&out)
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("another `campaign run`"),
+        stderr(&out).contains("another `campaign run`"),
         "{}",
         text(&out)
     );
@@ -465,16 +416,16 @@ fn status_works_during_a_run_and_verify_passes_after_a_crash_and_resume() {
         "{after}"
     );
 
-    let out = cmd(&folder, &["run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = cmd(&folder, &["verify"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(&folder, "run", &[]);
+    assert_exit(&out, 0);
+    let out = command(&folder, "verify", &[]);
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).starts_with("verify: OK — 40 rows reconcile"),
         "{}",
         text(&out)
     );
-    assert_eq!(count_status(&folder.path("out.csv"), "issued"), 40);
+    assert_eq!(folder.count("issued"), 40);
     assert_eq!(sim.stats()["duplicates"], 0);
     let end = status_json(&folder);
     assert_eq!(
@@ -489,10 +440,10 @@ fn export_refuses_an_input_that_changed_since_the_run() {
     let folder = finished(MIXED, &[]);
     let written = std::fs::read(folder.path("out.csv")).unwrap();
     folder.write("in.csv", MIXED.replace("P00004", "P00009"));
-    let out = cmd(&folder, &["export"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = command(&folder, "export", &[]);
+    assert_exit(&out, 2);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("in.csv: the input file changed"),
+        stderr(&out).contains("in.csv: the input file changed"),
         "{}",
         text(&out)
     );
@@ -527,7 +478,7 @@ fn the_in_process_simulator_keeps_its_book_across_runs() {
     std::fs::remove_file(folder.path("state.db")).unwrap();
     std::fs::remove_file(folder.path("state.db.lock")).unwrap();
     std::fs::remove_file(folder.path("out.csv")).unwrap();
-    let out = cmd(&folder, &["run"]);
+    let out = command(&folder, "run", &[]);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
     let book: Value = serde_json::from_slice(&std::fs::read(&book_path).expect("book")).unwrap();
     assert_eq!(book["certificates"].as_array().map(Vec::len), Some(10));

@@ -2,140 +2,11 @@
 //! echoed secrets are scrubbed, every signal drains, settings are bounded, logs off a terminal
 //! carry no colour. The real binary against the simulator or a tiny server started in the test.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::TcpListener;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use super::common::{
-    Folder, SECRET, SESSION, Sim, alsc_campaign, alsc_rows, campaign, count_status, text,
-    tmall_campaign, tmall_rows,
-};
-
-/// One request as the test server read it.
-struct Request {
-    head: String,
-    body: Vec<u8>,
-}
-
-/// A tiny HTTP/1.1 server on 127.0.0.1:0 that answers every request with `reply` (a whole raw
-/// HTTP response) and closes the connection. It counts the requests it read.
-struct TestServer {
-    url: String,
-    hits: Arc<AtomicUsize>,
-}
-
-impl TestServer {
-    fn start(reply: impl Fn(&Request) -> String + Send + Sync + 'static) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/router/rest", listener.local_addr().unwrap());
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counted = hits.clone();
-        let reply = Arc::new(reply);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (reply, counted) = (reply.clone(), counted.clone());
-                std::thread::spawn(move || {
-                    if let Some(request) = read_request(&stream) {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        let _ = (&stream).write_all(reply(&request).as_bytes());
-                    }
-                });
-            }
-        });
-        TestServer { url, hits }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-fn read_request(stream: &TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request { head, body })
-}
-
-/// A raw HTTP response that closes the connection.
-fn response(status: &str, headers: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-fn run(folder: &Folder, extra: &[&str]) -> Output {
-    campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .args(extra)
-        .output()
-        .expect("run campaign")
-}
-
-pub(super) fn spawn_run(folder: &Folder) -> Child {
-    campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-pub(super) fn ledger_count(folder: &Folder, sql: &str) -> i64 {
-    rusqlite::Connection::open_with_flags(
-        folder.path("state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
-    .unwrap_or(0)
-}
-
-/// Polls the ledger until `sql` counts at least `n`; fails after a generous bound.
-pub(super) fn wait_for_ledger(folder: &Folder, sql: &str, n: i64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ledger_count(folder, sql) < n {
-        assert!(
-            Instant::now() < deadline,
-            "the ledger never reached {n} for {sql}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let pid = child.id().to_string();
-    let sent = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-}
+use super::common::*;
 
 /// Every byte a run left behind: its output, the ledger, the results.
 fn everything(folder: &Folder, outputs: &[&Output]) -> String {
@@ -166,21 +37,17 @@ fn a_wrong_endpoint_halts_at_once_naming_url_and_status() {
     ];
     for (status, kind, body, said) in answers {
         let server = TestServer::start(move |_| {
-            response(status, &format!("content-type: {kind}\r\n"), body)
+            Some(response(status, &format!("content-type: {kind}\r\n"), body))
         });
-        let folder = Folder::new();
-        folder.write(
-            "c.toml",
+        let folder = Folder::with(
             tmall_campaign(&server.url, "qps = 1000\nconcurrency = 4"),
+            tmall_rows(300),
         );
-        folder.write("in.csv", tmall_rows(300));
         let out = run(&folder, &[]);
-        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_exit(&out, 3);
+        let err = stderr(&out);
         assert!(
-            stderr.contains("wrong endpoint")
-                && stderr.contains(&server.url)
-                && stderr.contains(said),
+            err.contains("wrong endpoint") && err.contains(&server.url) && err.contains(said),
             "{}",
             text(&out)
         );
@@ -208,22 +75,17 @@ fn a_redirect_is_never_followed() {
         "308 Permanent Redirect",
     ] {
         let target = sim.url.clone();
-        let server =
-            TestServer::start(move |_| response(status, &format!("location: {target}\r\n"), ""));
-        let folder = Folder::new();
-        folder.write(
-            "c.toml",
+        let server = TestServer::start(move |_| {
+            Some(response(status, &format!("location: {target}\r\n"), ""))
+        });
+        let folder = Folder::with(
             tmall_campaign(&server.url, "qps = 1000\nconcurrency = 2"),
+            tmall_rows(20),
         );
-        folder.write("in.csv", tmall_rows(20));
         let out = run(&folder, &[]);
-        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(&sim.url),
-            "{}",
-            text(&out)
-        );
-        assert_eq!(count_status(&folder.path("out.csv"), "issued"), 0);
+        assert_exit(&out, 3);
+        assert!(stderr(&out).contains(&sim.url), "{}", text(&out));
+        assert_eq!(folder.count("issued"), 0);
         assert!(server.hits() >= 1);
     }
     assert_eq!(sim.stats()["calls"], 0, "a redirect was followed");
@@ -240,35 +102,34 @@ fn an_echoing_gateway_leaves_no_secret_anywhere() {
             r#"{{"error_response":{{"code":15,"msg":"Remote service error","sub_code":"isv.invalid-parameter","sub_msg":"bad request {form} from {}","request_id":"{SESSION}"}}}}"#,
             request.head.replace(['\r', '\n'], " ")
         );
-        response("200 OK", "content-type: application/json\r\n", &body)
+        Some(json(&body))
     });
     let echo_page = TestServer::start(|request| {
         let page = format!(
             "<html><body>403 Forbidden {} {SESSION} {SECRET}</body></html>",
             String::from_utf8_lossy(&request.body)
         );
-        response("403 Forbidden", "content-type: text/html\r\n", &page)
+        Some(response(
+            "403 Forbidden",
+            "content-type: text/html\r\n",
+            &page,
+        ))
     });
     let folder = Folder::new();
     folder.write("in.csv", tmall_rows(5));
     folder.write("c.toml", tmall_campaign(&echo_refusal.url, "qps = 1000"));
     let refused = run(&folder, &[]);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert_exit(&refused, 1);
     folder.write("c.toml", tmall_campaign(&echo_page.url, "qps = 1000"));
     let halted = run(&folder, &["--retry-failed"]);
-    assert_eq!(halted.status.code(), Some(3), "{}", text(&halted));
-    let status = campaign()
-        .arg("status")
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap();
-    let export = campaign()
-        .arg("export")
-        .arg(folder.path("c.toml"))
-        .arg("--attempts")
-        .arg(folder.path("attempts.csv"))
-        .output()
-        .unwrap();
+    assert_exit(&halted, 3);
+    let status = command(&folder, "status", &[]);
+    let attempts = folder.path("attempts.csv");
+    let export = command(
+        &folder,
+        "export",
+        &["--attempts", attempts.to_str().unwrap()],
+    );
     let all = everything(&folder, &[&refused, &halted, &status, &export]);
     assert!(
         all.contains("bad request") && all.contains("403 Forbidden"),
@@ -287,37 +148,25 @@ fn an_echoing_gateway_leaves_no_secret_anywhere() {
 #[test]
 fn sighup_drains_and_the_next_run_finishes() {
     let sim = Sim::start(&["--latency-ms", "20"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         alsc_campaign(&sim.url, "qps = 100\nconcurrency = 4"),
+        alsc_rows(200),
     );
-    folder.write("in.csv", alsc_rows(200));
     let child = spawn_run(&folder);
-    wait_for_ledger(
-        &folder,
-        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-        10,
-    );
+    wait_for_ledger(&folder, ISSUED, 10);
     signal(&child, "HUP");
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("SIGHUP"),
-        "{}",
-        text(&out)
-    );
-    assert!(count_status(&folder.path("out.csv"), "pending") > 0);
+    assert_exit(&out, 130);
+    assert!(stderr(&out).contains("SIGHUP"), "{}", text(&out));
+    assert!(folder.count("pending") > 0);
     assert_eq!(
-        ledger_count(
-            &folder,
-            "SELECT COUNT(*) FROM entries WHERE status IN ('inflight', 'uncertain')"
-        ),
+        folder
+            .ledger_count("SELECT COUNT(*) FROM entries WHERE status IN ('inflight', 'uncertain')"),
         0
     );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(count_status(&folder.path("out.csv"), "issued"), 200);
+    assert_exit(&out, 0);
+    assert_eq!(folder.count("issued"), 200);
     assert_eq!(sim.stats()["duplicates"], 0);
 }
 
@@ -326,18 +175,12 @@ fn sighup_drains_and_the_next_run_finishes() {
 #[test]
 fn two_signals_at_once_are_one_interruption() {
     let sim = Sim::start(&["--latency-ms", "20"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 100\nconcurrency = 4"),
+        tmall_rows(300),
     );
-    folder.write("in.csv", tmall_rows(300));
     let child = spawn_run(&folder);
-    wait_for_ledger(
-        &folder,
-        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-        10,
-    );
+    wait_for_ledger(&folder, ISSUED, 10);
     let pid = child.id().to_string();
     let sent = std::process::Command::new("sh")
         .args(["-c", &format!("kill -HUP {pid}; kill -TERM {pid}")])
@@ -345,12 +188,8 @@ fn two_signals_at_once_are_one_interruption() {
         .unwrap();
     assert!(sent.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("quitting now"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 130);
+    assert!(!stderr(&out).contains("quitting now"), "{}", text(&out));
     let results = folder.path("out.csv");
     assert!(results.exists(), "no results: the run did not drain");
     assert_eq!(count_status(&results, "uncertain"), 0, "{}", text(&out));
@@ -363,13 +202,12 @@ fn two_signals_at_once_are_one_interruption() {
 fn status_after_a_hard_quit_shows_the_real_duration() {
     // Every answer is withheld for a minute, so the drain after the first signal hangs.
     let sim = Sim::start(&["--withhold-rate", "1", "--withhold-ms", "60000"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        alsc_campaign(&sim.url, "qps = 100\nconcurrency = 2")
-            .replace("timeout_ms = 2000", "timeout_ms = 120000"),
+    let folder = Folder::with(
+        CampaignFile::alsc(&sim.url)
+            .limits("qps = 100\nconcurrency = 2")
+            .timeout_ms(120_000),
+        alsc_rows(10),
     );
-    folder.write("in.csv", alsc_rows(10));
     let started = Instant::now();
     let child = spawn_run(&folder);
     wait_for_ledger(
@@ -384,17 +222,9 @@ fn status_after_a_hard_quit_shows_the_real_duration() {
     signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
     let lived = started.elapsed();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("quitting now"),
-        "{}",
-        text(&out)
-    );
-    let status = campaign()
-        .args(["status", "--json"])
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap();
+    assert_exit(&out, 130);
+    assert!(stderr(&out).contains("quitting now"), "{}", text(&out));
+    let status = command(&folder, "status", &["--json"]);
     let report: serde_json::Value =
         serde_json::from_slice(&status.stdout).unwrap_or_else(|_| panic!("{}", text(&status)));
     let last = &report["last_run"];
@@ -417,27 +247,22 @@ fn gateway_settings_are_checked_before_sending() {
         tmall_campaign("https://user:hunter2@gw.example/router/rest", ""),
     );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
     assert!(
-        stderr.contains("gateway.url: must not carry a user name or password"),
-        "{stderr}"
+        err.contains("gateway.url: must not carry a user name or password"),
+        "{err}"
     );
-    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!err.contains("hunter2"), "{err}");
 
     folder.write(
         "c.toml",
         tmall_campaign("https://gw.example/router/rest", ""),
     );
-    let out = campaign()
-        .env("TOP_APP_SECRET", "  ")
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = command_env(&folder, "run", &[("TOP_APP_SECRET", "  ")], &[]);
+    assert_exit(&out, 2);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("TOP_APP_SECRET: is empty"),
+        stderr(&out).contains("TOP_APP_SECRET: is empty"),
         "{}",
         text(&out)
     );
@@ -461,22 +286,17 @@ fn out_of_bounds_numbers_are_refused_with_their_bounds() {
         ),
     ] {
         let out = run(&folder, &[flag, value]);
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(said),
-            "{}",
-            text(&out)
-        );
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(said), "{}", text(&out));
     }
     folder.write(
         "c.toml",
         tmall_campaign("sim", "concurrency = 2305843009213693952"),
     );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("limits.concurrency: must be between 1 and 10000"),
+        stderr(&out).contains("limits.concurrency: must be between 1 and 10000"),
         "{}",
         text(&out)
     );
@@ -486,93 +306,15 @@ fn out_of_bounds_numbers_are_refused_with_their_bounds() {
 #[test]
 fn logs_off_a_terminal_carry_no_colour() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 1000"));
-    folder.write("in.csv", tmall_rows(3));
+    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 1000"), tmall_rows(3));
     assert_eq!(run(&folder, &[]).status.code(), Some(0));
     // An edited input makes the next run warn.
     folder.write("in.csv", tmall_rows(4));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("WARN"), "no warning to look at: {stderr}");
-    assert!(
-        !stderr.contains('\u{1b}'),
-        "colour codes in a pipe: {stderr:?}"
-    );
-}
-
-/// A child process killed when the test ends, even by a panic.
-pub(super) struct Killed(pub(super) Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `GET /sim/stats` of the simulator at `addr`.
-fn stats_at(addr: &str) -> serde_json::Value {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /sim/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let body = response.split_once("\r\n\r\n").expect("an HTTP answer").1;
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("stats are not JSON ({e}): {body}"))
-}
-
-/// A simulator process on a given address (to restart one on the port of another); its stderr
-/// is kept for the line it prints when it stops.
-pub(super) fn sim_at(addr: &str) -> (Child, String) {
-    let mut child = campaign()
-        .args(["sim", "--addr", addr])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the simulator");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-        .to_owned();
-    (child, url)
-}
-
-/// Stops a simulator process (SIGTERM: it answers what it took, then exits) and returns how many
-/// issuances it made, from the line it prints when it stops.
-pub(super) fn stop_sim(pid: u32, child: &mut Killed) -> u64 {
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let child = &mut child.0;
-    child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("simulator stopped: "))
-        .unwrap_or_else(|| panic!("no stop line: {stderr}"));
-    let issued = line
-        .split(", ")
-        .find_map(|part| part.strip_suffix(" issued"))
-        .unwrap_or_else(|| panic!("no issued count: {line}"));
-    issued.parse().unwrap()
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains("WARN"), "no warning to look at: {err}");
+    assert!(!err.contains('\u{1b}'), "colour codes in a pipe: {err:?}");
 }
 
 /// A gateway restarted for a few seconds mid-run: the run pauses while nothing can connect and
@@ -581,33 +323,16 @@ pub(super) fn stop_sim(pid: u32, child: &mut Killed) -> u64 {
 #[test]
 fn a_gateway_restart_mid_run_pauses_and_resumes_without_loss_or_duplicates() {
     for api in ["tmall", "alsc"] {
-        let (first, url) = sim_at("127.0.0.1:0");
-        let mut first = Killed(first);
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches("/router/rest")
-            .to_owned();
-        let folder = Folder::new();
         let limits = "qps = 40\nconcurrency = 4";
-        let (file, rows) = match api {
-            "tmall" => (tmall_campaign(&url, limits), tmall_rows(120)),
-            _ => (alsc_campaign(&url, limits), alsc_rows(120)),
-        };
-        folder.write("c.toml", file);
-        folder.write("in.csv", rows);
-        let run = spawn_run(&folder);
-        wait_for_ledger(
-            &folder,
-            "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-            20,
-        );
-        let issued_before = stop_sim(first.0.id(), &mut first);
-        // The run notices (a refused connection) and records the outage before the restart.
-        wait_for_ledger(&folder, "SELECT COUNT(*) FROM outages", 1);
-        let second = Killed(sim_at(&addr).0);
-        let out = run.wait_with_output().unwrap();
-        let second_stats = stats_at(&addr);
-        drop(second);
+        let Restarted {
+            folder,
+            out,
+            issued_before,
+            after: second_stats,
+        } = run_across_a_restart(|url| match api {
+            "tmall" => Folder::with(tmall_campaign(url, limits), tmall_rows(120)),
+            _ => Folder::with(alsc_campaign(url, limits), alsc_rows(120)),
+        });
         let results = folder.path("out.csv");
         // Exit 1 only for uncertain rows (see below), never for failed ones.
         let want = if count_status(&results, "uncertain") > 0 {
@@ -634,17 +359,14 @@ fn a_gateway_restart_mid_run_pauses_and_resumes_without_loss_or_duplicates() {
             "{api}: nothing was sent after the restart"
         );
         assert_eq!(
-            ledger_count(
-                &folder,
+            folder.ledger_count(
                 "SELECT COUNT(*) FROM outages WHERE ending = 'recovered' AND ended_at IS NOT NULL"
             ),
             1,
             "{api}"
         );
-        let unreachable = ledger_count(
-            &folder,
-            "SELECT COUNT(*) FROM attempts WHERE class = 'unreachable'",
-        );
+        let unreachable =
+            folder.ledger_count("SELECT COUNT(*) FROM attempts WHERE class = 'unreachable'");
         assert!(unreachable > 0, "{api}: no attempt met the outage");
     }
 }
@@ -656,28 +378,23 @@ fn an_outage_longer_than_max_outage_halts_with_rows_pending() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/router/rest", closed.local_addr().unwrap());
     drop(closed);
-    let folder = Folder::new();
-    folder.write("c.toml", alsc_campaign(&url, "qps = 100\nmax_outage_s = 1"));
-    folder.write("in.csv", alsc_rows(30));
+    let folder = Folder::with(
+        alsc_campaign(&url, "qps = 100\nmax_outage_s = 1"),
+        alsc_rows(30),
+    );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_exit(&out, 3);
+    let err = stderr(&out);
     assert!(
-        stderr.contains("the gateway has been unreachable since ")
-            && stderr.contains("max_outage_s = 1 s"),
-        "{stderr}"
+        err.contains("the gateway has been unreachable since ")
+            && err.contains("max_outage_s = 1 s"),
+        "{err}"
     );
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "pending"), 30);
+    assert_eq!(folder.ledger_count("SELECT SUM(attempts) FROM entries"), 0);
     assert_eq!(
-        ledger_count(&folder, "SELECT SUM(attempts) FROM entries"),
-        0
-    );
-    assert_eq!(
-        ledger_count(
-            &folder,
-            "SELECT COUNT(*) FROM outages WHERE ending = 'halted'"
-        ),
+        folder.ledger_count("SELECT COUNT(*) FROM outages WHERE ending = 'halted'"),
         1
     );
 }
@@ -687,51 +404,47 @@ fn an_outage_longer_than_max_outage_halts_with_rows_pending() {
 #[test]
 fn a_streak_of_answers_that_are_not_top_answers_halts() {
     let sim = Sim::start(&["--http502-rate", "1"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 1000\nconcurrency = 4"),
+        tmall_rows(300),
     );
-    folder.write("in.csv", tmall_rows(300));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("answers in a row were not TOP answers"),
+        stderr(&out).contains("answers in a row were not TOP answers"),
         "{}",
         text(&out)
     );
-    let uncertain = count_status(&folder.path("out.csv"), "uncertain");
+    let uncertain = folder.count("uncertain");
     assert!(uncertain <= 20 + 4, "{uncertain} uncertain rows");
-    assert!(count_status(&folder.path("out.csv"), "pending") >= 300 - 24);
+    assert!(folder.count("pending") >= 300 - 24);
 }
 
 /// Uncertain rows past `max_failure_rate` halt the run like failures do.
 #[test]
 fn uncertain_rows_past_the_failure_rate_halt() {
     let sim = Sim::start(&["--timeout-subcode-rate", "0.9", "--seed", "3"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(
             &sim.url,
             "qps = 1000\nconcurrency = 2\nmin_rows_for_halt = 20",
         ),
+        tmall_rows(300),
     );
-    folder.write("in.csv", tmall_rows(300));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("finished rows are uncertain"), "{stderr}");
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains("finished rows are uncertain"), "{err}");
     let results = folder.path("out.csv");
     let uncertain = count_status(&results, "uncertain");
     let issued = count_status(&results, "issued");
     // The halt message's figures are the final ones, as in the summary.
     assert!(
-        stderr.contains(&format!(
+        err.contains(&format!(
             "{uncertain} of {} finished rows",
             uncertain + issued
         )),
-        "{stderr}"
+        "{err}"
     );
     assert!(count_status(&results, "pending") > 200);
 }

@@ -1,44 +1,10 @@
 //! Reconciling `uncertain` tmall rows with `tmall.nrt.certificate.query`, end to end: the real
 //! binary against a simulator process. Exactly once is checked from the simulator's counts.
 
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use super::common::{self, Folder, Sim, campaign, count_status, text, tmall_campaign, tmall_rows};
-
-/// A tmall campaign against `url` with `limits` under `[limits]` and `top` lines before the
-/// tables (e.g. `reconcile = false`).
-fn campaign_file(url: &str, limits: &str, top: &str) -> String {
-    tmall_campaign(url, limits).replacen("[gateway]", &format!("{top}\n\n[gateway]"), 1)
-}
-
-fn command(folder: &Folder, what: &str, extra: &[&str]) -> Output {
-    campaign()
-        .arg(what)
-        .arg(folder.path("c.toml"))
-        .args(extra)
-        .output()
-        .expect("run campaign")
-}
-
-fn spawn_run(folder: &Folder) -> Child {
-    campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn ledger_count(folder: &Folder, sql: &str) -> i64 {
-    rusqlite::Connection::open_with_flags(
-        folder.path("state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
-    .unwrap_or(0)
-}
+use super::common::*;
 
 /// Runs the campaign until a run exits 0 (at most `runs` times); returns the last output.
 fn run_until_done(folder: &Folder, runs: usize) -> Output {
@@ -56,47 +22,33 @@ fn run_until_done(folder: &Folder, runs: usize) -> Output {
 
 /// The simulator issued every row exactly once, and `verify` agrees with the results.
 fn assert_exactly_once(sim: &Sim, folder: &Folder, rows: u64) {
-    let stats = sim.stats();
-    assert_eq!(stats["duplicates"], 0, "{stats}");
-    assert_eq!(stats["issued"], rows, "{stats}");
-    let results = folder.path("out.csv");
-    assert_eq!(count_status(&results, "issued") as u64, rows);
+    sim.assert_issued_once(rows);
+    assert_eq!(folder.count("issued") as u64, rows);
     let verify = command(folder, "verify", &[]);
-    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert_exit(&verify, 0);
 }
 
 fn verdicts(folder: &Folder, verdict: &str) -> i64 {
-    ledger_count(
-        folder,
-        &format!("SELECT COUNT(*) FROM reconcile_checks WHERE verdict = '{verdict}'"),
-    )
+    folder.ledger_count(&format!(
+        "SELECT COUNT(*) FROM reconcile_checks WHERE verdict = '{verdict}'"
+    ))
 }
 
 #[test]
 fn kill_9_three_times_then_resume_leaves_nothing_uncertain_and_nothing_issued_twice() {
     let sim = Sim::start(&["--latency-ms", "30"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        campaign_file(
+    let folder = Folder::with(
+        tmall_campaign(
             &sim.url,
             "qps = 200\nconcurrency = 6\nreconcile_after_s = 1",
-            "",
         ),
+        tmall_rows(300),
     );
-    folder.write("in.csv", tmall_rows(300));
     for issued in [40, 110, 180] {
-        let mut child = spawn_run(&folder);
-        common::wait_for_count(
-            &folder.path("state.db"),
-            "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-            issued,
-        );
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        kill_9_after(&folder, issued);
     }
     let out = run_until_done(&folder, 3);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "uncertain"), 0);
     assert_exactly_once(&sim, &folder, 300);
@@ -122,29 +74,26 @@ fn ambiguous_answers_are_all_resolved_once_reconcile_after_has_passed() {
         "--seed",
         "11",
     ]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        campaign_file(
+    let folder = Folder::with(
+        tmall_campaign(
             &sim.url,
             "qps = 100\nconcurrency = 8\nreconcile_after_s = 1",
-            "",
         ),
+        tmall_rows(80),
     );
-    folder.write("in.csv", tmall_rows(80));
     let first = command(&folder, "run", &[]);
     assert!(
-        String::from_utf8_lossy(&first.stdout).contains("reconcile after sending"),
+        stdout(&first).contains("reconcile after sending"),
         "{}",
         text(&first)
     );
     let out = run_until_done(&folder, 6);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert_exactly_once(&sim, &folder, 80);
     // Both kinds were met: found on the platform, and found missing and sent again.
     assert!(verdicts(&folder, "issued") > 0);
     assert!(verdicts(&folder, "resend") > 0);
-    let details = common::column(&folder.path("out.csv"), "detail");
+    let details = folder.column("detail");
     assert!(details.iter().any(|d| d.contains("reconciled")));
 }
 
@@ -160,14 +109,12 @@ fn a_query_lag_shorter_than_reconcile_after_finds_every_withheld_certificate() {
         "--seed",
         "4",
     ]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        campaign_file(&sim.url, "qps = 100\nreconcile_after_s = 1", ""),
+    let folder = Folder::with(
+        tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 1"),
+        tmall_rows(30),
     );
-    folder.write("in.csv", tmall_rows(30));
     let out = command(&folder, "run", &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(verdicts(&folder, "issued") > 0);
     assert_eq!(verdicts(&folder, "resend"), 0);
     assert_exactly_once(&sim, &folder, 30);
@@ -187,19 +134,17 @@ fn a_query_lag_longer_than_reconcile_after_never_causes_a_resend() {
         "--seed",
         "4",
     ]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        campaign_file(&sim.url, "qps = 100\nreconcile_after_s = 1", ""),
+    let folder = Folder::with(
+        tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 1"),
+        tmall_rows(30),
     );
-    folder.write("in.csv", tmall_rows(30));
     let out = command(&folder, "run", &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     let results = folder.path("out.csv");
     let uncertain = count_status(&results, "uncertain");
     assert!(uncertain > 0, "{}", text(&out));
     assert_eq!(verdicts(&folder, "resend"), 0);
-    let details = common::column(&results, "detail");
+    let details = column(&results, "detail");
     assert!(details.iter().any(|d| d.contains("lags")), "{details:?}");
     // Once the lag has passed, `campaign reconcile` finds them all.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -208,7 +153,7 @@ fn a_query_lag_longer_than_reconcile_after_never_causes_a_resend() {
         if out.status.code() == Some(0) {
             break;
         }
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert_exit(&out, 1);
         assert!(Instant::now() < deadline, "{}", text(&out));
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -229,25 +174,25 @@ fn a_certificate_from_before_the_campaign_is_not_taken_for_the_rows() {
     let lossy = Sim::start(&[&["--http502-rate", "1"][..], &preissued[..]].concat());
     let folder = Folder::new();
     let limits = "qps = 100\nreconcile_after_s = 1\nmax_failure_rate = 1";
-    folder.write("c.toml", campaign_file(&lossy.url, limits, ""));
+    folder.write("c.toml", tmall_campaign(&lossy.url, limits));
     folder.write("in.csv", tmall_rows(3));
     let out = command(&folder, "run", &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     let results = folder.path("out.csv");
     // Found missing, not issued with the old certificates: pending, sent by the next run.
     assert_eq!(
-        common::column(&results, "status"),
+        column(&results, "status"),
         ["pending", "pending", "pending"],
         "{}",
         text(&out)
     );
-    assert_eq!(common::column(&results, "issued_id"), ["", "", ""]);
+    assert_eq!(column(&results, "issued_id"), ["", "", ""]);
     assert_eq!(lossy.stats()["issued"], 0);
 
     let healthy = Sim::start(&preissued);
-    folder.write("c.toml", campaign_file(&healthy.url, limits, ""));
+    folder.write("c.toml", tmall_campaign(&healthy.url, limits));
     let out = command(&folder, "run", &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert_exactly_once(&healthy, &folder, 3);
 }
 
@@ -256,56 +201,54 @@ fn more_than_one_matching_certificate_leaves_the_row_uncertain() {
     // Every call is processed, then answered with a timeout sub-code. Sent twice (the second
     // time by hand), the row has two certificates: which one is its own is unknown.
     let sim = Sim::start(&["--timeout-subcode-rate", "1"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        campaign_file(&sim.url, "qps = 100", "reconcile = false"),
+    let folder = Folder::with(
+        CampaignFile::tmall(&sim.url)
+            .limits("qps = 100")
+            .no_reconcile(),
+        tmall_rows(1),
     );
-    folder.write("in.csv", tmall_rows(1));
     assert_eq!(command(&folder, "run", &[]).status.code(), Some(1));
     let resent = command(&folder, "run", &["--resend-uncertain"]);
-    assert_eq!(resent.status.code(), Some(1), "{}", text(&resent));
+    assert_exit(&resent, 1);
     assert_eq!(sim.stats()["duplicates"], 1);
 
     folder.write(
         "c.toml",
-        campaign_file(&sim.url, "qps = 100\nreconcile_after_s = 0", ""),
+        tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 0"),
     );
     let out = command(&folder, "reconcile", &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_exit(&out, 1);
+    let out_text = stdout(&out);
     assert!(
-        stdout.contains("row 1: still uncertain: 2 certificates match"),
+        out_text.contains("row 1: still uncertain: 2 certificates match"),
         "{}",
         text(&out)
     );
     let results = folder.path("out.csv");
-    assert_eq!(common::column(&results, "status"), ["uncertain"]);
+    assert_eq!(column(&results, "status"), ["uncertain"]);
     assert_eq!(sim.stats()["issued"], 2, "nothing more was sent");
 }
 
 #[test]
 fn a_query_refused_for_permission_leaves_rows_uncertain_and_never_fails_the_run() {
     let sim = Sim::start(&["--deny-query", "--timeout-subcode-rate", "1"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        campaign_file(&sim.url, "qps = 100\nreconcile_after_s = 0", ""),
+    let folder = Folder::with(
+        tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 0"),
+        tmall_rows(3),
     );
-    folder.write("in.csv", tmall_rows(3));
     let out = command(&folder, "run", &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     let all = text(&out);
     assert!(all.contains("permission"), "{all}");
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "uncertain"), 3);
 
     let out = command(&folder, "reconcile", &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(text(&out).contains("permission"), "{}", text(&out));
     let status = command(&folder, "status", &[]);
     assert!(
-        String::from_utf8_lossy(&status.stdout).contains("(reconcile): refused"),
+        stdout(&status).contains("(reconcile): refused"),
         "{}",
         text(&status)
     );
@@ -323,21 +266,15 @@ fn a_throttled_query_waits_out_the_ban_and_goes_on() {
         "--timeout-subcode-rate",
         "1",
     ]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        campaign_file(&sim.url, "qps = 100\nreconcile_after_s = 0", ""),
+    let folder = Folder::with(
+        tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 0"),
+        tmall_rows(3),
     );
-    folder.write("in.csv", tmall_rows(3));
     let out = command(&folder, "run", &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("throttled"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("throttled"), "{}", text(&out));
     assert_eq!(
-        ledger_count(&folder, "SELECT SUM(throttle_events) FROM reconcile_passes"),
+        folder.ledger_count("SELECT SUM(throttle_events) FROM reconcile_passes"),
         2
     );
     assert_exactly_once(&sim, &folder, 3);
@@ -348,16 +285,16 @@ fn reconcile_refuses_an_idempotent_api_and_a_campaign_that_never_ran() {
     let folder = Folder::new();
     folder.write(
         "c.toml",
-        common::alsc_campaign("http://127.0.0.1:9/router/rest", ""),
+        alsc_campaign("http://127.0.0.1:9/router/rest", ""),
     );
     let out = command(&folder, "reconcile", &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     assert!(text(&out).contains("idempotent"), "{}", text(&out));
     folder.write(
         "c.toml",
         tmall_campaign("http://127.0.0.1:9/router/rest", ""),
     );
     let out = command(&folder, "reconcile", &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     assert!(text(&out).contains("no state file"), "{}", text(&out));
 }

@@ -3,15 +3,10 @@
 //! page is checked for what a reader relies on. The browser test renders it in headless
 //! Chromium when one is installed (`.ci/run` installs it).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::common::{
-    Folder, SECRET, SESSION, Sim, campaign, count_status, text, tmall_campaign, tmall_rows,
-};
-use super::net::{Killed, ledger_count, sim_at, spawn_run, stop_sim, wait_for_ledger};
+use super::common::*;
 
 /// A recipient id that is markup: it must show as text.
 const SCRIPT_ID: &str = "LOST<script>alert(1)</script>";
@@ -29,39 +24,26 @@ fn input() -> String {
     csv
 }
 
-fn cmd(folder: &Folder, args: &[&str]) -> Output {
-    let (command, rest) = args.split_first().expect("a command");
-    campaign()
-        .arg(command)
-        .arg(folder.path("c.toml"))
-        .args(rest)
-        .output()
-        .expect("run campaign")
-}
-
 /// A finished run against a simulator that throttles above 10 calls a second.
-fn throttled_run(extra_top: &str) -> (Folder, Sim, Output) {
+/// `top` lines are added to the campaign file.
+fn throttled_run(top: &[&str]) -> (Folder, Sim, Output) {
     let sim = Sim::start(&["--limit-qps", "10", "--ban-seconds", "1", "--seed", "3"]);
-    let folder = Folder::new();
-    let file = format!(
-        "{extra_top}reconcile = false\n{}",
-        tmall_campaign(&sim.url, "qps = 40\nconcurrency = 8")
-    );
-    folder.write("c.toml", file);
-    folder.write("in.csv", input());
-    let out = cmd(&folder, &["run"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let file = CampaignFile::tmall(&sim.url)
+        .limits("qps = 40\nconcurrency = 8")
+        .no_reconcile();
+    let file = top.iter().fold(file, |file, line| file.set(line));
+    let folder = Folder::with(file, input());
+    let out = command(&folder, "run", &[]);
+    assert_exit(&out, 1);
     (folder, sim, out)
 }
 
 fn report(folder: &Folder, args: &[&str]) -> String {
-    let mut all = vec!["report"];
-    all.extend_from_slice(args);
-    let out = cmd(folder, &all);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(folder, "report", args);
+    assert_exit(&out, 0);
     let path = folder.path("t.report.html");
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&path.display().to_string()),
+        stdout(&out).contains(&path.display().to_string()),
         "{}",
         text(&out)
     );
@@ -97,7 +79,7 @@ fn section<'a>(page: &'a str, marker: &str) -> &'a str {
 
 #[test]
 fn a_report_shows_counts_charts_outcomes_and_uncertain_rows_escaped_and_without_secrets() {
-    let (folder, sim, _) = throttled_run("");
+    let (folder, sim, _) = throttled_run(&[]);
     let stats = sim.stats();
     assert!(stats["throttled"].as_u64().unwrap() > 0, "{stats}");
     assert_eq!(stats["duplicates"], 0);
@@ -164,11 +146,12 @@ fn a_report_shows_counts_charts_outcomes_and_uncertain_rows_escaped_and_without_
     // --out writes elsewhere; an edited results file turns the verdict.
     std::fs::write(&results, "edited\n").unwrap();
     let elsewhere = folder.path("elsewhere.html");
-    let out = cmd(
+    let out = command(
         &folder,
-        &["report", "--out", &elsewhere.display().to_string()],
+        "report",
+        &["--out", &elsewhere.display().to_string()],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let elsewhere = std::fs::read_to_string(&elsewhere).expect("the page written with --out");
     assert!(!elsewhere.contains("verify: OK"));
     assert!(
@@ -180,10 +163,10 @@ fn a_report_shows_counts_charts_outcomes_and_uncertain_rows_escaped_and_without_
 
 #[test]
 fn report_true_writes_the_page_at_the_end_of_each_run() {
-    let (folder, _sim, out) = throttled_run("report = true\n");
+    let (folder, _sim, out) = throttled_run(&["report = true"]);
     let path = folder.path("t.report.html");
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("report: {}", path.display())),
+        stdout(&out).contains(&format!("report: {}", path.display())),
         "{}",
         text(&out)
     );
@@ -191,8 +174,8 @@ fn report_true_writes_the_page_at_the_end_of_each_run() {
     assert!(page.contains("verify: OK"), "the run's own report: {page}");
     assert!(!page.contains("a run is going on right now"));
     // A second run (nothing left to send) rewrites it with both runs listed.
-    let again = cmd(&folder, &["run"]);
-    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    let again = command(&folder, "run", &[]);
+    assert_exit(&again, 1);
     let page = folder.read("t.report.html");
     let runs = section(&page, "id=\"runs\"");
     // Both ended with exit 1: rows are uncertain.
@@ -206,16 +189,9 @@ fn report_true_writes_the_page_at_the_end_of_each_run() {
 #[test]
 fn a_halted_run_shows_its_reason_and_exit_code() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
-    folder.write("in.csv", input());
-    let out = campaign()
-        .env("TOP_APP_SECRET", "not-the-secret")
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), input());
+    let out = command_env(&folder, "run", &[("TOP_APP_SECRET", "not-the-secret")], &[]);
+    assert_exit(&out, 3);
     let page = report(&folder, &[]);
     let runs = section(&page, "id=\"runs\"");
     assert!(runs.contains(">halted: "), "no halt reason in {runs}");
@@ -235,49 +211,23 @@ fn a_halted_run_shows_its_reason_and_exit_code() {
 }
 
 /// A gateway that refuses every call with a message full of markup, and echoes the secret.
-fn hostile_gateway() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let answer = format!(
-                r#"{{"error_response":{{"code":15,"msg":"Remote service error","sub_code":"isv.refused","sub_msg":"<script>alert('x')</script> & <b>bold</b> {SECRET}","request_id":"r1"}}}}"#
-            );
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
-    });
-    format!("http://{addr}/router/rest")
+fn hostile_gateway() -> TestServer {
+    TestServer::start(|_| {
+        Some(json(&format!(
+            r#"{{"error_response":{{"code":15,"msg":"Remote service error","sub_code":"isv.refused","sub_msg":"<script>alert('x')</script> & <b>bold</b> {SECRET}","request_id":"r1"}}}}"#
+        )))
+    })
 }
 
 #[test]
 fn gateway_messages_are_escaped_and_scrubbed_of_secrets() {
-    let url = hostile_gateway();
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&url, "qps = 100"));
-    folder.write("in.csv", "open_id\nA1\nA2\n");
-    let out = cmd(&folder, &["run"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let gateway = hostile_gateway();
+    let folder = Folder::with(
+        tmall_campaign(&gateway.url, "qps = 100"),
+        "open_id\nA1\nA2\n",
+    );
+    let out = command(&folder, "run", &[]);
+    assert_exit(&out, 1);
     let page = report(&folder, &[]);
     assert!(
         !page.contains("<script"),
@@ -299,36 +249,15 @@ fn gateway_messages_are_escaped_and_scrubbed_of_secrets() {
 /// outage on that run's rate chart and counts it in the caption.
 #[test]
 fn an_outage_mid_run_is_shaded_on_the_rate_chart() {
-    let (first, url) = sim_at("127.0.0.1:0");
-    let mut first = Killed(first);
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/router/rest")
-        .to_owned();
-    let folder = Folder::new();
-    let file = format!(
-        "reconcile = false\n{}",
-        tmall_campaign(&url, "qps = 40\nconcurrency = 4")
-    );
-    folder.write("c.toml", file);
-    folder.write("in.csv", tmall_rows(120));
-    let run = spawn_run(&folder);
-    wait_for_ledger(
-        &folder,
-        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-        20,
-    );
-    stop_sim(first.0.id(), &mut first);
-    wait_for_ledger(&folder, "SELECT COUNT(*) FROM outages", 1);
-    let second = Killed(sim_at(&addr).0);
-    let out = run.wait_with_output().unwrap();
-    drop(second);
+    let Restarted { folder, out, .. } = run_across_a_restart(|url| {
+        let file = CampaignFile::tmall(url)
+            .limits("qps = 40\nconcurrency = 4")
+            .no_reconcile();
+        Folder::with(file, tmall_rows(120))
+    });
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
     assert_eq!(
-        ledger_count(
-            &folder,
-            "SELECT COUNT(*) FROM outages WHERE ending = 'recovered'"
-        ),
+        folder.ledger_count("SELECT COUNT(*) FROM outages WHERE ending = 'recovered'"),
         1
     );
     let page = unescape(&report(&folder, &[]));
@@ -344,13 +273,11 @@ fn an_outage_mid_run_is_shaded_on_the_rate_chart() {
 
 #[test]
 fn a_campaign_that_never_ran_has_no_report() {
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign("sim", ""));
-    folder.write("in.csv", "open_id\nA1\n");
-    let out = cmd(&folder, &["report"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let folder = Folder::with(tmall_campaign("sim", ""), "open_id\nA1\n");
+    let out = command(&folder, "report", &[]);
+    assert_exit(&out, 2);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("nothing has been run"),
+        stderr(&out).contains("nothing has been run"),
         "{}",
         text(&out)
     );
@@ -398,10 +325,7 @@ fn browse(chromium: &Path, page: &Path, args: &[&str]) -> (String, String) {
         .output()
         .expect("run chromium");
     assert!(out.status.success(), "chromium failed: {}", text(&out));
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (stdout(&out), stderr(&out))
 }
 
 /// Console messages and failed loads that Chromium logged for a page.
@@ -439,7 +363,7 @@ fn the_page_renders_in_headless_chromium_with_charts_and_no_console_errors() {
         "the console check cannot see console errors: {stderr}"
     );
 
-    let (folder, _sim, _) = throttled_run("");
+    let (folder, _sim, _) = throttled_run(&[]);
     report(&folder, &[]);
     let page = folder.path("t.report.html");
     let (dom, stderr) = browse(&chromium, &page, &["--dump-dom"]);

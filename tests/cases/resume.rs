@@ -3,19 +3,8 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
 
-use super::common::{Folder, Sim, campaign, text, tmall_campaign, tmall_rows};
-
-fn run(folder: &Folder, extra: &[&str]) -> Output {
-    campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .args(extra)
-        .output()
-        .expect("run campaign")
-}
+use super::common::*;
 
 /// What identifies the file on disk: inode, size, modification and change times (ns).
 fn identity(path: &Path) -> (u64, u64, i64, i64, i64, i64) {
@@ -30,35 +19,29 @@ fn identity(path: &Path) -> (u64, u64, i64, i64, i64, i64) {
     )
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 const UP_TO_DATE: &str = "already up to date, left as it was";
 
 #[test]
 fn a_run_with_nothing_to_send_leaves_an_up_to_date_results_file_alone() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
-    folder.write("in.csv", tmall_rows(6));
+    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(6));
     let results = folder.path("out.csv");
 
     // A canary, then the rest: the second run changed rows, so it writes the file.
     let out = run(&folder, &["--limit", "2"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let canary = std::fs::read(&results).unwrap();
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(!stdout(&out).contains(UP_TO_DATE), "{}", text(&out));
     let full = std::fs::read(&results).unwrap();
     assert_ne!(canary, full, "the rows issued by the second run are in it");
-    assert_eq!(super::common::count_status(&results, "issued"), 6);
+    assert_eq!(count_status(&results, "issued"), 6);
 
     // Nothing to send, nothing changed: the same file, not a copy of it.
     let before = identity(&results);
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(stdout(&out).contains(UP_TO_DATE), "{}", text(&out));
     assert_eq!(identity(&results), before);
     assert_eq!(std::fs::read(&results).unwrap(), full);
@@ -78,12 +61,10 @@ fn a_run_with_nothing_to_send_leaves_an_up_to_date_results_file_alone() {
 #[test]
 fn a_results_file_edited_replaced_or_removed_is_written_again() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
-    folder.write("in.csv", tmall_rows(4));
+    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(4));
     let results = folder.path("out.csv");
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let good = std::fs::read(&results).unwrap();
 
     // Edited in place, same size (a status changed by hand).
@@ -93,7 +74,7 @@ fn a_results_file_edited_replaced_or_removed_is_written_again() {
     assert_eq!(edited.len(), good.len());
     std::fs::write(&results, &edited).unwrap();
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(!stdout(&out).contains(UP_TO_DATE), "{}", text(&out));
     assert_eq!(std::fs::read(&results).unwrap(), good);
 
@@ -107,15 +88,16 @@ fn a_results_file_edited_replaced_or_removed_is_written_again() {
     // Removed.
     std::fs::remove_file(&results).unwrap();
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert_eq!(std::fs::read(&results).unwrap(), good);
 
     // A wanted byte-order mark that the file lacks.
-    let with_bom =
-        tmall_campaign(&sim.url, "qps = 200").replacen("[gateway]", "bom = true\n\n[gateway]", 1);
-    folder.write("c.toml", with_bom);
+    let with_bom = CampaignFile::tmall(&sim.url)
+        .limits("qps = 200")
+        .set("bom = true");
+    folder.write("c.toml", with_bom.to_string());
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let written = std::fs::read(&results).unwrap();
     assert!(written.starts_with(b"\xEF\xBB\xBF"), "{}", text(&out));
     assert_eq!(&written[3..], &good[..]);
@@ -125,12 +107,10 @@ fn a_results_file_edited_replaced_or_removed_is_written_again() {
 #[test]
 fn any_change_to_a_row_in_the_ledger_writes_the_results_again() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
-    folder.write("in.csv", tmall_rows(3));
+    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(3));
     let results = folder.path("out.csv");
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let before = identity(&results);
 
     // A change no run made (as any tool that writes the ledger would): the ledger's own
@@ -143,59 +123,37 @@ fn any_change_to_a_row_in_the_ledger_writes_the_results_again() {
     .unwrap();
     drop(conn);
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(!stdout(&out).contains(UP_TO_DATE), "{}", text(&out));
     assert_ne!(identity(&results), before);
-    assert_eq!(
-        super::common::column(&results, "detail")[1],
-        "changed by hand"
-    );
+    assert_eq!(column(&results, "detail")[1], "changed by hand");
 }
 
 #[test]
 fn status_of_a_killed_run_counts_what_it_recorded() {
     let sim = Sim::start(&["--latency-ms", "20"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 200\nconcurrency = 4"),
+        tmall_rows(400),
     );
-    folder.write("in.csv", tmall_rows(400));
-    let mut child = campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let attempts = |folder: &Folder| {
-        rusqlite::Connection::open_with_flags(
-            folder.path("state.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .and_then(|c| c.query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get::<_, u64>(0)))
-        .unwrap_or(0)
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while attempts(&folder) < 20 {
-        assert!(Instant::now() < deadline, "the run never sent 20 rows");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_run(&folder);
+    let attempts = "SELECT COUNT(*) FROM attempts";
+    wait_for_ledger(&folder, attempts, 20);
     child.kill().unwrap(); // SIGKILL: the run records no end
     child.wait().unwrap();
 
-    let out = campaign()
-        .args(["status", "--json"])
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(&folder, "status", &["--json"]);
+    assert_exit(&out, 0);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let last = &status["last_run"];
     assert_eq!(last["ending"], "aborted", "{status}");
     // Every attempt recorded is counted (the counters are kept with the attempts, in the same
     // transaction), and the issued ones match the ledger's issued rows.
-    assert_eq!(last["sent"].as_u64(), Some(attempts(&folder)), "{status}");
+    assert_eq!(
+        last["sent"].as_u64(),
+        Some(folder.ledger_count(attempts) as u64),
+        "{status}"
+    );
     assert_eq!(last["issued"], status["counts"]["issued"], "{status}");
     assert!(last["elapsed_ms"].as_u64() > Some(0), "{status}");
 }

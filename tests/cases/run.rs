@@ -1,78 +1,23 @@
 //! `campaign run` end to end: the real binary against a simulator process on 127.0.0.1:0.
 
-use super::common::text;
+use std::process::Output;
 
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
-
-use super::common::{
-    Folder, SECRET, SESSION, Sim, alsc_campaign, alsc_rows, campaign, count_status, tmall_campaign,
-    tmall_rows,
-};
-
-fn run(folder: &Folder, extra: &[&str]) -> Output {
-    campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .args(extra)
-        .output()
-        .expect("run campaign")
-}
-
-fn spawn_run(folder: &Folder) -> Child {
-    campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Polls the ledger (read-only) until `sql` counts at least `n`; fails after a generous bound.
-fn wait_for_ledger(folder: &Folder, sql: &str, n: i64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = rusqlite::Connection::open_with_flags(
-            folder.path("state.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
-        .unwrap_or(0);
-        if done >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the ledger never reached {n} for {sql}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn ledger_count(folder: &Folder, sql: &str) -> i64 {
-    rusqlite::Connection::open(folder.path("state.db"))
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
-}
+use super::common::*;
 
 #[test]
 fn tmall_happy_path_issues_every_row_once_and_keeps_extra_columns() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 200\nconcurrency = 8"),
+        tmall_rows(50),
     );
-    folder.write("in.csv", tmall_rows(50));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 50);
-    assert_eq!(super::common::column(&results, "note")[49], "note 50");
+    assert_eq!(column(&results, "note")[49], "note 50");
     assert_eq!(
-        super::common::column(&results, "row"),
+        column(&results, "row"),
         (1..=50).map(|i| i.to_string()).collect::<Vec<_>>()
     );
     let stats = sim.stats();
@@ -80,21 +25,19 @@ fn tmall_happy_path_issues_every_row_once_and_keeps_extra_columns() {
     assert_eq!(stats["duplicates"], 0);
     // Resuming a finished campaign sends nothing more.
     let again = run(&folder, &[]);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_exit(&again, 0);
     assert_eq!(sim.stats()["calls"], stats["calls"]);
 }
 
 #[test]
 fn alsc_happy_path_sends_deterministic_request_ids() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", alsc_campaign(&sim.url, "qps = 200"));
-    folder.write("in.csv", alsc_rows(30));
+    let folder = Folder::with(alsc_campaign(&sim.url, "qps = 200"), alsc_rows(30));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 30);
-    let ids = super::common::column(&results, "request_id");
+    let ids = column(&results, "request_id");
     assert!(
         ids.iter()
             .all(|id| uuid::Uuid::parse_str(id).map(|u| u.get_version_num()) == Ok(3)),
@@ -105,7 +48,7 @@ fn alsc_happy_path_sends_deterministic_request_ids() {
     unique.dedup();
     assert_eq!(unique.len(), 30);
     assert!(
-        super::common::column(&results, "issued_id")
+        column(&results, "issued_id")
             .iter()
             .all(|id| !id.is_empty())
     );
@@ -115,24 +58,17 @@ fn alsc_happy_path_sends_deterministic_request_ids() {
 #[test]
 fn every_status_lands_in_the_results() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
     // Without reconciliation (`reconcile = false`), an uncertain row stays uncertain.
-    folder.write(
-        "c.toml",
-        tmall_campaign(&sim.url, "qps = 200").replacen(
-            "[gateway]",
-            "reconcile = false\n\n[gateway]",
-            1,
-        ),
-    );
-    folder.write(
-        "in.csv",
+    let folder = Folder::with(
+        CampaignFile::tmall(&sim.url)
+            .limits("qps = 200")
+            .no_reconcile(),
         "open_id,out_id,note\nOK1,,a\n,,empty\nOK2,x1,bad number\nOK1,,dup\nREFUSE-1,,refused\nLOST-1,,lost\nOK3,456,override\nOK1,456,other certificate\n",
     );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     let results = folder.path("out.csv");
-    let statuses = super::common::column(&results, "status");
+    let statuses = column(&results, "status");
     assert_eq!(
         statuses,
         [
@@ -146,23 +82,23 @@ fn every_status_lands_in_the_results() {
             "issued"
         ]
     );
-    let messages = super::common::column(&results, "error_message");
+    let messages = column(&results, "error_message");
     assert!(messages[1].contains("open_id"), "{messages:?}");
     assert!(messages[2].contains("out_id"), "{messages:?}");
     assert!(messages[3].contains("row 1"), "{messages:?}");
     assert_eq!(
-        super::common::column(&results, "error_sub_code")[4],
+        column(&results, "error_sub_code")[4],
         "isv.user-not-qualified"
     );
     // The uncertain row is never sent again without --resend-uncertain.
-    let calls = sim.stats()["calls"].as_u64().unwrap();
+    let calls = sim.count("calls");
     let again = run(&folder, &[]);
-    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
-    assert_eq!(sim.stats()["calls"].as_u64().unwrap(), calls);
+    assert_exit(&again, 1);
+    assert_eq!(sim.count("calls"), calls);
     let resent = run(&folder, &["--resend-uncertain"]);
-    assert_eq!(resent.status.code(), Some(1), "{}", text(&resent));
-    assert_eq!(sim.stats()["calls"].as_u64().unwrap(), calls + 1);
-    assert_eq!(super::common::column(&results, "status")[5], "issued");
+    assert_exit(&resent, 1);
+    assert_eq!(sim.count("calls"), calls + 1);
+    assert_eq!(column(&results, "status")[5], "issued");
     assert!(
         sim.stats()["calls_by_method"]
             .get("tmall.nrt.certificate.query")
@@ -175,28 +111,20 @@ fn every_status_lands_in_the_results() {
 #[test]
 fn throttling_slows_down_and_finishes_without_duplicates() {
     let sim = Sim::start(&["--limit-qps", "10", "--ban-seconds", "1"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 40\nconcurrency = 8"),
+        tmall_rows(60),
     );
-    folder.write("in.csv", tmall_rows(60));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(count_status(&folder.path("out.csv"), "issued"), 60);
-    let stats = sim.stats();
-    assert_eq!(stats["issued"], 60);
-    assert_eq!(stats["duplicates"], 0);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("throttle events"));
-    assert!(
-        ledger_count(
-            &folder,
-            "SELECT COUNT(*) FROM attempts WHERE class = 'throttled'"
-        ) > 0
-    );
+    assert_exit(&out, 0);
+    assert_eq!(folder.count("issued"), 60);
+    sim.assert_issued_once(60);
+    assert!(stdout(&out).contains("throttle events"));
+    assert!(folder.ledger_count("SELECT COUNT(*) FROM attempts WHERE class = 'throttled'") > 0);
     // Throttled answers are not attempts.
     assert_eq!(
-        super::common::column(&folder.path("out.csv"), "attempts")
+        folder
+            .column("attempts")
             .iter()
             .filter(|a| *a != "1")
             .count(),
@@ -207,20 +135,16 @@ fn throttling_slows_down_and_finishes_without_duplicates() {
 #[test]
 fn isp_errors_are_retried_until_every_row_is_final() {
     let sim = Sim::start(&["--isp-error-rate", "0.3", "--seed", "11"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         alsc_campaign(&sim.url, "qps = 500\nmax_attempts = 10"),
+        alsc_rows(80),
     );
-    folder.write("in.csv", alsc_rows(80));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 80);
     assert!(
-        super::common::column(&results, "attempts")
-            .iter()
-            .any(|a| a != "1"),
+        column(&results, "attempts").iter().any(|a| a != "1"),
         "no retry happened"
     );
     assert_eq!(sim.stats()["duplicates"], 0);
@@ -229,14 +153,12 @@ fn isp_errors_are_retried_until_every_row_is_final() {
 #[test]
 fn no_one_second_window_exceeds_qps() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 25\nconcurrency = 16"),
+        tmall_rows(100),
     );
-    folder.write("in.csv", tmall_rows(100));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let stats = sim.stats();
     assert_eq!(stats["issued"], 100);
     let peak = stats["peak_calls_per_second"].as_u64().unwrap();
@@ -247,23 +169,21 @@ fn no_one_second_window_exceeds_qps() {
 fn a_run_held_back_by_its_in_flight_cap_says_so() {
     // One row in flight and 50 ms per answer: at most 20/s against qps 40.
     let sim = Sim::start(&["--latency-ms", "50"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 40\nconcurrency = 1"),
+        tmall_rows(60),
     );
-    folder.write("in.csv", tmall_rows(60));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_exit(&out, 0);
+    let out_text = stdout(&out);
     assert!(
-        stdout.contains("peak in flight: 1 (concurrency = 1)"),
-        "{stdout}"
+        out_text.contains("peak in flight: 1 (concurrency = 1)"),
+        "{out_text}"
     );
-    let shortfall = stdout
+    let shortfall = out_text
         .lines()
         .find(|l| l.trim_start().starts_with("below qps: "))
-        .unwrap_or_else(|| panic!("no shortfall line: {stdout}"));
+        .unwrap_or_else(|| panic!("no shortfall line: {out_text}"));
     assert!(
         shortfall.contains("of qps 40; in-flight cap 1 held for "),
         "{shortfall}"
@@ -275,11 +195,9 @@ fn a_run_held_back_by_its_in_flight_cap_says_so() {
 fn without_a_concurrency_rows_in_flight_follow_the_latency() {
     // 200 ms per answer at qps 50: about ten rows in flight are needed, and no cap is set.
     let sim = Sim::start(&["--latency-ms", "200"]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 50"));
-    folder.write("in.csv", tmall_rows(100));
+    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 50"), tmall_rows(100));
     let out = run(&folder, &["--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let peak = summary["this_run"]["peak_in_flight"].as_u64().unwrap();
     // One at a time would take 20 s; the cap before any answer is 16, the ceiling 256.
@@ -290,22 +208,13 @@ fn without_a_concurrency_rows_in_flight_follow_the_latency() {
 #[test]
 fn kill_9_then_resume_never_issues_twice_alsc() {
     let sim = Sim::start(&["--latency-ms", "30"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         alsc_campaign(&sim.url, "qps = 200\nconcurrency = 8"),
+        alsc_rows(300),
     );
-    folder.write("in.csv", alsc_rows(300));
-    let mut child = spawn_run(&folder);
-    wait_for_ledger(
-        &folder,
-        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-        40,
-    );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_9_after(&folder, 40);
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 300);
     let stats = sim.stats();
@@ -316,27 +225,16 @@ fn kill_9_then_resume_never_issues_twice_alsc() {
 #[test]
 fn kill_9_leaves_at_most_concurrency_uncertain_rows_tmall() {
     let sim = Sim::start(&["--latency-ms", "30"]);
-    let folder = Folder::new();
     // Without reconciliation, so that the uncertain rows stay to be counted.
-    folder.write(
-        "c.toml",
-        tmall_campaign(&sim.url, "qps = 200\nconcurrency = 6").replacen(
-            "[gateway]",
-            "reconcile = false\n\n[gateway]",
-            1,
-        ),
+    let folder = Folder::with(
+        CampaignFile::tmall(&sim.url)
+            .limits("qps = 200\nconcurrency = 6")
+            .no_reconcile(),
+        tmall_rows(300),
     );
-    folder.write("in.csv", tmall_rows(300));
-    let mut child = spawn_run(&folder);
-    wait_for_ledger(
-        &folder,
-        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-        40,
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_9_after(&folder, 40);
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out)); // uncertain rows remain
+    assert_exit(&out, 1); // uncertain rows remain
     let results = folder.path("out.csv");
     let uncertain = count_status(&results, "uncertain");
     assert!(
@@ -351,18 +249,12 @@ fn kill_9_leaves_at_most_concurrency_uncertain_rows_tmall() {
 #[test]
 fn ctrl_c_exits_130_and_the_next_run_finishes() {
     let sim = Sim::start(&["--latency-ms", "20"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         alsc_campaign(&sim.url, "qps = 100\nconcurrency = 4"),
+        alsc_rows(200),
     );
-    folder.write("in.csv", alsc_rows(200));
     let child = spawn_run(&folder);
-    wait_for_ledger(
-        &folder,
-        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-        20,
-    );
+    wait_for_ledger(&folder, ISSUED, 20);
     let pid = child.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -372,19 +264,16 @@ fn ctrl_c_exits_130_and_the_next_run_finishes() {
             .success()
     );
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert_exit(&out, 130);
     // The interrupted run still wrote its results, with the rest pending.
     let results = folder.path("out.csv");
     assert!(count_status(&results, "pending") > 0);
     assert_eq!(
-        ledger_count(
-            &folder,
-            "SELECT COUNT(*) FROM entries WHERE status = 'inflight'"
-        ),
+        folder.ledger_count("SELECT COUNT(*) FROM entries WHERE status = 'inflight'"),
         0
     );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert_eq!(count_status(&results, "issued"), 200);
     assert_eq!(sim.stats()["duplicates"], 0);
 }
@@ -392,43 +281,30 @@ fn ctrl_c_exits_130_and_the_next_run_finishes() {
 #[test]
 fn wrong_secret_halts_with_3_and_nothing_issued_then_the_fix_completes() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
-    folder.write("in.csv", tmall_rows(20));
-    let out = campaign()
-        .env("TOP_APP_SECRET", "not-the-secret")
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("secret"),
-        "{}",
-        text(&out)
-    );
+    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), tmall_rows(20));
+    let out = command_env(&folder, "run", &[("TOP_APP_SECRET", "not-the-secret")], &[]);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("secret"), "{}", text(&out));
     assert_eq!(sim.stats()["issued"], 0);
-    assert_eq!(count_status(&folder.path("out.csv"), "pending"), 20);
+    assert_eq!(folder.count("pending"), 20);
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert_eq!(sim.stats()["issued"], 20);
 }
 
 #[test]
 fn a_used_up_daily_quota_halts_and_says_when_it_ends() {
     let sim = Sim::start(&["--daily-quota", "5"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 100\nconcurrency = 1\nmax_ban_wait_s = 60"),
+        tmall_rows(20),
     );
-    folder.write("in.csv", tmall_rows(20));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ends around"), "{}", text(&out));
-    assert_eq!(count_status(&folder.path("out.csv"), "issued"), 5);
-    assert_eq!(count_status(&folder.path("out.csv"), "pending"), 15);
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains("ends around"), "{}", text(&out));
+    assert_eq!(folder.count("issued"), 5);
+    assert_eq!(folder.count("pending"), 15);
 }
 
 #[test]
@@ -448,34 +324,24 @@ fn permanent_failures_over_the_limit_halt_the_run() {
     }
     folder.write("in.csv", csv);
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("max_failure_rate"),
-        "{}",
-        text(&out)
-    );
-    assert!(count_status(&folder.path("out.csv"), "pending") > 50);
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("max_failure_rate"), "{}", text(&out));
+    assert!(folder.count("pending") > 50);
 }
 
 #[test]
 fn a_second_run_on_the_same_state_is_refused() {
     let sim = Sim::start(&["--latency-ms", "50"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 20\nconcurrency = 2"),
+        tmall_rows(100),
     );
-    folder.write("in.csv", tmall_rows(100));
     let mut first = spawn_run(&folder);
-    wait_for_ledger(
-        &folder,
-        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-        1,
-    );
+    wait_for_ledger(&folder, ISSUED, 1);
     let second = run(&folder, &[]);
-    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    assert_exit(&second, 2);
     assert!(
-        String::from_utf8_lossy(&second.stderr).contains("another `campaign run`"),
+        stderr(&second).contains("another `campaign run`"),
         "{}",
         text(&second)
     );
@@ -485,96 +351,63 @@ fn a_second_run_on_the_same_state_is_refused() {
 
 #[test]
 fn gbk_input_keeps_its_extra_columns_intact() {
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        tmall_campaign("sim", "qps = 200").replace("hmac-sha256", "hmac"),
-    );
     let (bytes, _, _) =
         encoding_rs::GBK.encode("open_id,姓名,备注\r\nG1,张伟,会员，“引号”\r\nG2,王芳,普通\r\n");
-    folder.write("in.csv", bytes);
+    let file = CampaignFile::tmall("sim")
+        .limits("qps = 200")
+        .sign_method("hmac");
+    let folder = Folder::with(file, bytes);
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let results = folder.path("out.csv");
-    assert_eq!(super::common::column(&results, "姓名"), ["张伟", "王芳"]);
-    assert_eq!(
-        super::common::column(&results, "备注"),
-        ["会员，“引号”", "普通"]
-    );
+    assert_eq!(column(&results, "姓名"), ["张伟", "王芳"]);
+    assert_eq!(column(&results, "备注"), ["会员，“引号”", "普通"]);
 }
 
 #[test]
 fn results_of_a_gbk_input_get_a_bom_unless_the_campaign_says_bom_false() {
-    let folder = Folder::new();
-    let toml = tmall_campaign("sim", "qps = 200");
-    folder.write("c.toml", &toml);
+    let file = CampaignFile::tmall("sim").limits("qps = 200");
     let (bytes, _, _) = encoding_rs::GBK.encode("open_id,姓名\r\nG1,张伟\r\nG2,王芳\r\n");
-    folder.write("in.csv", bytes);
-    let starts_with_bom = || {
-        std::fs::read(folder.path("out.csv"))
-            .unwrap()
-            .starts_with(b"\xEF\xBB\xBF")
-    };
+    let folder = Folder::with(&file, bytes);
+    let has_bom = || starts_with_bom(&folder);
     let verify = || {
-        let out = campaign()
-            .arg("verify")
-            .arg(folder.path("c.toml"))
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let out = command(&folder, "verify", &[]);
+        assert_exit(&out, 0);
     };
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        starts_with_bom(),
-        "GBK input: results with a BOM by default"
-    );
-    assert_eq!(
-        super::common::column(&folder.path("out.csv"), "姓名"),
-        ["张伟", "王芳"]
-    );
+    assert_exit(&out, 0);
+    assert!(has_bom(), "GBK input: results with a BOM by default");
+    assert_eq!(folder.column("姓名"), ["张伟", "王芳"]);
     verify();
 
-    let with_setting = |bom: &str| {
-        toml.replace(
-            "state = \"state.db\"\n",
-            &format!("state = \"state.db\"\nbom = {bom}\n"),
-        )
-    };
+    let with_setting = |bom: &str| file.clone().set(&format!("bom = {bom}")).to_string();
     folder.write("c.toml", with_setting("false"));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(!starts_with_bom(), "bom = false is obeyed");
+    assert_exit(&out, 0);
+    assert!(!has_bom(), "bom = false is obeyed");
     verify();
     let out = run(&folder, &["--bom"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(starts_with_bom(), "--bom overrides the campaign file");
+    assert_exit(&out, 0);
+    assert!(has_bom(), "--bom overrides the campaign file");
     verify();
 
     // A UTF-8 input without a BOM gets none, unless the campaign says bom = true.
-    let folder = Folder::new();
-    folder.write("c.toml", &toml);
-    folder.write("in.csv", "open_id,姓名\nU1,张伟\n");
+    let folder = Folder::with(&file, "open_id,姓名\nU1,张伟\n");
     assert_eq!(run(&folder, &[]).status.code(), Some(0));
-    assert!(
-        !std::fs::read(folder.path("out.csv"))
-            .unwrap()
-            .starts_with(b"\xEF\xBB\xBF")
-    );
+    assert!(!starts_with_bom(&folder));
     folder.write("c.toml", with_setting("true"));
     assert_eq!(run(&folder, &[]).status.code(), Some(0));
-    assert!(
-        std::fs::read(folder.path("out.csv"))
-            .unwrap()
-            .starts_with(b"\xEF\xBB\xBF")
-    );
+    assert!(starts_with_bom(&folder));
     let out = run(&folder, &["--no-bom"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        !std::fs::read(folder.path("out.csv"))
-            .unwrap()
-            .starts_with(b"\xEF\xBB\xBF")
-    );
+    assert_exit(&out, 0);
+    assert!(!starts_with_bom(&folder));
+}
+
+/// Whether the folder's results file starts with a UTF-8 byte-order mark.
+fn starts_with_bom(folder: &Folder) -> bool {
+    std::fs::read(folder.results())
+        .unwrap()
+        .starts_with(b"\xEF\xBB\xBF")
 }
 
 #[test]
@@ -584,33 +417,31 @@ fn a_gbk_file_behind_a_utf8_bom_is_read_with_the_encoding_the_error_names() {
     let (gbk, _, _) = encoding_rs::GBK.encode("open_id,姓名\r\nG1,张伟\r\n");
     folder.write("in.csv", [b"\xEF\xBB\xBF".as_slice(), &gbk].concat());
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
     assert!(
-        stderr.contains("run again with `--encoding gbk`"),
+        err.contains("run again with `--encoding gbk`"),
         "{}",
         text(&out)
     );
     let out = run(&folder, &["--encoding", "gbk"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(
-        super::common::column(&folder.path("out.csv"), "姓名"),
-        ["张伟"]
-    );
+    assert_exit(&out, 0);
+    assert_eq!(folder.column("姓名"), ["张伟"]);
 }
 
 #[test]
 fn run_json_prints_one_summary_object_and_nothing_else_on_stdout() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
-    folder.write("in.csv", "open_id\nJ1\nREFUSE-1\nJ2\n \n");
+    let folder = Folder::with(
+        tmall_campaign(&sim.url, "qps = 200"),
+        "open_id\nJ1\nREFUSE-1\nJ2\n \n",
+    );
     let parse = |out: &Output| -> serde_json::Value {
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
     };
     let out = run(&folder, &["--json", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let plan = parse(&out);
     assert_eq!(plan["dry_run"], true);
     assert_eq!(
@@ -619,7 +450,7 @@ fn run_json_prints_one_summary_object_and_nothing_else_on_stdout() {
     );
 
     let out = run(&folder, &["--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     let summary = parse(&out);
     assert_eq!(summary["ending"], "finished");
     assert_eq!(summary["exit_code"], 1);
@@ -640,26 +471,18 @@ fn run_json_prints_one_summary_object_and_nothing_else_on_stdout() {
 #[test]
 fn secrets_never_reach_output_ledger_or_results() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
     // The lost answer is reconciled by query after 1 s: that request is traced too.
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 200\nreconcile_after_s = 1"),
+        "open_id\nA1\nREFUSE-1\nLOST-1\n",
     );
-    folder.write("in.csv", "open_id\nA1\nREFUSE-1\nLOST-1\n");
-    let out = campaign()
-        .env("RUST_LOG", "campaign=trace")
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap();
-    let wrong = campaign()
-        .env("TOP_APP_SECRET", "x")
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .arg("--retry-failed")
-        .output()
-        .unwrap();
+    let out = command_env(&folder, "run", &[("RUST_LOG", "campaign=trace")], &[]);
+    let wrong = command_env(
+        &folder,
+        "run",
+        &[("TOP_APP_SECRET", "x")],
+        &["--retry-failed"],
+    );
     let mut everything = [out.stdout, out.stderr, wrong.stdout, wrong.stderr].concat();
     for file in ["state.db", "state.db-wal", "out.csv"] {
         everything.extend(std::fs::read(folder.path(file)).unwrap_or_default());
@@ -677,15 +500,16 @@ fn secrets_never_reach_output_ledger_or_results() {
 #[test]
 fn dry_run_plans_and_sends_nothing() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 10"));
-    folder.write("in.csv", "open_id\nA1\nA2\n\nA1\n");
+    let folder = Folder::with(
+        tmall_campaign(&sim.url, "qps = 10"),
+        "open_id\nA1\nA2\n\nA1\n",
+    );
     let out = run(&folder, &["--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_exit(&out, 0);
+    let out_text = stdout(&out);
     assert!(
-        stdout.contains("to send") && stdout.contains("duplicates"),
-        "{stdout}"
+        out_text.contains("to send") && out_text.contains("duplicates"),
+        "{out_text}"
     );
     assert_eq!(sim.stats()["calls"], 0);
     assert!(
@@ -697,66 +521,50 @@ fn dry_run_plans_and_sends_nothing() {
 #[test]
 fn a_malformed_file_stops_before_sending_with_its_line() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 10"));
-    folder.write("in.csv", "open_id,note\nA1,ok\nA2,\"unclosed\nA3,x\n");
-    let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("in.csv") && stderr.contains('3'),
-        "{stderr}"
+    let folder = Folder::with(
+        tmall_campaign(&sim.url, "qps = 10"),
+        "open_id,note\nA1,ok\nA2,\"unclosed\nA3,x\n",
     );
+    let out = run(&folder, &[]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("in.csv") && err.contains('3'), "{err}");
     assert_eq!(sim.stats()["calls"], 0);
     let wrong_column = folder.write("in.csv", "alipay_id\n2088000000000001\n");
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("open_id"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("open_id"), "{}", text(&out));
     drop(wrong_column);
 }
 
 #[test]
 fn a_required_param_with_no_default_and_no_column_stops_before_sending() {
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        tmall_campaign("sim", "qps = 10").replace("biz_code = \"23\"\n", ""),
+    let folder = Folder::with(
+        CampaignFile::tmall("sim")
+            .limits("qps = 10")
+            .param("biz_code", None),
+        "open_id\nA1\n",
     );
-    folder.write("in.csv", "open_id\nA1\n");
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("biz_code"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("biz_code"), "{}", text(&out));
     // With the column in the input instead, it runs.
     folder.write("in.csv", "open_id,biz_code\nA1,23\n");
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
 }
 
 #[test]
 fn an_edited_input_is_reread_and_nothing_is_sent_twice() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
-    folder.write("in.csv", tmall_rows(5));
+    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(5));
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     // Touched but unchanged: no warning, nothing sent.
     let unchanged = std::fs::read(folder.path("in.csv")).unwrap();
     folder.write("in.csv", &unchanged);
     let out = run(&folder, &[]);
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("changed"),
-        "{}",
-        text(&out)
-    );
+    assert!(!stderr(&out).contains("changed"), "{}", text(&out));
     assert_eq!(sim.stats()["calls"], 5);
     // Rows moved, two new ones: the run says so, sends only the new ones, results follow the file.
     folder.write(
@@ -764,9 +572,9 @@ fn an_edited_input_is_reread_and_nothing_is_sent_twice() {
         "open_id,note\nNEW1,x\nP00003,moved\nP00001,moved\nNEW2,y\n",
     );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("input file changed"),
+        stderr(&out).contains("input file changed"),
         "{}",
         text(&out)
     );
@@ -774,9 +582,6 @@ fn an_edited_input_is_reread_and_nothing_is_sent_twice() {
     assert_eq!(stats["calls"], 7);
     assert_eq!(stats["duplicates"], 0);
     let results = folder.path("out.csv");
-    assert_eq!(
-        super::common::column(&results, "note"),
-        ["x", "moved", "moved", "y"]
-    );
-    assert_eq!(super::common::column(&results, "status"), ["issued"; 4]);
+    assert_eq!(column(&results, "note"), ["x", "moved", "moved", "y"]);
+    assert_eq!(column(&results, "status"), ["issued"; 4]);
 }

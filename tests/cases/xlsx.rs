@@ -6,8 +6,9 @@ use std::path::Path;
 
 use calamine::{Data, Reader, Xlsx};
 
-use super::common::{self, Folder, Sim, alsc_campaign, campaign, text};
 use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
+
+use super::common::*;
 
 /// The recipients sheet: every kind of cell a spreadsheet holds.
 fn recipients(workbook: &mut Workbook) {
@@ -50,27 +51,26 @@ fn recipients(workbook: &mut Workbook) {
     other.write_string(1, 0, "2088000000000055").unwrap();
 }
 
-fn folder_with(workbook: &mut Workbook, settings: &str, results: &str) -> Folder {
-    let folder = Folder::new();
-    workbook.save(folder.path("in.xlsx")).unwrap();
-    let toml = alsc_campaign("URL", "qps = 200")
-        .replace(
-            "input = \"in.csv\"",
-            &format!("input = \"in.xlsx\"\n{settings}"),
-        )
-        .replace("out.csv", results);
-    folder.write("c.toml", toml);
-    folder
+/// An alsc campaign on `sim` reading `in.xlsx`, with a top-level `setting` (or none) and
+/// `results` as its results file.
+fn xlsx_campaign(sim: &Sim, setting: &str, results: &str) -> CampaignFile {
+    let file = CampaignFile::alsc(&sim.url)
+        .limits("qps = 200")
+        .input("in.xlsx")
+        .results(results);
+    if setting.is_empty() {
+        file
+    } else {
+        file.set(setting)
+    }
 }
 
-fn run(folder: &Folder, sim: &Sim, command: &str) -> std::process::Output {
-    let toml = std::fs::read_to_string(folder.path("c.toml")).unwrap();
-    folder.write("c.toml", toml.replace("URL", &sim.url));
-    campaign()
-        .arg(command)
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap()
+/// A folder with `workbook` as `in.xlsx` and [`xlsx_campaign`] as its campaign file.
+fn folder_with(workbook: &mut Workbook, sim: &Sim, setting: &str, results: &str) -> Folder {
+    let folder = Folder::new();
+    workbook.save(folder.path("in.xlsx")).unwrap();
+    folder.write("c.toml", xlsx_campaign(sim, setting, results).to_string());
+    folder
 }
 
 /// Every row of the first sheet, as cells.
@@ -93,8 +93,8 @@ fn a_workbook_runs_through_verify_and_its_xlsx_results_read_back() {
     let sim = Sim::start(&[]);
     let mut workbook = Workbook::new();
     recipients(&mut workbook);
-    let folder = folder_with(&mut workbook, "", "out.xlsx");
-    let out = run(&folder, &sim, "run");
+    let folder = folder_with(&mut workbook, &sim, "", "out.xlsx");
+    let out = run(&folder, &[]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -140,36 +140,29 @@ fn a_workbook_runs_through_verify_and_its_xlsx_results_read_back() {
         ("4".into(), "issued".into())
     );
 
-    let out = run(&folder, &sim, "verify");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = command(&folder, "verify", &[]);
+    assert_exit(&out, 0);
 
     // Resuming sends nothing again; change detection sees an edited workbook.
-    let out = run(&folder, &sim, "run");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_eq!(sim.stats()["issued"], 3);
-    assert_eq!(sim.stats()["duplicates"], 0);
+    let out = run(&folder, &[]);
+    assert_exit(&out, 1);
+    sim.assert_issued_once(3);
 
     // The workbook results rebuild a lost ledger, and nothing is sent twice.
     std::fs::remove_file(folder.path("state.db")).unwrap();
-    let out = run(&folder, &sim, "run");
+    let out = run(&folder, &[]);
     assert_eq!(
         out.status.code(),
         Some(2),
         "a fresh ledger is refused: {}",
         text(&out)
     );
-    let out = campaign()
-        .arg("rebuild")
-        .arg(folder.path("c.toml"))
-        .arg("--from")
-        .arg(folder.path("out.xlsx"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = run(&folder, &sim, "run");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_eq!(sim.stats()["issued"], 3);
-    assert_eq!(sim.stats()["duplicates"], 0);
+    let from = folder.path("out.xlsx");
+    let out = command(&folder, "rebuild", &["--from", from.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    let out = run(&folder, &[]);
+    assert_exit(&out, 1);
+    sim.assert_issued_once(3);
 }
 
 #[test]
@@ -177,31 +170,28 @@ fn a_named_sheet_is_read_and_a_missing_one_is_named() {
     let sim = Sim::start(&[]);
     let mut workbook = Workbook::new();
     recipients(&mut workbook);
-    let folder = folder_with(&mut workbook, "sheet = \"second\"", "out.csv");
-    let out = run(&folder, &sim, "run");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let folder = folder_with(&mut workbook, &sim, "sheet = \"second\"", "out.csv");
+    let out = run(&folder, &[]);
+    assert_exit(&out, 0);
     assert_eq!(sim.stats()["issued"], 1);
     let results = std::fs::read(folder.path("out.csv")).unwrap();
     assert!(
         results.starts_with(b"\xEF\xBB\xBF"),
         "CSV results of a workbook get a BOM by default"
     );
-    assert_eq!(
-        common::column(&folder.path("out.csv"), "alipay_id"),
-        ["2088000000000055"]
-    );
-    let out = run(&folder, &sim, "verify");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(folder.column("alipay_id"), ["2088000000000055"]);
+    let out = command(&folder, "verify", &[]);
+    assert_exit(&out, 0);
 
     let mut workbook = Workbook::new();
     recipients(&mut workbook);
-    let folder = folder_with(&mut workbook, "sheet = \"third\"", "out.csv");
-    let out = run(&folder, &sim, "run");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let folder = folder_with(&mut workbook, &sim, "sheet = \"third\"", "out.csv");
+    let out = run(&folder, &[]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
     assert!(
-        stderr.contains(r#"no sheet named "third"; sheets found: "名单", "second""#),
-        "{stderr}"
+        err.contains(r#"no sheet named "third"; sheets found: "名单", "second""#),
+        "{err}"
     );
 }
 
@@ -210,17 +200,13 @@ fn a_workbook_named_csv_and_a_value_without_a_header_are_refused_before_sending(
     let sim = Sim::start(&[]);
     let mut workbook = Workbook::new();
     recipients(&mut workbook);
-    let folder = folder_with(&mut workbook, "", "out.csv");
+    let folder = folder_with(&mut workbook, &sim, "", "out.csv");
     std::fs::rename(folder.path("in.xlsx"), folder.path("in.csv")).unwrap();
-    let toml = std::fs::read_to_string(folder.path("c.toml")).unwrap();
-    folder.write("c.toml", toml.replace("in.xlsx", "in.csv"));
-    let out = run(&folder, &sim, "run");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("format = \"xlsx\""),
-        "{}",
-        text(&out)
-    );
+    let file = xlsx_campaign(&sim, "", "out.csv").input("in.csv");
+    folder.write("c.toml", file.to_string());
+    let out = run(&folder, &[]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("format = \"xlsx\""), "{}", text(&out));
 
     let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
@@ -228,12 +214,11 @@ fn a_workbook_named_csv_and_a_value_without_a_header_are_refused_before_sending(
     sheet.write_string(1, 0, "2088000000000011").unwrap();
     sheet.write_string(2, 0, "2088000000000022").unwrap();
     sheet.write_string(2, 2, "stray").unwrap();
-    let folder = folder_with(&mut workbook, "", "out.csv");
-    let out = run(&folder, &sim, "run");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let folder = folder_with(&mut workbook, &sim, "", "out.csv");
+    let out = run(&folder, &[]);
+    assert_exit(&out, 2);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("in.xlsx:3: a value in column C, beyond the header's last column A"),
+        stderr(&out).contains("in.xlsx:3: a value in column C, beyond the header's last column A"),
         "{}",
         text(&out)
     );
@@ -252,13 +237,13 @@ fn the_sample_campaign_runs_from_its_workbook() {
         .arg(folder.path("xlsx.toml"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let out = campaign()
         .arg("verify")
         .arg(folder.path("xlsx.toml"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
 }
 
 /// Writes `samples/recipients.xlsx`: `cargo test --test cli -- --ignored regenerate`.

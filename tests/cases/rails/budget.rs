@@ -1,33 +1,22 @@
 //! The `max_issued` budget: across a kill -9 and a resume, refusals given back, shown by
 //! `status` and `--dry-run`.
 
-use super::*;
+use std::process::Output;
+
+use super::super::common::*;
 
 /// Runs until some rows are issued, kills the run (SIGKILL), and resumes it with a budget of
 /// 100: the resumed run must stop at the budget, counting rows that were in flight at the kill.
 fn budget_survives_a_kill(sim: &Sim, folder: &Folder) -> Output {
-    let mut child = campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_count(
-        &folder.path("state.db"),
-        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-        40,
-    );
-    child.kill().unwrap(); // SIGKILL: rows in flight stay marked in flight
-    child.wait().unwrap();
-    let issued_before = sim.stats()["issued"].as_u64().unwrap();
+    kill_9_after(folder, 40);
+    let issued_before = sim.count("issued");
     assert!(
         issued_before < 100,
         "the kill came too late: {issued_before}"
     );
 
     let resumed = run(folder, &[]);
-    assert_eq!(resumed.status.code(), Some(3), "{}", text(&resumed));
+    assert_exit(&resumed, 3);
     assert!(
         stderr(&resumed).contains("the budget is reached: 100 rows (limits.max_issued)"),
         "{}",
@@ -44,12 +33,10 @@ fn budget_survives_a_kill(sim: &Sim, folder: &Folder) -> Output {
 #[test]
 fn the_budget_holds_across_a_kill_and_a_resume_idempotent_api() {
     let sim = Sim::start(&["--latency-ms", "30"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         alsc_campaign(&sim.url, "qps = 200\nconcurrency = 8\nmax_issued = 100"),
+        alsc_rows(300),
     );
-    folder.write("in.csv", alsc_rows(300));
     budget_survives_a_kill(&sim, &folder);
     let stats = sim.stats();
     // Rows in flight at the kill were sent again with their request_id: issued once each.
@@ -62,24 +49,16 @@ fn the_budget_holds_across_a_kill_and_a_resume_idempotent_api() {
     // Used up: the next run sends nothing and says so again.
     let calls = sim.stats()["calls"].clone();
     let again = run(&folder, &[]);
-    assert_eq!(again.status.code(), Some(3), "{}", text(&again));
+    assert_exit(&again, 3);
     assert_eq!(sim.stats()["calls"], calls);
 
-    let status = campaign()
-        .arg("status")
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap();
+    let status = command(&folder, "status", &[]);
     assert!(
         stdout(&status).contains("budget    100 of 100 used (issued or possibly issued), 0 left"),
         "{}",
         text(&status)
     );
-    let json = campaign()
-        .args(["status", "--json"])
-        .arg(folder.path("c.toml"))
-        .output()
-        .unwrap();
+    let json = command(&folder, "status", &["--json"]);
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(
         json["budget"],
@@ -90,12 +69,10 @@ fn the_budget_holds_across_a_kill_and_a_resume_idempotent_api() {
 #[test]
 fn the_budget_holds_across_a_kill_and_a_resume_non_idempotent_api() {
     let sim = Sim::start(&["--latency-ms", "30"]);
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign(&sim.url, "qps = 200\nconcurrency = 8\nmax_issued = 100"),
+        tmall_rows(300),
     );
-    folder.write("in.csv", tmall_rows(300));
     budget_survives_a_kill(&sim, &folder);
     let results = folder.path("out.csv");
     // Rows in flight at the kill are uncertain: they may have been issued, so they count.
@@ -128,7 +105,7 @@ fn rows_the_platform_refused_give_their_share_of_the_budget_back() {
     }
     folder.write("in.csv", csv);
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "failed"), 3);
     assert_eq!(count_status(&results, "issued"), 5);
@@ -138,14 +115,12 @@ fn rows_the_platform_refused_give_their_share_of_the_budget_back() {
 
 #[test]
 fn dry_run_shows_the_budget_and_the_limit() {
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    let folder = Folder::with(
         tmall_campaign("http://127.0.0.1:9/router/rest", "max_issued = 20"),
+        tmall_rows(30),
     );
-    folder.write("in.csv", tmall_rows(30));
     let out = run(&folder, &["--dry-run", "--limit", "5"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let plan = stdout(&out);
     assert!(
         plan.contains("budget                  0 of max_issued = 20 used, 20 left"),

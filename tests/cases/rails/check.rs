@@ -1,6 +1,8 @@
 //! `campaign check` against the simulator: a good setup and each problem it names.
 
-use super::*;
+use std::process::Output;
+
+use super::super::common::*;
 
 fn check(folder: &Folder, env: &[(&str, &str)]) -> Output {
     campaign()
@@ -13,10 +15,7 @@ fn check(folder: &Folder, env: &[(&str, &str)]) -> Output {
 
 /// A tmall campaign (it needs the session) against `url`.
 fn check_folder(url: &str, limits: &str) -> Folder {
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(url, limits));
-    folder.write("in.csv", tmall_rows(10));
-    folder
+    Folder::with(tmall_campaign(url, limits), tmall_rows(10))
 }
 
 /// The calls the simulator got, by method; and that nothing was issued.
@@ -31,7 +30,7 @@ fn check_passes_a_good_setup_and_issues_nothing() {
     let sim = Sim::start(&[]);
     let folder = check_folder(&sim.url, "qps = 50\nconcurrency = 8");
     let out = check(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let report = stdout(&out);
     for expected in [
         "ok       campaign file",
@@ -66,7 +65,7 @@ fn check_names_a_wrong_secret_and_what_to_fix() {
     let sim = Sim::start(&[]);
     let folder = check_folder(&sim.url, "");
     let out = check(&folder, &[("TOP_APP_SECRET", "not-the-secret-5d2")]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     let report = stdout(&out);
     assert!(
         report.contains("PROBLEM  signed call    taobao.time.get: refused: code 25"),
@@ -88,7 +87,7 @@ fn check_names_a_wrong_session() {
     let sim = Sim::start(&[]);
     let folder = check_folder(&sim.url, "");
     let out = check(&folder, &[("TOP_SESSION", "expired-session-8e1")]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     let report = stdout(&out);
     assert!(report.contains("ok       signed call"), "{report}");
     assert!(
@@ -112,7 +111,7 @@ fn check_measures_the_clock_skew_to_the_gateway() {
     let sim = Sim::start(&["--clock-offset-s", "300"]);
     let folder = check_folder(&sim.url, "");
     let out = check(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let report = stdout(&out);
     let line = report.lines().find(|l| l.contains(" clock ")).unwrap();
     let behind: i64 = line
@@ -131,7 +130,7 @@ fn check_measures_the_clock_skew_to_the_gateway() {
     let skewed = Sim::start(&["--clock-offset-s", "900"]);
     let folder = check_folder(&skewed.url, "");
     let out = check(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     let report = stdout(&out);
     assert!(report.contains("refused: code 31"), "{report}");
     assert!(
@@ -145,7 +144,7 @@ fn check_says_which_concurrency_the_qps_needs() {
     let sim = Sim::start(&["--latency-ms", "200"]);
     let folder = check_folder(&sim.url, "qps = 100\nconcurrency = 4");
     let out = check(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     let report = stdout(&out);
     assert!(report.contains("PROBLEM  latency"), "{report}");
     assert!(
@@ -165,7 +164,7 @@ fn check_reports_an_unreachable_gateway_and_bad_files() {
     let folder = check_folder(&format!("http://127.0.0.1:{port}/router/rest"), "");
     folder.write("in.csv", "open_id,note\n\"unbalanced,1\n");
     let out = check(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     let report = stdout(&out);
     assert!(report.contains("PROBLEM  input"), "{report}");
     assert!(
@@ -184,13 +183,13 @@ fn check_reports_an_unreachable_gateway_and_bad_files() {
         .env_remove("TOP_SESSION")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     assert!(stdout(&out).contains("PROBLEM  secrets"), "{}", text(&out));
 
     // A campaign file that does not load is a problem too.
     folder.write("c.toml", "name = \"t\"\n");
     let out = check(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     assert!(
         stdout(&out).contains("PROBLEM  campaign file"),
         "{}",

@@ -1,16 +1,14 @@
 //! `--limit N`: a canary run that ends like a finished one, and the run after it continues.
 
-use super::*;
+use super::super::common::*;
 
 #[test]
 fn a_limited_run_sends_that_many_rows_and_the_next_run_continues() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", tmall_campaign(&sim.url, "qps = 200"));
-    folder.write("in.csv", tmall_rows(30));
+    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(30));
 
     let canary = run(&folder, &["--limit", "10"]);
-    assert_eq!(canary.status.code(), Some(0), "{}", text(&canary));
+    assert_exit(&canary, 0);
     assert!(
         stdout(&canary).contains(
             "limit reached: --limit 10 rows were sent in this run; 20 rows remain pending"
@@ -24,7 +22,7 @@ fn a_limited_run_sends_that_many_rows_and_the_next_run_continues() {
     assert_eq!(sim.stats()["issued"], 10);
 
     let rest = run(&folder, &[]);
-    assert_eq!(rest.status.code(), Some(0), "{}", text(&rest));
+    assert_exit(&rest, 0);
     assert!(!stdout(&rest).contains("limit reached"), "{}", text(&rest));
     assert_eq!(count_status(&results, "issued"), 30);
     let stats = sim.stats();
@@ -35,11 +33,9 @@ fn a_limited_run_sends_that_many_rows_and_the_next_run_continues() {
 #[test]
 fn a_limit_larger_than_the_work_is_a_plain_finished_run() {
     let sim = Sim::start(&[]);
-    let folder = Folder::new();
-    folder.write("c.toml", alsc_campaign(&sim.url, "qps = 200"));
-    folder.write("in.csv", alsc_rows(5));
+    let folder = Folder::with(alsc_campaign(&sim.url, "qps = 200"), alsc_rows(5));
     let out = run(&folder, &["--limit", "10"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(!stdout(&out).contains("limit reached"), "{}", text(&out));
     assert_eq!(sim.stats()["issued"], 5);
 }

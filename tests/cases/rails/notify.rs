@@ -1,7 +1,7 @@
 //! `[notify]`: a message to an in-test receiver for each kind (signatures checked
 //! independently), progress, halts, interruptions, and receivers that fail or hang.
 
-use super::*;
+use super::super::common::*;
 
 /// How the in-test webhook receiver answers.
 #[derive(Clone, Copy)]
@@ -24,68 +24,28 @@ struct Received {
 
 /// A webhook receiver on 127.0.0.1:0 that records every request.
 struct Receiver {
-    addr: std::net::SocketAddr,
+    server: TestServer,
     got: std::sync::mpsc::Receiver<Received>,
 }
 
 impl Receiver {
     fn start(answer: Answer) -> Receiver {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let (tx, got) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                // A post given up half-way (a cancelled progress message) is skipped.
-                let read = |stream: &std::net::TcpStream| -> std::io::Result<(String, Vec<u8>)> {
-                    let mut reader = BufReader::new(stream.try_clone()?);
-                    let mut request_line = String::new();
-                    reader.read_line(&mut request_line)?;
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        reader.read_line(&mut line)?;
-                        if line.trim().is_empty() {
-                            break;
-                        }
-                        if let Some((name, value)) = line.split_once(':')
-                            && name.eq_ignore_ascii_case("content-length")
-                        {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body)?;
-                    Ok((request_line, body))
-                };
-                let Ok((request_line, body)) = read(&stream) else {
-                    continue;
-                };
-                let target = request_line.split(' ').nth(1).unwrap_or("").to_owned();
-                let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                let _ = tx.send(Received { target, body });
-                let (status, reply) = match answer {
-                    Answer::Ok => ("200 OK", r#"{"errcode":0,"errmsg":"ok"}"#),
-                    Answer::Error => ("500 Internal Server Error", "oops"),
-                    Answer::Hang => {
-                        held.push(stream);
-                        continue;
-                    }
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
+        let server = TestServer::start(move |request| {
+            let body = serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
+            let target = request.target().to_owned();
+            let _ = tx.send(Received { target, body });
+            match answer {
+                Answer::Ok => Some(json(r#"{"errcode":0,"errmsg":"ok"}"#)),
+                Answer::Error => Some(response("500 Internal Server Error", "", "oops")),
+                Answer::Hang => None,
             }
         });
-        Receiver { addr, got }
+        Receiver { server, got }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{path}", self.server.addr)
     }
 
     /// Every request received so far (the run that sent them has ended).
@@ -96,13 +56,10 @@ impl Receiver {
 
 /// A campaign on the built-in simulator with `notify` as its `[notify]` table.
 fn notifying_folder(rows: usize, limits: &str, notify: &str) -> Folder {
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
-        format!("{}\n[notify]\n{notify}\n", tmall_campaign("sim", limits)),
-    );
-    folder.write("in.csv", tmall_rows(rows));
-    folder
+    let file = CampaignFile::tmall("sim")
+        .limits(limits)
+        .table("notify", notify);
+    Folder::with(file, tmall_rows(rows))
 }
 
 fn hmac_base64(key: &[u8], message: &[u8]) -> String {
@@ -137,7 +94,7 @@ fn dingtalk_gets_a_signed_text_message_when_the_run_finishes() {
         .env("NOTIFY_SECRET", "SECsigning-secret-42")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let got = receiver.all();
     assert_eq!(got.len(), 1, "{got:?}");
     let target = &got[0].target;
@@ -180,7 +137,7 @@ fn feishu_gets_a_signed_text_message() {
     );
     // The file names the variable: without it the run refuses to start.
     let missing = run(&folder, &[]);
-    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert_exit(&missing, 2);
     assert!(
         stderr(&missing).contains("LARK_SECRET"),
         "{}",
@@ -194,7 +151,7 @@ fn feishu_gets_a_signed_text_message() {
         .env("LARK_SECRET", "lark-secret-7")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let got = receiver.all();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].target, "/open-apis/bot/v2/hook/abc");
@@ -222,7 +179,7 @@ fn wecom_gets_a_text_message() {
         &format!("url = \"{url}\"\nkind = \"wecom\""),
     );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let got = receiver.all();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].target, "/cgi-bin/webhook/send?key=k1");
@@ -243,7 +200,7 @@ fn json_reports_a_halt_with_its_reason_and_counts() {
         &format!("url = \"{}\"\nkind = \"json\"", receiver.url("/hook")),
     );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_exit(&out, 3);
     let got = receiver.all();
     assert_eq!(got.len(), 1, "{got:?}");
     let body = &got[0].body;
@@ -278,7 +235,7 @@ fn progress_messages_come_every_so_often_during_a_run() {
         ),
     );
     let out = run(&folder, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let events: Vec<String> = receiver
         .all()
         .iter()
@@ -300,23 +257,9 @@ fn an_interrupted_run_says_so() {
         "qps = 10",
         &format!("url = \"{}\"\nkind = \"json\"", receiver.url("/hook")),
     );
-    let child = campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_count(
-        &folder.path("state.db"),
-        "SELECT COUNT(*) FROM entries WHERE status = 'issued'",
-        3,
-    );
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let child = spawn_run(&folder);
+    wait_for_ledger(&folder, ISSUED, 3);
+    signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     let got = receiver.all();
@@ -338,7 +281,7 @@ fn a_failing_or_hanging_receiver_never_changes_the_run() {
             ),
         );
         let out = run(&folder, &[]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_exit(&out, 0);
         let err = stderr(&out);
         assert!(
             err.contains("notification (finished) to 127.0.0.1 failed"),
@@ -349,6 +292,6 @@ fn a_failing_or_hanging_receiver_never_changes_the_run() {
             !err.contains("secret-token"),
             "the webhook's token leaked: {err}"
         );
-        assert_eq!(count_status(&folder.path("out.csv"), "issued"), 3);
+        assert_eq!(folder.count("issued"), 3);
     }
 }

@@ -1,6 +1,8 @@
 //! The confirmation before a real run, driven through a pseudo-terminal.
 
-use super::*;
+use std::process::Stdio;
+
+use super::super::common::*;
 
 /// What a run on a pseudo-terminal did.
 struct OnTerminal {
@@ -86,13 +88,10 @@ fn run_on_terminal(
 const ASK_ALWAYS: &[(&str, &str)] = &[("CAMPAIGN_CONFIRM", "always")];
 
 fn prompt_folder(sim: &Sim) -> Folder {
-    let folder = Folder::new();
-    folder.write(
-        "c.toml",
+    Folder::with(
         tmall_campaign(&sim.url, "qps = 100\nmax_issued = 50"),
-    );
-    folder.write("in.csv", tmall_rows(5));
-    folder
+        tmall_rows(5),
+    )
 }
 
 #[test]
@@ -171,7 +170,7 @@ fn a_run_that_is_not_interactive_never_waits_for_an_answer() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(!stderr(&out).contains("Proceed?"), "{}", text(&out));
     assert_eq!(sim.stats()["issued"], 5);
 }
