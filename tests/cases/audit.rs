@@ -27,16 +27,18 @@ fn finished(input: &str, run_args: &[&str]) -> Folder {
 }
 
 fn status_json(folder: &Folder) -> Value {
-    let out = command(folder, "status", &["--json"]);
-    assert_exit(&out, 0);
+    let out = command_expect(folder, "status", &["--json"], 0);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out)))
 }
 
-/// Verifies with the results file replaced by `records`; returns the output, asserting exit 1.
-fn verify_tampered(folder: &Folder, rows: &[Vec<String>]) -> String {
-    write_records(&folder.results(), rows);
-    let out = command(folder, "verify", &[]);
-    assert_exit(&out, 1);
+/// Finishes a run of [`MIXED`], edits its results file with `edit`, and verifies; returns what
+/// verify printed, asserting exit 1.
+fn verify_tampered(edit: impl FnOnce(&mut Vec<Vec<String>>)) -> String {
+    let folder = finished(MIXED, &[]);
+    let mut rows = records(&folder.results());
+    edit(&mut rows);
+    write_records(&folder.results(), &rows);
+    let out = command_expect(&folder, "verify", &[], 1);
     let printed = stdout(&out);
     assert!(printed.starts_with("verify: "), "{printed}");
     assert!(
@@ -49,8 +51,7 @@ fn verify_tampered(folder: &Folder, rows: &[Vec<String>]) -> String {
 #[test]
 fn verify_passes_after_a_clean_run() {
     let folder = finished(MIXED, &[]);
-    let out = command(&folder, "verify", &[]);
-    assert_exit(&out, 0);
+    let out = command_expect(&folder, "verify", &[], 0);
     assert!(
         stdout(&out).starts_with("verify: OK — 7 rows reconcile"),
         "{}",
@@ -60,10 +61,9 @@ fn verify_passes_after_a_clean_run() {
 
 #[test]
 fn verify_names_an_edited_cell() {
-    let folder = finished(MIXED, &[]);
-    let mut rows = records(&folder.path("out.csv"));
-    rows[7][1] = "北京".to_owned();
-    let printed = verify_tampered(&folder, &rows);
+    let printed = verify_tampered(|rows| {
+        rows[7][1] = "北京".to_owned();
+    });
     assert!(
         printed
             .contains(r#"row 7, column note: the input has "上海", the results file has "北京""#),
@@ -78,8 +78,7 @@ fn verify_json_is_one_object_with_findings_as_objects() {
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
     };
-    let out = command(&folder, "verify", &["--json"]);
-    assert_exit(&out, 0);
+    let out = command_expect(&folder, "verify", &["--json"], 0);
     let clean = parse(&out);
     assert_eq!(clean["ok"], true);
     assert_eq!(clean["discrepancy_count"], 0);
@@ -90,8 +89,7 @@ fn verify_json_is_one_object_with_findings_as_objects() {
     rows[7][1] = "北京".to_owned();
     rows.remove(2);
     write_records(&folder.results(), &rows);
-    let out = command(&folder, "verify", &["--json"]);
-    assert_exit(&out, 1);
+    let out = command_expect(&folder, "verify", &["--json"], 1);
     let report = parse(&out);
     assert_eq!(report["ok"], false);
     let found = report["discrepancies"].as_array().unwrap();
@@ -116,10 +114,9 @@ fn verify_json_is_one_object_with_findings_as_objects() {
 
 #[test]
 fn verify_names_a_deleted_row() {
-    let folder = finished(MIXED, &[]);
-    let mut rows = records(&folder.path("out.csv"));
-    rows.remove(4);
-    let printed = verify_tampered(&folder, &rows);
+    let printed = verify_tampered(|rows| {
+        rows.remove(4);
+    });
     assert!(
         printed.contains("row 4: missing from the results file"),
         "{printed}"
@@ -132,10 +129,9 @@ fn verify_names_a_deleted_row() {
 
 #[test]
 fn verify_names_two_swapped_rows() {
-    let folder = finished(MIXED, &[]);
-    let mut rows = records(&folder.path("out.csv"));
-    rows.swap(2, 3);
-    let printed = verify_tampered(&folder, &rows);
+    let printed = verify_tampered(|rows| {
+        rows.swap(2, 3);
+    });
     assert!(
         printed.contains("row 2: out of order: it is on results line 4 after row 3"),
         "{printed}"
@@ -144,12 +140,11 @@ fn verify_names_two_swapped_rows() {
 
 #[test]
 fn verify_names_a_changed_status() {
-    let folder = finished(MIXED, &[]);
-    let mut rows = records(&folder.path("out.csv"));
-    let status = rows[0].iter().rposition(|c| c == "status").unwrap();
-    assert_eq!(rows[3][status], "failed");
-    rows[3][status] = "issued".to_owned();
-    let printed = verify_tampered(&folder, &rows);
+    let printed = verify_tampered(|rows| {
+        let status = rows[0].iter().rposition(|c| c == "status").unwrap();
+        assert_eq!(rows[3][status], "failed");
+        rows[3][status] = "issued".to_owned();
+    });
     assert!(
         printed.contains(
             r#"row 3, column status: the ledger has "failed", the results file has "issued""#
@@ -167,8 +162,7 @@ fn verify_rejects_a_results_file_from_another_campaign() {
     );
     assert!(matches!(command(&other, "run", &[]).status.code(), Some(0)));
     std::fs::copy(other.path("out.csv"), folder.path("out.csv")).unwrap();
-    let out = command(&folder, "verify", &[]);
-    assert_exit(&out, 1);
+    let out = command_expect(&folder, "verify", &[], 1);
     let printed = stdout(&out);
     assert!(
         printed.contains("md5 is") && printed.contains("edited or replaced"),
@@ -186,8 +180,7 @@ fn verify_rejects_a_results_file_from_another_campaign() {
 fn verify_fails_when_the_input_changed_after_the_run() {
     let folder = finished(MIXED, &[]);
     folder.write("in.csv", MIXED.replace("plain", "edited"));
-    let out = command(&folder, "verify", &[]);
-    assert_exit(&out, 1);
+    let out = command_expect(&folder, "verify", &[], 1);
     let printed = stdout(&out);
     assert!(
         printed.contains("changed since the ledger last read it"),
@@ -210,10 +203,8 @@ fn verify_lists_an_issued_identity_no_longer_in_the_input() {
         .map(|l| format!("{l}\n"))
         .collect();
     folder.write("in.csv", fewer);
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 0);
-    let out = command(&folder, "verify", &[]);
-    assert_exit(&out, 1);
+    command_expect(&folder, "run", &[], 0);
+    let out = command_expect(&folder, "verify", &[], 1);
     assert!(
         stdout(&out).contains("identity open_id=P00003 (was row 3): issued"),
         "{}",
@@ -321,8 +312,7 @@ fn export_with_bom_matches_a_bom_run_and_records_its_digest() {
     let folder = finished(MIXED, &["--bom"]);
     let written = std::fs::read(folder.path("out.csv")).unwrap();
     assert!(written.starts_with(b"\xEF\xBB\xBF"));
-    let out = command(&folder, "export", &[]);
-    assert_exit(&out, 0);
+    let out = command_expect(&folder, "export", &[], 0);
     assert!(
         stdout(&out).contains("--bom"),
         "says the mark was dropped: {}",
@@ -333,11 +323,9 @@ fn export_with_bom_matches_a_bom_run_and_records_its_digest() {
         Some(0),
         "the new digest is recorded"
     );
-    let out = command(&folder, "export", &["--bom"]);
-    assert_exit(&out, 0);
+    command_expect(&folder, "export", &["--bom"], 0);
     assert!(std::fs::read(folder.path("out.csv")).unwrap() == written);
-    let out = command(&folder, "verify", &[]);
-    assert_exit(&out, 0);
+    command_expect(&folder, "verify", &[], 0);
 }
 
 #[test]
@@ -377,10 +365,7 @@ fn wait_for_status(folder: &Folder, done: impl Fn(&Value) -> bool) -> Value {
 #[test]
 fn status_works_during_a_run_and_verify_passes_after_a_crash_and_resume() {
     let sim = Sim::start(&["--latency-ms", "100"]);
-    let folder = Folder::with(
-        alsc_campaign(&sim.url, "qps = 100\nconcurrency = 2"),
-        alsc_rows(40),
-    );
+    let folder = sim.alsc("qps = 100\nconcurrency = 2", alsc_rows(40));
     let mut child = spawn_run(&folder);
     let during = wait_for_status(&folder, |s| s["counts"]["issued"].as_u64() >= Some(4));
     assert!(
@@ -416,10 +401,8 @@ fn status_works_during_a_run_and_verify_passes_after_a_crash_and_resume() {
         "{after}"
     );
 
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 0);
-    let out = command(&folder, "verify", &[]);
-    assert_exit(&out, 0);
+    command_expect(&folder, "run", &[], 0);
+    let out = command_expect(&folder, "verify", &[], 0);
     assert!(
         stdout(&out).starts_with("verify: OK — 40 rows reconcile"),
         "{}",
@@ -440,8 +423,7 @@ fn export_refuses_an_input_that_changed_since_the_run() {
     let folder = finished(MIXED, &[]);
     let written = std::fs::read(folder.path("out.csv")).unwrap();
     folder.write("in.csv", MIXED.replace("P00004", "P00009"));
-    let out = command(&folder, "export", &[]);
-    assert_exit(&out, 2);
+    let out = command_expect(&folder, "export", &[], 2);
     assert!(
         stderr(&out).contains("in.csv: the input file changed"),
         "{}",

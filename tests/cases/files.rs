@@ -17,8 +17,7 @@ fn a_success_without_a_certificate_code_is_uncertain_and_never_resent_by_retry_f
             .no_reconcile(),
         tmall_rows(3),
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 1);
+    run_expect(&folder, &[], 1);
     let results = folder.path("out.csv");
     assert_eq!(
         count_status(&results, "uncertain"),
@@ -32,11 +31,9 @@ fn a_success_without_a_certificate_code_is_uncertain_and_never_resent_by_retry_f
         assert!(detail.contains(r#""code":"0""#), "{detail}");
     }
     assert_eq!(gateway.hits(), 3);
-    let retried = run(&folder, &["--retry-failed"]);
-    assert_exit(&retried, 1);
+    run_expect(&folder, &["--retry-failed"], 1);
     assert_eq!(gateway.hits(), 3, "--retry-failed must not resend them");
-    let resent = run(&folder, &["--resend-uncertain"]);
-    assert_exit(&resent, 1);
+    run_expect(&folder, &["--resend-uncertain"], 1);
     assert_eq!(
         gateway.hits(),
         6,
@@ -52,13 +49,11 @@ fn alsc_instance_ids_that_contain_the_separator_stay_unambiguous() {
         alsc_campaign(&gateway.url, "qps = 100"),
         "alipay_id\n2088000000000001\n",
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     assert_eq!(gateway.hits(), 1);
     let results = folder.path("out.csv");
     assert_eq!(column(&results, "issued_id"), [r"A\;1;B\\2"]);
-    let verify = command(&folder, "verify", &[]);
-    assert_exit(&verify, 0);
+    command_expect(&folder, "verify", &[], 0);
 
     // A gateway that answers two recipients with the same instance ids: verify reads the cell
     // back id by id, and names `A;1` as one id.
@@ -66,10 +61,8 @@ fn alsc_instance_ids_that_contain_the_separator_stay_unambiguous() {
         alsc_campaign(&gateway.url, "qps = 100"),
         "alipay_id\n2088000000000001\n2088000000000002\n",
     );
-    let out = run(&two, &[]);
-    assert_exit(&out, 0);
-    let verify = command(&two, "verify", &[]);
-    assert_exit(&verify, 1);
+    run_expect(&two, &[], 0);
+    let verify = command_expect(&two, "verify", &[], 1);
     let report = stdout(&verify);
     assert!(
         report.contains(r#"issued_id "A;1": recorded for 2 identities"#),
@@ -80,12 +73,8 @@ fn alsc_instance_ids_that_contain_the_separator_stay_unambiguous() {
 #[test]
 fn recipient_ids_with_invisible_or_control_characters_are_invalid_and_never_sent() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 100"),
-        "open_id,note\nAXBZ,clean\nAX\u{0}BZ,nul\n\u{feff}AXBZ,bom\nAX\u{200b}BZ,zero width\nAXBZ\u{2060},word joiner\nCD\u{202e}EF,bidi override\n",
-    );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 1);
+    let folder = sim.tmall("qps = 100", "open_id,note\nAXBZ,clean\nAX\u{0}BZ,nul\n\u{feff}AXBZ,bom\nAX\u{200b}BZ,zero width\nAXBZ\u{2060},word joiner\nCD\u{202e}EF,bidi override\n");
+    run_expect(&folder, &[], 1);
     let results = folder.path("out.csv");
     assert_eq!(
         column(&results, "status"),
@@ -108,9 +97,8 @@ fn recipient_ids_with_invisible_or_control_characters_are_invalid_and_never_sent
 #[test]
 fn a_ledger_belongs_to_one_api() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), tmall_rows(2));
-    let first = run(&folder, &[]);
-    assert_exit(&first, 0);
+    let folder = sim.tmall("qps = 100", tmall_rows(2));
+    run_expect(&folder, &[], 0);
     // Same name and state file, another API.
     let other = CampaignFile::tmall(&sim.url)
         .limits("qps = 100")
@@ -138,9 +126,8 @@ fn a_ledger_belongs_to_one_api() {
 fn every_file_written_is_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), tmall_rows(5));
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let folder = sim.tmall("qps = 100", tmall_rows(5));
+    run_expect(&folder, &[], 0);
     let export = command(
         &folder,
         "export",
@@ -168,10 +155,7 @@ fn every_file_written_is_owner_only() {
     assert_eq!(sim.stats()["issued"], 5);
 
     // SQLite's journal and shared memory exist only while a run goes on: look then.
-    let slow = Folder::with(
-        tmall_campaign(&sim.url, "qps = 20\nconcurrency = 2"),
-        tmall_rows(60),
-    );
+    let slow = sim.tmall("qps = 20\nconcurrency = 2", tmall_rows(60));
     let child = spawn_run(&slow);
     wait_for_ledger(&slow, ISSUED, 3);
     for name in ["state.db", "state.db-wal", "state.db-shm", "state.db.lock"] {
@@ -191,10 +175,7 @@ fn every_file_written_is_owner_only() {
 /// fresh ledger; `rebuild` then a resume must finish without sending anything twice.
 fn lose_the_ledger_during_a_run(lose: fn(&std::path::Path), what: &str) {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 40\nconcurrency = 4"),
-        tmall_rows(300),
-    );
+    let folder = sim.tmall("qps = 40\nconcurrency = 4", tmall_rows(300));
     let child = spawn_run(&folder);
     wait_for_ledger(&folder, ISSUED, 10);
     lose(&folder.path("state.db"));
@@ -217,20 +198,21 @@ fn lose_the_ledger_during_a_run(lose: fn(&std::path::Path), what: &str) {
 
     // No state file, but the results and the lock file show the campaign ran: refused.
     let _ = std::fs::remove_file(folder.path("state.db"));
-    let refused = run(&folder, &[]);
-    assert_exit(&refused, 2);
+    let refused = run_expect(&folder, &[], 2);
     let err = stderr(&refused);
     assert!(err.contains("campaign rebuild"), "{err}");
     assert_eq!(sim.count("calls"), sent);
 
-    let rebuilt = command(&folder, "rebuild", &["--from", results.to_str().unwrap()]);
-    assert_exit(&rebuilt, 0);
-    let resumed = run(&folder, &[]);
-    assert_exit(&resumed, 0);
+    command_expect(
+        &folder,
+        "rebuild",
+        &["--from", results.to_str().unwrap()],
+        0,
+    );
+    run_expect(&folder, &[], 0);
     sim.assert_issued_once(300);
     assert_eq!(count_status(&results, "issued"), 300);
-    let verify = command(&folder, "verify", &[]);
-    assert_exit(&verify, 0);
+    command_expect(&folder, "verify", &[], 0);
 }
 
 #[test]
@@ -256,10 +238,9 @@ fn a_truncated_state_file_halts_the_run_and_rebuild_resumes_without_duplicates()
 #[test]
 fn a_lock_file_without_its_state_file_refuses_a_fresh_start() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), tmall_rows(2));
+    let folder = sim.tmall("qps = 100", tmall_rows(2));
     folder.write("state.db.lock", "");
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let out = run_expect(&folder, &[], 2);
     let err = stderr(&out);
     assert!(
         err.contains("state.db.lock") && err.contains("rebuild"),
@@ -272,7 +253,7 @@ fn a_lock_file_without_its_state_file_refuses_a_fresh_start() {
 #[test]
 fn no_output_may_be_the_state_file_or_the_input() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), tmall_rows(3));
+    let folder = sim.tmall("qps = 100", tmall_rows(3));
     let input = folder.read("in.csv");
     // Before the first run: `results` names the input, or the state file to be.
     for results in ["in.csv", "state.db", "./state.db-wal"] {
@@ -287,8 +268,7 @@ fn no_output_may_be_the_state_file_or_the_input() {
     assert_eq!(sim.count("calls"), 0);
     assert_eq!(folder.read("in.csv"), input);
 
-    let first = run(&folder, &[]);
-    assert_exit(&first, 0);
+    run_expect(&folder, &[], 0);
     let ledger = std::fs::read(folder.path("state.db")).unwrap();
     std::os::unix::fs::symlink(folder.path("state.db"), folder.path("link.csv")).unwrap();
     let cases: &[&[&str]] = &[
@@ -318,15 +298,14 @@ fn no_output_may_be_the_state_file_or_the_input() {
     }
     assert_eq!(std::fs::read(folder.path("state.db")).unwrap(), ledger);
     assert_eq!(folder.read("in.csv"), input);
-    let status = command(&folder, "status", &[]);
-    assert_exit(&status, 0);
+    command_expect(&folder, "status", &[], 0);
     assert_eq!(sim.count("calls"), 3);
 }
 
 #[test]
 fn paths_are_checked_before_the_first_send() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), tmall_rows(3));
+    let folder = sim.tmall("qps = 100", tmall_rows(3));
     std::fs::create_dir(folder.path("results-dir")).unwrap();
     let refused = |args: &[&str], says: &str| {
         let out = run(&folder, args);
@@ -380,8 +359,7 @@ fn a_write_failure_after_sending_halts_with_3_and_the_next_run_sends_nothing_twi
     );
     // A canary run creates the ledger; then no file may grow past 192 KiB, as on a full disk:
     // the journal fills up after some commits, the results cannot be written either.
-    let canary = run(&folder, &["--limit", "5"]);
-    assert_exit(&canary, 0);
+    run_expect(&folder, &["--limit", "5"], 0);
     let mut full = campaign();
     full.arg("run").arg(folder.path("c.toml"));
     // SAFETY: only async-signal-safe calls between fork and exec.
@@ -429,10 +407,9 @@ fn a_write_failure_after_sending_halts_with_3_and_the_next_run_sends_nothing_twi
 #[test]
 fn a_temporary_results_file_left_by_a_kill_is_removed() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), tmall_rows(2));
+    let folder = sim.tmall("qps = 100", tmall_rows(2));
     folder.write(".out.csv4f2Xa9.tmp", "row,status\n1,issued\n");
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     assert!(!folder.path(".out.csv4f2Xa9.tmp").exists());
     folder.write(".out.csvZZ81kq.tmp", "partial");
     folder.write(".attempts.csvQ1.tmp", "partial");
@@ -453,8 +430,7 @@ fn an_edit_that_keeps_size_and_modification_time_is_still_read() {
     let folder = Folder::new();
     folder.write("c.toml", tmall_campaign(&sim.url, "qps = 100"));
     let input = folder.write("in.csv", tmall_rows(3));
-    let first = run(&folder, &[]);
-    assert_exit(&first, 0);
+    run_expect(&folder, &[], 0);
     let edit = |from: &str, to: &str| {
         let modified = std::fs::metadata(&input).unwrap().modified().unwrap();
         let text = std::fs::read_to_string(&input).unwrap().replace(from, to);
@@ -476,8 +452,7 @@ fn an_edit_that_keeps_size_and_modification_time_is_still_read() {
     let export = command(&folder, "export", &[]);
     assert_ne!(export.status.code(), Some(0), "{}", text(&export));
     assert!(stderr(&export).contains("campaign run"));
-    let second = run(&folder, &[]);
-    assert_exit(&second, 0);
+    run_expect(&folder, &[], 0);
     let results = folder.path("out.csv");
     assert_eq!(column(&results, "open_id"), ["P00001", "Q00002", "P00003"]);
     assert_eq!(column(&results, "status"), ["issued", "issued", "issued"]);
@@ -487,8 +462,7 @@ fn an_edit_that_keeps_size_and_modification_time_is_still_read() {
         "Q00002 is issued once, nothing else again"
     );
     assert_eq!(stats["duplicates"], 0);
-    let verify = command(&folder, "verify", &[]);
-    assert_exit(&verify, 1);
+    let verify = command_expect(&folder, "verify", &[], 1);
     assert!(
         stdout(&verify).contains("P00002"),
         "the issued row no longer in the input is reported: {}",
@@ -506,8 +480,7 @@ fn rows_that_send_the_same_request_are_duplicates_however_spelled() {
         "in.csv",
         "open_id,channel,out_id\nA,,\nA,7,123\nA,07,0123\nA,,00123\nA,8,\n",
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     let results = folder.path("out.csv");
     assert_eq!(
         column(&results, "status"),
@@ -521,16 +494,15 @@ fn rows_that_send_the_same_request_are_duplicates_however_spelled() {
     assert_eq!(stats["calls"], 2, "{stats}");
 
     // alsc: list params that differ only in whitespace and key order are the same request.
-    let alsc = Folder::with(
-        alsc_campaign(&sim.url, "qps = 100"),
+    let alsc = sim.alsc(
+        "qps = 100",
         "alipay_id,right_act_list,scene_code\n\
          2088000000000001,\"[{\"\"a\"\":1,\"\"b\"\":[2,3]}]\",\n\
          2088000000000001,\"[ { \"\"b\"\": [2, 3], \"\"a\"\": 1 } ]\",scene\n\
          2088000000000001,\"[{\"\"a\"\":1,\"\"b\"\":[3,2]}]\",\n",
     );
     let calls_before = sim.count("calls");
-    let out = run(&alsc, &[]);
-    assert_exit(&out, 0);
+    run_expect(&alsc, &[], 0);
     assert_eq!(alsc.column("status"), ["issued", "duplicate", "issued"]);
     assert_eq!(sim.count("calls"), calls_before + 2);
     assert_eq!(sim.stats()["duplicates"], 0);
@@ -539,12 +511,8 @@ fn rows_that_send_the_same_request_are_duplicates_however_spelled() {
 #[test]
 fn a_changed_default_never_resends_and_a_row_spelling_a_sent_request_is_a_duplicate() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 100"),
-        "open_id,channel\nA,\n",
-    );
-    let first = run(&folder, &[]);
-    assert_exit(&first, 0);
+    let folder = sim.tmall("qps = 100", "open_id,channel\nA,\n");
+    run_expect(&folder, &[], 0);
     // The default channel changes from 7 to 8; a row spelling out what A was sent with (7)
     // comes first, and a new recipient B follows.
     folder.write(
@@ -555,8 +523,7 @@ fn a_changed_default_never_resends_and_a_row_spelling_a_sent_request_is_a_duplic
             .to_string(),
     );
     folder.write("in.csv", "open_id,channel\nA,7\nA,\nB,\n");
-    let second = run(&folder, &[]);
-    assert_exit(&second, 0);
+    run_expect(&folder, &[], 0);
     let results = folder.path("out.csv");
     assert_eq!(
         column(&results, "status"),
@@ -568,24 +535,20 @@ fn a_changed_default_never_resends_and_a_row_spelling_a_sent_request_is_a_duplic
         stats["calls"], 2,
         "A once (channel 7), B once (channel 8): {stats}"
     );
-    let verify = command(&folder, "verify", &[]);
-    assert_exit(&verify, 0);
+    command_expect(&folder, "verify", &[], 0);
 }
 
 #[test]
 fn a_state_file_put_back_from_an_older_backup_is_refused() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), tmall_rows(10));
-    let canary = run(&folder, &["--limit", "3"]);
-    assert_exit(&canary, 0);
+    let folder = sim.tmall("qps = 100", tmall_rows(10));
+    run_expect(&folder, &["--limit", "3"], 0);
     std::fs::copy(folder.path("state.db"), folder.path("backup.db")).unwrap();
-    let rest = run(&folder, &[]);
-    assert_exit(&rest, 0);
+    run_expect(&folder, &[], 0);
     assert_eq!(sim.stats()["issued"], 10);
     // The older ledger comes back: rows 4-10 are pending there, issued in the results.
     std::fs::copy(folder.path("backup.db"), folder.path("state.db")).unwrap();
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let out = run_expect(&folder, &[], 2);
     let err = stderr(&out);
     assert!(err.contains("older than the results file"), "{err}");
     assert!(err.contains("campaign rebuild"), "{err}");

@@ -3,23 +3,9 @@
 //! carry no colour. The real binary against the simulator or a tiny server started in the test.
 
 use std::net::TcpListener;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use super::common::*;
-
-/// Every byte a run left behind: its output, the ledger, the results.
-fn everything(folder: &Folder, outputs: &[&Output]) -> String {
-    let mut all = Vec::new();
-    for out in outputs {
-        all.extend_from_slice(&out.stdout);
-        all.extend_from_slice(&out.stderr);
-    }
-    for file in ["state.db", "state.db-wal", "out.csv", "attempts.csv"] {
-        all.extend(std::fs::read(folder.path(file)).unwrap_or_default());
-    }
-    String::from_utf8_lossy(&all).into_owned()
-}
 
 /// A wrong endpoint (a typo in the path: HTTP 404; an HTML page such as a captive portal) halts
 /// at once with exit 3, naming the URL and the status; no row is failed or uncertain.
@@ -43,8 +29,7 @@ fn a_wrong_endpoint_halts_at_once_naming_url_and_status() {
             tmall_campaign(&server.url, "qps = 1000\nconcurrency = 4"),
             tmall_rows(300),
         );
-        let out = run(&folder, &[]);
-        assert_exit(&out, 3);
+        let out = run_expect(&folder, &[], 3);
         let err = stderr(&out);
         assert!(
             err.contains("wrong endpoint") && err.contains(&server.url) && err.contains(said),
@@ -82,8 +67,7 @@ fn a_redirect_is_never_followed() {
             tmall_campaign(&server.url, "qps = 1000\nconcurrency = 2"),
             tmall_rows(20),
         );
-        let out = run(&folder, &[]);
-        assert_exit(&out, 3);
+        let out = run_expect(&folder, &[], 3);
         assert!(stderr(&out).contains(&sim.url), "{}", text(&out));
         assert_eq!(folder.count("issued"), 0);
         assert!(server.hits() >= 1);
@@ -118,11 +102,9 @@ fn an_echoing_gateway_leaves_no_secret_anywhere() {
     let folder = Folder::new();
     folder.write("in.csv", tmall_rows(5));
     folder.write("c.toml", tmall_campaign(&echo_refusal.url, "qps = 1000"));
-    let refused = run(&folder, &[]);
-    assert_exit(&refused, 1);
+    let refused = run_expect(&folder, &[], 1);
     folder.write("c.toml", tmall_campaign(&echo_page.url, "qps = 1000"));
-    let halted = run(&folder, &["--retry-failed"]);
-    assert_exit(&halted, 3);
+    let halted = run_expect(&folder, &["--retry-failed"], 3);
     let status = command(&folder, "status", &[]);
     let attempts = folder.path("attempts.csv");
     let export = command(
@@ -139,8 +121,7 @@ fn an_echoing_gateway_leaves_no_secret_anywhere() {
         all.contains("session=***"),
         "the echoed form is not there, masked"
     );
-    assert!(!all.contains(SESSION), "the session key leaked");
-    assert!(!all.contains(SECRET), "the app secret leaked");
+    assert_no_secret(&all);
 }
 
 /// SIGHUP (the terminal or SSH session closed) drains like Ctrl-C: results written, exit 130,
@@ -148,10 +129,7 @@ fn an_echoing_gateway_leaves_no_secret_anywhere() {
 #[test]
 fn sighup_drains_and_the_next_run_finishes() {
     let sim = Sim::start(&["--latency-ms", "20"]);
-    let folder = Folder::with(
-        alsc_campaign(&sim.url, "qps = 100\nconcurrency = 4"),
-        alsc_rows(200),
-    );
+    let folder = sim.alsc("qps = 100\nconcurrency = 4", alsc_rows(200));
     let child = spawn_run(&folder);
     wait_for_ledger(&folder, ISSUED, 10);
     signal(&child, "HUP");
@@ -164,8 +142,7 @@ fn sighup_drains_and_the_next_run_finishes() {
             .ledger_count("SELECT COUNT(*) FROM entries WHERE status IN ('inflight', 'uncertain')"),
         0
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     assert_eq!(folder.count("issued"), 200);
     assert_eq!(sim.stats()["duplicates"], 0);
 }
@@ -175,10 +152,7 @@ fn sighup_drains_and_the_next_run_finishes() {
 #[test]
 fn two_signals_at_once_are_one_interruption() {
     let sim = Sim::start(&["--latency-ms", "20"]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 100\nconcurrency = 4"),
-        tmall_rows(300),
-    );
+    let folder = sim.tmall("qps = 100\nconcurrency = 4", tmall_rows(300));
     let child = spawn_run(&folder);
     wait_for_ledger(&folder, ISSUED, 10);
     let pid = child.id().to_string();
@@ -246,8 +220,7 @@ fn gateway_settings_are_checked_before_sending() {
         "c.toml",
         tmall_campaign("https://user:hunter2@gw.example/router/rest", ""),
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let out = run_expect(&folder, &[], 2);
     let err = stderr(&out);
     assert!(
         err.contains("gateway.url: must not carry a user name or password"),
@@ -285,16 +258,14 @@ fn out_of_bounds_numbers_are_refused_with_their_bounds() {
             "must be between 1 and 10000",
         ),
     ] {
-        let out = run(&folder, &[flag, value]);
-        assert_exit(&out, 2);
+        let out = run_expect(&folder, &[flag, value], 2);
         assert!(stderr(&out).contains(said), "{}", text(&out));
     }
     folder.write(
         "c.toml",
         tmall_campaign("sim", "concurrency = 2305843009213693952"),
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let out = run_expect(&folder, &[], 2);
     assert!(
         stderr(&out).contains("limits.concurrency: must be between 1 and 10000"),
         "{}",
@@ -306,12 +277,11 @@ fn out_of_bounds_numbers_are_refused_with_their_bounds() {
 #[test]
 fn logs_off_a_terminal_carry_no_colour() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 1000"), tmall_rows(3));
+    let folder = sim.tmall("qps = 1000", tmall_rows(3));
     assert_eq!(run(&folder, &[]).status.code(), Some(0));
     // An edited input makes the next run warn.
     folder.write("in.csv", tmall_rows(4));
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let out = run_expect(&folder, &[], 0);
     let err = stderr(&out);
     assert!(err.contains("WARN"), "no warning to look at: {err}");
     assert!(!err.contains('\u{1b}'), "colour codes in a pipe: {err:?}");
@@ -382,8 +352,7 @@ fn an_outage_longer_than_max_outage_halts_with_rows_pending() {
         alsc_campaign(&url, "qps = 100\nmax_outage_s = 1"),
         alsc_rows(30),
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 3);
+    let out = run_expect(&folder, &[], 3);
     let err = stderr(&out);
     assert!(
         err.contains("the gateway has been unreachable since ")
@@ -404,12 +373,8 @@ fn an_outage_longer_than_max_outage_halts_with_rows_pending() {
 #[test]
 fn a_streak_of_answers_that_are_not_top_answers_halts() {
     let sim = Sim::start(&["--http502-rate", "1"]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 1000\nconcurrency = 4"),
-        tmall_rows(300),
-    );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 3);
+    let folder = sim.tmall("qps = 1000\nconcurrency = 4", tmall_rows(300));
+    let out = run_expect(&folder, &[], 3);
     assert!(
         stderr(&out).contains("answers in a row were not TOP answers"),
         "{}",
@@ -431,8 +396,7 @@ fn uncertain_rows_past_the_failure_rate_halt() {
         ),
         tmall_rows(300),
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 3);
+    let out = run_expect(&folder, &[], 3);
     let err = stderr(&out);
     assert!(err.contains("finished rows are uncertain"), "{err}");
     let results = folder.path("out.csv");

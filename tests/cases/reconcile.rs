@@ -24,8 +24,7 @@ fn run_until_done(folder: &Folder, runs: usize) -> Output {
 fn assert_exactly_once(sim: &Sim, folder: &Folder, rows: u64) {
     sim.assert_issued_once(rows);
     assert_eq!(folder.count("issued") as u64, rows);
-    let verify = command(folder, "verify", &[]);
-    assert_exit(&verify, 0);
+    command_expect(folder, "verify", &[], 0);
 }
 
 fn verdicts(folder: &Folder, verdict: &str) -> i64 {
@@ -97,11 +96,12 @@ fn ambiguous_answers_are_all_resolved_once_reconcile_after_has_passed() {
     assert!(details.iter().any(|d| d.contains("reconciled")));
 }
 
-#[test]
-fn a_query_lag_shorter_than_reconcile_after_finds_every_withheld_certificate() {
+/// A simulator that withholds 30% of its answers for 3 s and shows a certificate to the query
+/// `lag_ms` after issuing it, and 30 rows that ask after 1 s.
+fn lagging(lag_ms: &str) -> (Sim, Folder) {
     let sim = Sim::start(&[
         "--query-lag-ms",
-        "300",
+        lag_ms,
         "--withhold-rate",
         "0.3",
         "--withhold-ms",
@@ -109,12 +109,14 @@ fn a_query_lag_shorter_than_reconcile_after_finds_every_withheld_certificate() {
         "--seed",
         "4",
     ]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 1"),
-        tmall_rows(30),
-    );
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 0);
+    let folder = sim.tmall("qps = 100\nreconcile_after_s = 1", tmall_rows(30));
+    (sim, folder)
+}
+
+#[test]
+fn a_query_lag_shorter_than_reconcile_after_finds_every_withheld_certificate() {
+    let (sim, folder) = lagging("300");
+    command_expect(&folder, "run", &[], 0);
     assert!(verdicts(&folder, "issued") > 0);
     assert_eq!(verdicts(&folder, "resend"), 0);
     assert_exactly_once(&sim, &folder, 30);
@@ -124,22 +126,8 @@ fn a_query_lag_shorter_than_reconcile_after_finds_every_withheld_certificate() {
 fn a_query_lag_longer_than_reconcile_after_never_causes_a_resend() {
     // Certificates show 8 s after issuing; the run asks after 1 s. Neither the rows' own
     // certificates nor the control's show yet, so nothing may be sent again.
-    let sim = Sim::start(&[
-        "--query-lag-ms",
-        "8000",
-        "--withhold-rate",
-        "0.3",
-        "--withhold-ms",
-        "3000",
-        "--seed",
-        "4",
-    ]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 1"),
-        tmall_rows(30),
-    );
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 1);
+    let (sim, folder) = lagging("8000");
+    let out = command_expect(&folder, "run", &[], 1);
     let results = folder.path("out.csv");
     let uncertain = count_status(&results, "uncertain");
     assert!(uncertain > 0, "{}", text(&out));
@@ -176,8 +164,7 @@ fn a_certificate_from_before_the_campaign_is_not_taken_for_the_rows() {
     let limits = "qps = 100\nreconcile_after_s = 1\nmax_failure_rate = 1";
     folder.write("c.toml", tmall_campaign(&lossy.url, limits));
     folder.write("in.csv", tmall_rows(3));
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 1);
+    let out = command_expect(&folder, "run", &[], 1);
     let results = folder.path("out.csv");
     // Found missing, not issued with the old certificates: pending, sent by the next run.
     assert_eq!(
@@ -191,8 +178,7 @@ fn a_certificate_from_before_the_campaign_is_not_taken_for_the_rows() {
 
     let healthy = Sim::start(&preissued);
     folder.write("c.toml", tmall_campaign(&healthy.url, limits));
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 0);
+    command_expect(&folder, "run", &[], 0);
     assert_exactly_once(&healthy, &folder, 3);
 }
 
@@ -208,16 +194,14 @@ fn more_than_one_matching_certificate_leaves_the_row_uncertain() {
         tmall_rows(1),
     );
     assert_eq!(command(&folder, "run", &[]).status.code(), Some(1));
-    let resent = command(&folder, "run", &["--resend-uncertain"]);
-    assert_exit(&resent, 1);
+    command_expect(&folder, "run", &["--resend-uncertain"], 1);
     assert_eq!(sim.stats()["duplicates"], 1);
 
     folder.write(
         "c.toml",
         tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 0"),
     );
-    let out = command(&folder, "reconcile", &[]);
-    assert_exit(&out, 1);
+    let out = command_expect(&folder, "reconcile", &[], 1);
     let out_text = stdout(&out);
     assert!(
         out_text.contains("row 1: still uncertain: 2 certificates match"),
@@ -232,19 +216,14 @@ fn more_than_one_matching_certificate_leaves_the_row_uncertain() {
 #[test]
 fn a_query_refused_for_permission_leaves_rows_uncertain_and_never_fails_the_run() {
     let sim = Sim::start(&["--deny-query", "--timeout-subcode-rate", "1"]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 0"),
-        tmall_rows(3),
-    );
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 1);
+    let folder = sim.tmall("qps = 100\nreconcile_after_s = 0", tmall_rows(3));
+    let out = command_expect(&folder, "run", &[], 1);
     let all = text(&out);
     assert!(all.contains("permission"), "{all}");
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "uncertain"), 3);
 
-    let out = command(&folder, "reconcile", &[]);
-    assert_exit(&out, 1);
+    let out = command_expect(&folder, "reconcile", &[], 1);
     assert!(text(&out).contains("permission"), "{}", text(&out));
     let status = command(&folder, "status", &[]);
     assert!(
@@ -266,12 +245,8 @@ fn a_throttled_query_waits_out_the_ban_and_goes_on() {
         "--timeout-subcode-rate",
         "1",
     ]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 100\nreconcile_after_s = 0"),
-        tmall_rows(3),
-    );
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 0);
+    let folder = sim.tmall("qps = 100\nreconcile_after_s = 0", tmall_rows(3));
+    let out = command_expect(&folder, "run", &[], 0);
     assert!(stdout(&out).contains("throttled"), "{}", text(&out));
     assert_eq!(
         folder.ledger_count("SELECT SUM(throttle_events) FROM reconcile_passes"),
@@ -287,14 +262,12 @@ fn reconcile_refuses_an_idempotent_api_and_a_campaign_that_never_ran() {
         "c.toml",
         alsc_campaign("http://127.0.0.1:9/router/rest", ""),
     );
-    let out = command(&folder, "reconcile", &[]);
-    assert_exit(&out, 2);
+    let out = command_expect(&folder, "reconcile", &[], 2);
     assert!(text(&out).contains("idempotent"), "{}", text(&out));
     folder.write(
         "c.toml",
         tmall_campaign("http://127.0.0.1:9/router/rest", ""),
     );
-    let out = command(&folder, "reconcile", &[]);
-    assert_exit(&out, 2);
+    let out = command_expect(&folder, "reconcile", &[], 2);
     assert!(text(&out).contains("no state file"), "{}", text(&out));
 }

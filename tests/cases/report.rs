@@ -33,8 +33,7 @@ fn throttled_run(top: &[&str]) -> (Folder, Sim, Output) {
         .no_reconcile();
     let file = top.iter().fold(file, |file, line| file.set(line));
     let folder = Folder::with(file, input());
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 1);
+    let out = command_expect(&folder, "run", &[], 1);
     (folder, sim, out)
 }
 
@@ -174,8 +173,7 @@ fn report_true_writes_the_page_at_the_end_of_each_run() {
     assert!(page.contains("verify: OK"), "the run's own report: {page}");
     assert!(!page.contains("a run is going on right now"));
     // A second run (nothing left to send) rewrites it with both runs listed.
-    let again = command(&folder, "run", &[]);
-    assert_exit(&again, 1);
+    command_expect(&folder, "run", &[], 1);
     let page = folder.read("t.report.html");
     let runs = section(&page, "id=\"runs\"");
     // Both ended with exit 1: rows are uncertain.
@@ -189,7 +187,7 @@ fn report_true_writes_the_page_at_the_end_of_each_run() {
 #[test]
 fn a_halted_run_shows_its_reason_and_exit_code() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), input());
+    let folder = sim.tmall("qps = 100", input());
     let out = command_env(&folder, "run", &[("TOP_APP_SECRET", "not-the-secret")], &[]);
     assert_exit(&out, 3);
     let page = report(&folder, &[]);
@@ -226,8 +224,7 @@ fn gateway_messages_are_escaped_and_scrubbed_of_secrets() {
         tmall_campaign(&gateway.url, "qps = 100"),
         "open_id\nA1\nA2\n",
     );
-    let out = command(&folder, "run", &[]);
-    assert_exit(&out, 1);
+    command_expect(&folder, "run", &[], 1);
     let page = report(&folder, &[]);
     assert!(
         !page.contains("<script"),
@@ -274,8 +271,7 @@ fn an_outage_mid_run_is_shaded_on_the_rate_chart() {
 #[test]
 fn a_campaign_that_never_ran_has_no_report() {
     let folder = Folder::with(tmall_campaign("sim", ""), "open_id\nA1\n");
-    let out = command(&folder, "report", &[]);
-    assert_exit(&out, 2);
+    let out = command_expect(&folder, "report", &[], 2);
     assert!(
         stderr(&out).contains("nothing has been run"),
         "{}",

@@ -24,15 +24,13 @@ const UP_TO_DATE: &str = "already up to date, left as it was";
 #[test]
 fn a_run_with_nothing_to_send_leaves_an_up_to_date_results_file_alone() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(6));
+    let folder = sim.tmall("qps = 200", tmall_rows(6));
     let results = folder.path("out.csv");
 
     // A canary, then the rest: the second run changed rows, so it writes the file.
-    let out = run(&folder, &["--limit", "2"]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &["--limit", "2"], 0);
     let canary = std::fs::read(&results).unwrap();
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let out = run_expect(&folder, &[], 0);
     assert!(!stdout(&out).contains(UP_TO_DATE), "{}", text(&out));
     let full = std::fs::read(&results).unwrap();
     assert_ne!(canary, full, "the rows issued by the second run are in it");
@@ -40,8 +38,7 @@ fn a_run_with_nothing_to_send_leaves_an_up_to_date_results_file_alone() {
 
     // Nothing to send, nothing changed: the same file, not a copy of it.
     let before = identity(&results);
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let out = run_expect(&folder, &[], 0);
     assert!(stdout(&out).contains(UP_TO_DATE), "{}", text(&out));
     assert_eq!(identity(&results), before);
     assert_eq!(std::fs::read(&results).unwrap(), full);
@@ -61,10 +58,9 @@ fn a_run_with_nothing_to_send_leaves_an_up_to_date_results_file_alone() {
 #[test]
 fn a_results_file_edited_replaced_or_removed_is_written_again() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(4));
+    let folder = sim.tmall("qps = 200", tmall_rows(4));
     let results = folder.path("out.csv");
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     let good = std::fs::read(&results).unwrap();
 
     // Edited in place, same size (a status changed by hand).
@@ -73,8 +69,7 @@ fn a_results_file_edited_replaced_or_removed_is_written_again() {
         .replacen("issued", "failed", 1);
     assert_eq!(edited.len(), good.len());
     std::fs::write(&results, &edited).unwrap();
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let out = run_expect(&folder, &[], 0);
     assert!(!stdout(&out).contains(UP_TO_DATE), "{}", text(&out));
     assert_eq!(std::fs::read(&results).unwrap(), good);
 
@@ -87,8 +82,7 @@ fn a_results_file_edited_replaced_or_removed_is_written_again() {
 
     // Removed.
     std::fs::remove_file(&results).unwrap();
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     assert_eq!(std::fs::read(&results).unwrap(), good);
 
     // A wanted byte-order mark that the file lacks.
@@ -96,8 +90,7 @@ fn a_results_file_edited_replaced_or_removed_is_written_again() {
         .limits("qps = 200")
         .set("bom = true");
     folder.write("c.toml", with_bom.to_string());
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let out = run_expect(&folder, &[], 0);
     let written = std::fs::read(&results).unwrap();
     assert!(written.starts_with(b"\xEF\xBB\xBF"), "{}", text(&out));
     assert_eq!(&written[3..], &good[..]);
@@ -107,10 +100,9 @@ fn a_results_file_edited_replaced_or_removed_is_written_again() {
 #[test]
 fn any_change_to_a_row_in_the_ledger_writes_the_results_again() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(3));
+    let folder = sim.tmall("qps = 200", tmall_rows(3));
     let results = folder.path("out.csv");
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     let before = identity(&results);
 
     // A change no run made (as any tool that writes the ledger would): the ledger's own
@@ -122,8 +114,7 @@ fn any_change_to_a_row_in_the_ledger_writes_the_results_again() {
     )
     .unwrap();
     drop(conn);
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let out = run_expect(&folder, &[], 0);
     assert!(!stdout(&out).contains(UP_TO_DATE), "{}", text(&out));
     assert_ne!(identity(&results), before);
     assert_eq!(column(&results, "detail")[1], "changed by hand");
@@ -132,18 +123,14 @@ fn any_change_to_a_row_in_the_ledger_writes_the_results_again() {
 #[test]
 fn status_of_a_killed_run_counts_what_it_recorded() {
     let sim = Sim::start(&["--latency-ms", "20"]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 200\nconcurrency = 4"),
-        tmall_rows(400),
-    );
+    let folder = sim.tmall("qps = 200\nconcurrency = 4", tmall_rows(400));
     let mut child = spawn_run(&folder);
     let attempts = "SELECT COUNT(*) FROM attempts";
     wait_for_ledger(&folder, attempts, 20);
     child.kill().unwrap(); // SIGKILL: the run records no end
     child.wait().unwrap();
 
-    let out = command(&folder, "status", &["--json"]);
-    assert_exit(&out, 0);
+    let out = command_expect(&folder, "status", &["--json"], 0);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let last = &status["last_run"];
     assert_eq!(last["ending"], "aborted", "{status}");

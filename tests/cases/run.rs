@@ -7,12 +7,8 @@ use super::common::*;
 #[test]
 fn tmall_happy_path_issues_every_row_once_and_keeps_extra_columns() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 200\nconcurrency = 8"),
-        tmall_rows(50),
-    );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let folder = sim.tmall("qps = 200\nconcurrency = 8", tmall_rows(50));
+    run_expect(&folder, &[], 0);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 50);
     assert_eq!(column(&results, "note")[49], "note 50");
@@ -24,17 +20,15 @@ fn tmall_happy_path_issues_every_row_once_and_keeps_extra_columns() {
     assert_eq!(stats["issued"], 50);
     assert_eq!(stats["duplicates"], 0);
     // Resuming a finished campaign sends nothing more.
-    let again = run(&folder, &[]);
-    assert_exit(&again, 0);
+    run_expect(&folder, &[], 0);
     assert_eq!(sim.stats()["calls"], stats["calls"]);
 }
 
 #[test]
 fn alsc_happy_path_sends_deterministic_request_ids() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(alsc_campaign(&sim.url, "qps = 200"), alsc_rows(30));
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let folder = sim.alsc("qps = 200", alsc_rows(30));
+    run_expect(&folder, &[], 0);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 30);
     let ids = column(&results, "request_id");
@@ -65,8 +59,7 @@ fn every_status_lands_in_the_results() {
             .no_reconcile(),
         "open_id,out_id,note\nOK1,,a\n,,empty\nOK2,x1,bad number\nOK1,,dup\nREFUSE-1,,refused\nLOST-1,,lost\nOK3,456,override\nOK1,456,other certificate\n",
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 1);
+    run_expect(&folder, &[], 1);
     let results = folder.path("out.csv");
     let statuses = column(&results, "status");
     assert_eq!(
@@ -92,11 +85,9 @@ fn every_status_lands_in_the_results() {
     );
     // The uncertain row is never sent again without --resend-uncertain.
     let calls = sim.count("calls");
-    let again = run(&folder, &[]);
-    assert_exit(&again, 1);
+    run_expect(&folder, &[], 1);
     assert_eq!(sim.count("calls"), calls);
-    let resent = run(&folder, &["--resend-uncertain"]);
-    assert_exit(&resent, 1);
+    run_expect(&folder, &["--resend-uncertain"], 1);
     assert_eq!(sim.count("calls"), calls + 1);
     assert_eq!(column(&results, "status")[5], "issued");
     assert!(
@@ -111,12 +102,8 @@ fn every_status_lands_in_the_results() {
 #[test]
 fn throttling_slows_down_and_finishes_without_duplicates() {
     let sim = Sim::start(&["--limit-qps", "10", "--ban-seconds", "1"]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 40\nconcurrency = 8"),
-        tmall_rows(60),
-    );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let folder = sim.tmall("qps = 40\nconcurrency = 8", tmall_rows(60));
+    let out = run_expect(&folder, &[], 0);
     assert_eq!(folder.count("issued"), 60);
     sim.assert_issued_once(60);
     assert!(stdout(&out).contains("throttle events"));
@@ -135,12 +122,8 @@ fn throttling_slows_down_and_finishes_without_duplicates() {
 #[test]
 fn isp_errors_are_retried_until_every_row_is_final() {
     let sim = Sim::start(&["--isp-error-rate", "0.3", "--seed", "11"]);
-    let folder = Folder::with(
-        alsc_campaign(&sim.url, "qps = 500\nmax_attempts = 10"),
-        alsc_rows(80),
-    );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let folder = sim.alsc("qps = 500\nmax_attempts = 10", alsc_rows(80));
+    run_expect(&folder, &[], 0);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 80);
     assert!(
@@ -153,12 +136,14 @@ fn isp_errors_are_retried_until_every_row_is_final() {
 #[test]
 fn no_one_second_window_exceeds_qps() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(
+    let folder = Folder::new();
+    folder.write(
+        "c.toml",
         tmall_campaign(&sim.url, "qps = 25\nconcurrency = 16"),
-        tmall_rows(100),
     );
+    folder.write("in.csv", tmall_rows(100));
     let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stats = sim.stats();
     assert_eq!(stats["issued"], 100);
     let peak = stats["peak_calls_per_second"].as_u64().unwrap();
@@ -169,12 +154,8 @@ fn no_one_second_window_exceeds_qps() {
 fn a_run_held_back_by_its_in_flight_cap_says_so() {
     // One row in flight and 50 ms per answer: at most 20/s against qps 40.
     let sim = Sim::start(&["--latency-ms", "50"]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 40\nconcurrency = 1"),
-        tmall_rows(60),
-    );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let folder = sim.tmall("qps = 40\nconcurrency = 1", tmall_rows(60));
+    let out = run_expect(&folder, &[], 0);
     let out_text = stdout(&out);
     assert!(
         out_text.contains("peak in flight: 1 (concurrency = 1)"),
@@ -195,9 +176,8 @@ fn a_run_held_back_by_its_in_flight_cap_says_so() {
 fn without_a_concurrency_rows_in_flight_follow_the_latency() {
     // 200 ms per answer at qps 50: about ten rows in flight are needed, and no cap is set.
     let sim = Sim::start(&["--latency-ms", "200"]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 50"), tmall_rows(100));
-    let out = run(&folder, &["--json"]);
-    assert_exit(&out, 0);
+    let folder = sim.tmall("qps = 50", tmall_rows(100));
+    let out = run_expect(&folder, &["--json"], 0);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let peak = summary["this_run"]["peak_in_flight"].as_u64().unwrap();
     // One at a time would take 20 s; the cap before any answer is 16, the ceiling 256.
@@ -208,13 +188,9 @@ fn without_a_concurrency_rows_in_flight_follow_the_latency() {
 #[test]
 fn kill_9_then_resume_never_issues_twice_alsc() {
     let sim = Sim::start(&["--latency-ms", "30"]);
-    let folder = Folder::with(
-        alsc_campaign(&sim.url, "qps = 200\nconcurrency = 8"),
-        alsc_rows(300),
-    );
+    let folder = sim.alsc("qps = 200\nconcurrency = 8", alsc_rows(300));
     kill_9_after(&folder, 40);
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 300);
     let stats = sim.stats();
@@ -233,8 +209,7 @@ fn kill_9_leaves_at_most_concurrency_uncertain_rows_tmall() {
         tmall_rows(300),
     );
     kill_9_after(&folder, 40);
-    let out = run(&folder, &[]);
-    assert_exit(&out, 1); // uncertain rows remain
+    run_expect(&folder, &[], 1); // uncertain rows remain
     let results = folder.path("out.csv");
     let uncertain = count_status(&results, "uncertain");
     assert!(
@@ -249,10 +224,7 @@ fn kill_9_leaves_at_most_concurrency_uncertain_rows_tmall() {
 #[test]
 fn ctrl_c_exits_130_and_the_next_run_finishes() {
     let sim = Sim::start(&["--latency-ms", "20"]);
-    let folder = Folder::with(
-        alsc_campaign(&sim.url, "qps = 100\nconcurrency = 4"),
-        alsc_rows(200),
-    );
+    let folder = sim.alsc("qps = 100\nconcurrency = 4", alsc_rows(200));
     let child = spawn_run(&folder);
     wait_for_ledger(&folder, ISSUED, 20);
     let pid = child.id().to_string();
@@ -272,8 +244,7 @@ fn ctrl_c_exits_130_and_the_next_run_finishes() {
         folder.ledger_count("SELECT COUNT(*) FROM entries WHERE status = 'inflight'"),
         0
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     assert_eq!(count_status(&results, "issued"), 200);
     assert_eq!(sim.stats()["duplicates"], 0);
 }
@@ -281,26 +252,24 @@ fn ctrl_c_exits_130_and_the_next_run_finishes() {
 #[test]
 fn wrong_secret_halts_with_3_and_nothing_issued_then_the_fix_completes() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 100"), tmall_rows(20));
+    let folder = sim.tmall("qps = 100", tmall_rows(20));
     let out = command_env(&folder, "run", &[("TOP_APP_SECRET", "not-the-secret")], &[]);
     assert_exit(&out, 3);
     assert!(stderr(&out).contains("secret"), "{}", text(&out));
     assert_eq!(sim.stats()["issued"], 0);
     assert_eq!(folder.count("pending"), 20);
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     assert_eq!(sim.stats()["issued"], 20);
 }
 
 #[test]
 fn a_used_up_daily_quota_halts_and_says_when_it_ends() {
     let sim = Sim::start(&["--daily-quota", "5"]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 100\nconcurrency = 1\nmax_ban_wait_s = 60"),
+    let folder = sim.tmall(
+        "qps = 100\nconcurrency = 1\nmax_ban_wait_s = 60",
         tmall_rows(20),
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 3);
+    let out = run_expect(&folder, &[], 3);
     let err = stderr(&out);
     assert!(err.contains("ends around"), "{}", text(&out));
     assert_eq!(folder.count("issued"), 5);
@@ -323,8 +292,7 @@ fn permanent_failures_over_the_limit_halt_the_run() {
         csv.push_str(&format!("REFUSE-{i}\n"));
     }
     folder.write("in.csv", csv);
-    let out = run(&folder, &[]);
-    assert_exit(&out, 3);
+    let out = run_expect(&folder, &[], 3);
     assert!(stderr(&out).contains("max_failure_rate"), "{}", text(&out));
     assert!(folder.count("pending") > 50);
 }
@@ -332,14 +300,10 @@ fn permanent_failures_over_the_limit_halt_the_run() {
 #[test]
 fn a_second_run_on_the_same_state_is_refused() {
     let sim = Sim::start(&["--latency-ms", "50"]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 20\nconcurrency = 2"),
-        tmall_rows(100),
-    );
+    let folder = sim.tmall("qps = 20\nconcurrency = 2", tmall_rows(100));
     let mut first = spawn_run(&folder);
     wait_for_ledger(&folder, ISSUED, 1);
-    let second = run(&folder, &[]);
-    assert_exit(&second, 2);
+    let second = run_expect(&folder, &[], 2);
     assert!(
         stderr(&second).contains("another `campaign run`"),
         "{}",
@@ -357,8 +321,7 @@ fn gbk_input_keeps_its_extra_columns_intact() {
         .limits("qps = 200")
         .sign_method("hmac");
     let folder = Folder::with(file, bytes);
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     let results = folder.path("out.csv");
     assert_eq!(column(&results, "姓名"), ["张伟", "王芳"]);
     assert_eq!(column(&results, "备注"), ["会员，“引号”", "普通"]);
@@ -371,23 +334,19 @@ fn results_of_a_gbk_input_get_a_bom_unless_the_campaign_says_bom_false() {
     let folder = Folder::with(&file, bytes);
     let has_bom = || starts_with_bom(&folder);
     let verify = || {
-        let out = command(&folder, "verify", &[]);
-        assert_exit(&out, 0);
+        command_expect(&folder, "verify", &[], 0);
     };
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     assert!(has_bom(), "GBK input: results with a BOM by default");
     assert_eq!(folder.column("姓名"), ["张伟", "王芳"]);
     verify();
 
     let with_setting = |bom: &str| file.clone().set(&format!("bom = {bom}")).to_string();
     folder.write("c.toml", with_setting("false"));
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     assert!(!has_bom(), "bom = false is obeyed");
     verify();
-    let out = run(&folder, &["--bom"]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &["--bom"], 0);
     assert!(has_bom(), "--bom overrides the campaign file");
     verify();
 
@@ -398,8 +357,7 @@ fn results_of_a_gbk_input_get_a_bom_unless_the_campaign_says_bom_false() {
     folder.write("c.toml", with_setting("true"));
     assert_eq!(run(&folder, &[]).status.code(), Some(0));
     assert!(starts_with_bom(&folder));
-    let out = run(&folder, &["--no-bom"]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &["--no-bom"], 0);
     assert!(!starts_with_bom(&folder));
 }
 
@@ -416,32 +374,26 @@ fn a_gbk_file_behind_a_utf8_bom_is_read_with_the_encoding_the_error_names() {
     folder.write("c.toml", tmall_campaign("sim", "qps = 200"));
     let (gbk, _, _) = encoding_rs::GBK.encode("open_id,姓名\r\nG1,张伟\r\n");
     folder.write("in.csv", [b"\xEF\xBB\xBF".as_slice(), &gbk].concat());
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let out = run_expect(&folder, &[], 2);
     let err = stderr(&out);
     assert!(
         err.contains("run again with `--encoding gbk`"),
         "{}",
         text(&out)
     );
-    let out = run(&folder, &["--encoding", "gbk"]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &["--encoding", "gbk"], 0);
     assert_eq!(folder.column("姓名"), ["张伟"]);
 }
 
 #[test]
 fn run_json_prints_one_summary_object_and_nothing_else_on_stdout() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 200"),
-        "open_id\nJ1\nREFUSE-1\nJ2\n \n",
-    );
+    let folder = sim.tmall("qps = 200", "open_id\nJ1\nREFUSE-1\nJ2\n \n");
     let parse = |out: &Output| -> serde_json::Value {
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
     };
-    let out = run(&folder, &["--json", "--dry-run"]);
-    assert_exit(&out, 0);
+    let out = run_expect(&folder, &["--json", "--dry-run"], 0);
     let plan = parse(&out);
     assert_eq!(plan["dry_run"], true);
     assert_eq!(
@@ -449,8 +401,7 @@ fn run_json_prints_one_summary_object_and_nothing_else_on_stdout() {
         (Some(3), Some(1))
     );
 
-    let out = run(&folder, &["--json"]);
-    assert_exit(&out, 1);
+    let out = run_expect(&folder, &["--json"], 1);
     let summary = parse(&out);
     assert_eq!(summary["ending"], "finished");
     assert_eq!(summary["exit_code"], 1);
@@ -472,8 +423,8 @@ fn run_json_prints_one_summary_object_and_nothing_else_on_stdout() {
 fn secrets_never_reach_output_ledger_or_results() {
     let sim = Sim::start(&[]);
     // The lost answer is reconciled by query after 1 s: that request is traced too.
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 200\nreconcile_after_s = 1"),
+    let folder = sim.tmall(
+        "qps = 200\nreconcile_after_s = 1",
         "open_id\nA1\nREFUSE-1\nLOST-1\n",
     );
     let out = command_env(&folder, "run", &[("RUST_LOG", "campaign=trace")], &[]);
@@ -483,29 +434,20 @@ fn secrets_never_reach_output_ledger_or_results() {
         &[("TOP_APP_SECRET", "x")],
         &["--retry-failed"],
     );
-    let mut everything = [out.stdout, out.stderr, wrong.stdout, wrong.stderr].concat();
-    for file in ["state.db", "state.db-wal", "out.csv"] {
-        everything.extend(std::fs::read(folder.path(file)).unwrap_or_default());
-    }
-    let haystack = String::from_utf8_lossy(&everything);
+    let haystack = everything(&folder, &[&out, &wrong]);
     assert!(haystack.contains("issued"), "the run did not happen");
     assert!(
         haystack.contains("tmall.nrt.certificate.query"),
         "the lost answer was not reconciled"
     );
-    assert!(!haystack.contains(SECRET), "the app secret leaked");
-    assert!(!haystack.contains(SESSION), "the session leaked");
+    assert_no_secret(&haystack);
 }
 
 #[test]
 fn dry_run_plans_and_sends_nothing() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 10"),
-        "open_id\nA1\nA2\n\nA1\n",
-    );
-    let out = run(&folder, &["--dry-run"]);
-    assert_exit(&out, 0);
+    let folder = sim.tmall("qps = 10", "open_id\nA1\nA2\n\nA1\n");
+    let out = run_expect(&folder, &["--dry-run"], 0);
     let out_text = stdout(&out);
     assert!(
         out_text.contains("to send") && out_text.contains("duplicates"),
@@ -521,18 +463,13 @@ fn dry_run_plans_and_sends_nothing() {
 #[test]
 fn a_malformed_file_stops_before_sending_with_its_line() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 10"),
-        "open_id,note\nA1,ok\nA2,\"unclosed\nA3,x\n",
-    );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let folder = sim.tmall("qps = 10", "open_id,note\nA1,ok\nA2,\"unclosed\nA3,x\n");
+    let out = run_expect(&folder, &[], 2);
     let err = stderr(&out);
     assert!(err.contains("in.csv") && err.contains('3'), "{err}");
     assert_eq!(sim.stats()["calls"], 0);
     let wrong_column = folder.write("in.csv", "alipay_id\n2088000000000001\n");
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let out = run_expect(&folder, &[], 2);
     assert!(stderr(&out).contains("open_id"), "{}", text(&out));
     drop(wrong_column);
 }
@@ -545,21 +482,18 @@ fn a_required_param_with_no_default_and_no_column_stops_before_sending() {
             .param("biz_code", None),
         "open_id\nA1\n",
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let out = run_expect(&folder, &[], 2);
     assert!(stderr(&out).contains("biz_code"), "{}", text(&out));
     // With the column in the input instead, it runs.
     folder.write("in.csv", "open_id,biz_code\nA1,23\n");
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
 }
 
 #[test]
 fn an_edited_input_is_reread_and_nothing_is_sent_twice() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(5));
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let folder = sim.tmall("qps = 200", tmall_rows(5));
+    run_expect(&folder, &[], 0);
     // Touched but unchanged: no warning, nothing sent.
     let unchanged = std::fs::read(folder.path("in.csv")).unwrap();
     folder.write("in.csv", &unchanged);
@@ -571,8 +505,7 @@ fn an_edited_input_is_reread_and_nothing_is_sent_twice() {
         "in.csv",
         "open_id,note\nNEW1,x\nP00003,moved\nP00001,moved\nNEW2,y\n",
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let out = run_expect(&folder, &[], 0);
     assert!(
         stderr(&out).contains("input file changed"),
         "{}",

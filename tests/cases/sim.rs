@@ -83,6 +83,37 @@ fn resigned(form: &Form, name: &str, value: &str) -> Form {
     form
 }
 
+/// A simulator with `faults`, the rest of its settings default.
+async fn start_with(faults: Faults) -> SimServer {
+    start(SimConfig {
+        faults,
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// Posts `form` with a client that gives up after a second, and asserts that it gave up.
+async fn post_and_give_up(server: &SimServer, form: &Form, why: &str) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let err = client
+        .post(server.url())
+        .form(form)
+        .send()
+        .await
+        .expect_err(why);
+    assert!(err.is_timeout(), "{err}");
+}
+
+/// Shuts a simulator down, within 10 s: answers it holds back are cut short, not waited for.
+async fn shut_down_promptly(server: SimServer) {
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("prompt shutdown");
+}
+
 async fn post(server: &SimServer, form: &Form) -> (u16, String) {
     let response = reqwest::Client::new()
         .post(server.url())
@@ -98,6 +129,21 @@ async fn post_json(server: &SimServer, form: &Form) -> Value {
     let (status, body) = post(server, form).await;
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// Posts each form and asserts the `code` of the `error_response` it gets.
+async fn assert_error_codes(
+    server: &SimServer,
+    cases: impl IntoIterator<Item = (&str, Form, i64)>,
+) {
+    for (what, form, code) in cases {
+        let answer = post_json(server, &form).await;
+        assert_eq!(
+            error_of(&answer).map(|e| e.0),
+            Some(code),
+            "{what}: {answer}"
+        );
+    }
 }
 
 /// `(code, sub_code)` of an `error_response`, which must carry a `request_id`.
@@ -244,12 +290,9 @@ async fn alsc_answers_a_repeated_request_id_from_its_books() {
 
 #[tokio::test]
 async fn data_triggers_give_the_documented_outcomes() {
-    let server = start(SimConfig {
-        faults: Faults {
-            withhold: Duration::ZERO,
-            ..Faults::default()
-        },
-        ..SimConfig::default()
+    let server = start_with(Faults {
+        withhold: Duration::ZERO,
+        ..Faults::default()
     })
     .await;
     let refused = post_json(&server, &tmall("REFUSE-1")).await;
@@ -324,13 +367,10 @@ async fn data_triggers_give_the_documented_outcomes() {
 
 #[tokio::test]
 async fn per_second_limit_answers_code_7_with_a_parseable_ban() {
-    let server = start(SimConfig {
-        faults: Faults {
-            limit_qps: Some(2),
-            ban_seconds: 30,
-            ..Faults::default()
-        },
-        ..SimConfig::default()
+    let server = start_with(Faults {
+        limit_qps: Some(2),
+        ban_seconds: 30,
+        ..Faults::default()
     })
     .await;
     let mut limited = None;
@@ -357,12 +397,9 @@ async fn per_second_limit_answers_code_7_with_a_parseable_ban() {
 
 #[tokio::test]
 async fn daily_quota_bans_until_midnight_gmt8() {
-    let server = start(SimConfig {
-        faults: Faults {
-            daily_quota: Some(2),
-            ..Faults::default()
-        },
-        ..SimConfig::default()
+    let server = start_with(Faults {
+        daily_quota: Some(2),
+        ..Faults::default()
     })
     .await;
     for id in ["D1", "D2"] {
@@ -437,32 +474,17 @@ async fn faults_repeat_with_a_seed_and_keep_issuance_exact() {
 
 #[tokio::test]
 async fn a_withheld_answer_has_issued_when_the_client_gives_up() {
-    let server = start(SimConfig {
-        faults: Faults {
-            withhold_rate: 1.0,
-            withhold: Duration::from_secs(60),
-            ..Faults::default()
-        },
-        ..SimConfig::default()
+    let server = start_with(Faults {
+        withhold_rate: 1.0,
+        withhold: Duration::from_secs(60),
+        ..Faults::default()
     })
     .await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let err = client
-        .post(server.url())
-        .form(&tmall("W1"))
-        .send()
-        .await
-        .expect_err("the answer is withheld");
-    assert!(err.is_timeout(), "{err}");
+    post_and_give_up(&server, &tmall("W1"), "the answer is withheld").await;
     let stats = server.stats();
     assert_eq!((stats.issued, stats.withheld), (1, 1));
     // Shutdown cuts the 60 s hold short instead of waiting for it.
-    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
-        .await
-        .expect("prompt shutdown");
+    shut_down_promptly(server).await;
 }
 
 #[tokio::test]
@@ -704,14 +726,7 @@ async fn a_query_can_be_refused_throttled_and_is_checked_like_the_others() {
             29,
         ),
     ];
-    for (what, form, code) in cases {
-        let answer = post_json(&server, &form).await;
-        assert_eq!(
-            error_of(&answer).map(|e| e.0),
-            Some(code),
-            "{what}: {answer}"
-        );
-    }
+    assert_error_codes(&server, cases).await;
     assert_eq!(server.stats().throttled, 2);
     server.shutdown().await;
 }
@@ -784,14 +799,7 @@ async fn time_get_tells_the_gateway_clock_and_seller_get_proves_the_session() {
             29,
         ),
     ];
-    for (what, form, code) in cases {
-        let answer = post_json(&server, &form).await;
-        assert_eq!(
-            error_of(&answer).map(|e| e.0),
-            Some(code),
-            "{what}: {answer}"
-        );
-    }
+    assert_error_codes(&server, cases).await;
     assert_eq!(server.stats().issued, 0);
     server.shutdown().await;
 }
@@ -996,27 +1004,12 @@ fn sim_on_a_non_loopback_address_warns() {
 #[tokio::test]
 async fn the_latency_tail_holds_answers_of_calls_already_processed() {
     // Every answer in the tail, and the tail an hour long: the client gives up, the call issued.
-    let server = start(SimConfig {
-        faults: Faults {
-            latency_tail: Some("100%:3600s".parse().unwrap()),
-            ..Faults::default()
-        },
-        ..SimConfig::default()
+    let server = start_with(Faults {
+        latency_tail: Some("100%:3600s".parse().unwrap()),
+        ..Faults::default()
     })
     .await;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let err = client
-        .post(server.url())
-        .form(&tmall("TAIL-1"))
-        .send()
-        .await
-        .expect_err("the answer is in the slow tail");
-    assert!(err.is_timeout(), "{err}");
+    post_and_give_up(&server, &tmall("TAIL-1"), "the answer is in the slow tail").await;
     assert_eq!(server.stats().issued, 1);
-    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
-        .await
-        .expect("prompt shutdown");
+    shut_down_promptly(server).await;
 }

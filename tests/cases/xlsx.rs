@@ -10,8 +10,9 @@ use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 
 use super::common::*;
 
-/// The recipients sheet: every kind of cell a spreadsheet holds.
-fn recipients(workbook: &mut Workbook) {
+/// A workbook whose first sheet has recipients with every kind of cell a spreadsheet holds.
+fn recipients() -> Workbook {
+    let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
     sheet.set_name("名单").unwrap();
     for (column, name) in ["alipay_id", "member", "joined", "points", "bonus", "note"]
@@ -49,6 +50,7 @@ fn recipients(workbook: &mut Workbook) {
     other.set_name("second").unwrap();
     other.write_string(0, 0, "alipay_id").unwrap();
     other.write_string(1, 0, "2088000000000055").unwrap();
+    workbook
 }
 
 /// An alsc campaign on `sim` reading `in.xlsx`, with a top-level `setting` (or none) and
@@ -91,9 +93,7 @@ fn cell_text(row: &[Data], header: &[Data], name: &str) -> String {
 #[test]
 fn a_workbook_runs_through_verify_and_its_xlsx_results_read_back() {
     let sim = Sim::start(&[]);
-    let mut workbook = Workbook::new();
-    recipients(&mut workbook);
-    let folder = folder_with(&mut workbook, &sim, "", "out.xlsx");
+    let folder = folder_with(&mut recipients(), &sim, "", "out.xlsx");
     let out = run(&folder, &[]);
     assert_eq!(
         out.status.code(),
@@ -140,12 +140,10 @@ fn a_workbook_runs_through_verify_and_its_xlsx_results_read_back() {
         ("4".into(), "issued".into())
     );
 
-    let out = command(&folder, "verify", &[]);
-    assert_exit(&out, 0);
+    command_expect(&folder, "verify", &[], 0);
 
     // Resuming sends nothing again; change detection sees an edited workbook.
-    let out = run(&folder, &[]);
-    assert_exit(&out, 1);
+    run_expect(&folder, &[], 1);
     sim.assert_issued_once(3);
 
     // The workbook results rebuild a lost ledger, and nothing is sent twice.
@@ -158,21 +156,16 @@ fn a_workbook_runs_through_verify_and_its_xlsx_results_read_back() {
         text(&out)
     );
     let from = folder.path("out.xlsx");
-    let out = command(&folder, "rebuild", &["--from", from.to_str().unwrap()]);
-    assert_exit(&out, 0);
-    let out = run(&folder, &[]);
-    assert_exit(&out, 1);
+    command_expect(&folder, "rebuild", &["--from", from.to_str().unwrap()], 0);
+    run_expect(&folder, &[], 1);
     sim.assert_issued_once(3);
 }
 
 #[test]
 fn a_named_sheet_is_read_and_a_missing_one_is_named() {
     let sim = Sim::start(&[]);
-    let mut workbook = Workbook::new();
-    recipients(&mut workbook);
-    let folder = folder_with(&mut workbook, &sim, "sheet = \"second\"", "out.csv");
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    let folder = folder_with(&mut recipients(), &sim, "sheet = \"second\"", "out.csv");
+    run_expect(&folder, &[], 0);
     assert_eq!(sim.stats()["issued"], 1);
     let results = std::fs::read(folder.path("out.csv")).unwrap();
     assert!(
@@ -180,14 +173,10 @@ fn a_named_sheet_is_read_and_a_missing_one_is_named() {
         "CSV results of a workbook get a BOM by default"
     );
     assert_eq!(folder.column("alipay_id"), ["2088000000000055"]);
-    let out = command(&folder, "verify", &[]);
-    assert_exit(&out, 0);
+    command_expect(&folder, "verify", &[], 0);
 
-    let mut workbook = Workbook::new();
-    recipients(&mut workbook);
-    let folder = folder_with(&mut workbook, &sim, "sheet = \"third\"", "out.csv");
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let folder = folder_with(&mut recipients(), &sim, "sheet = \"third\"", "out.csv");
+    let out = run_expect(&folder, &[], 2);
     let err = stderr(&out);
     assert!(
         err.contains(r#"no sheet named "third"; sheets found: "名单", "second""#),
@@ -198,14 +187,11 @@ fn a_named_sheet_is_read_and_a_missing_one_is_named() {
 #[test]
 fn a_workbook_named_csv_and_a_value_without_a_header_are_refused_before_sending() {
     let sim = Sim::start(&[]);
-    let mut workbook = Workbook::new();
-    recipients(&mut workbook);
-    let folder = folder_with(&mut workbook, &sim, "", "out.csv");
+    let folder = folder_with(&mut recipients(), &sim, "", "out.csv");
     std::fs::rename(folder.path("in.xlsx"), folder.path("in.csv")).unwrap();
     let file = xlsx_campaign(&sim, "", "out.csv").input("in.csv");
     folder.write("c.toml", file.to_string());
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let out = run_expect(&folder, &[], 2);
     assert!(stderr(&out).contains("format = \"xlsx\""), "{}", text(&out));
 
     let mut workbook = Workbook::new();
@@ -215,8 +201,7 @@ fn a_workbook_named_csv_and_a_value_without_a_header_are_refused_before_sending(
     sheet.write_string(2, 0, "2088000000000022").unwrap();
     sheet.write_string(2, 2, "stray").unwrap();
     let folder = folder_with(&mut workbook, &sim, "", "out.csv");
-    let out = run(&folder, &[]);
-    assert_exit(&out, 2);
+    let out = run_expect(&folder, &[], 2);
     assert!(
         stderr(&out).contains("in.xlsx:3: a value in column C, beyond the header's last column A"),
         "{}",

@@ -58,6 +58,20 @@ pub fn run(folder: &Folder, extra: &[&str]) -> Output {
     command(folder, "run", extra)
 }
 
+/// [`run`], asserting its exit code.
+#[track_caller]
+pub fn run_expect(folder: &Folder, extra: &[&str], code: i32) -> Output {
+    command_expect(folder, "run", extra, code)
+}
+
+/// [`command`], asserting its exit code.
+#[track_caller]
+pub fn command_expect(folder: &Folder, name: &str, extra: &[&str], code: i32) -> Output {
+    let out = command(folder, name, extra);
+    assert_exit(&out, code);
+    out
+}
+
 /// `campaign run <folder>/c.toml` in the background, its output piped.
 pub fn spawn_run(folder: &Folder) -> Child {
     campaign()
@@ -109,6 +123,27 @@ pub fn stderr(output: &Output) -> String {
 #[track_caller]
 pub fn assert_exit(output: &Output, code: i32) {
     assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
+
+/// Every byte a run left behind, as text: the commands' output, the ledger, the results and
+/// the attempts log.
+pub fn everything(folder: &Folder, outputs: &[&Output]) -> String {
+    let mut all = Vec::new();
+    for out in outputs {
+        all.extend_from_slice(&out.stdout);
+        all.extend_from_slice(&out.stderr);
+    }
+    for file in ["state.db", "state.db-wal", "out.csv", "attempts.csv"] {
+        all.extend(std::fs::read(folder.path(file)).unwrap_or_default());
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// Asserts that neither the test secret nor the test session is in `text`.
+#[track_caller]
+pub fn assert_no_secret(text: &str) {
+    assert!(!text.contains(SECRET), "the app secret leaked");
+    assert!(!text.contains(SESSION), "the session key leaked");
 }
 
 /// A campaign folder: a campaign file and an input CSV in a temporary directory.

@@ -7,7 +7,7 @@ use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
-use super::campaign;
+use super::{Folder, alsc_campaign, campaign, tmall_campaign};
 
 /// A simulator process, killed on drop.
 pub struct Sim {
@@ -50,6 +50,16 @@ impl Sim {
             .trim_end_matches("/router/rest")
             .to_owned();
         Sim { child, addr, url }
+    }
+
+    /// A folder with a tmall campaign on this simulator (`limits` in `[limits]`) and `input`.
+    pub fn tmall(&self, limits: &str, input: impl AsRef<[u8]>) -> Folder {
+        Folder::with(tmall_campaign(&self.url, limits), input)
+    }
+
+    /// A folder with an alsc campaign on this simulator (`limits` in `[limits]`) and `input`.
+    pub fn alsc(&self, limits: &str, input: impl AsRef<[u8]>) -> Folder {
+        Folder::with(alsc_campaign(&self.url, limits), input)
     }
 
     /// `GET /sim/stats`.
@@ -120,7 +130,7 @@ impl Drop for Sim {
 /// What a run across a gateway restart left: its output, the issuances of the simulator that
 /// was stopped, and the stats of the one that took its place.
 pub struct Restarted {
-    pub folder: super::Folder,
+    pub folder: Folder,
     pub out: std::process::Output,
     pub issued_before: u64,
     pub after: Value,
@@ -129,7 +139,7 @@ pub struct Restarted {
 /// Runs a campaign (the folder `folder_for` makes for a gateway URL) against a simulator that
 /// is stopped once 20 rows are issued and started again on the same port once the run has
 /// recorded the outage; the run is then left to finish.
-pub fn run_across_a_restart(folder_for: impl FnOnce(&str) -> super::Folder) -> Restarted {
+pub fn run_across_a_restart(folder_for: impl FnOnce(&str) -> Folder) -> Restarted {
     let first = Sim::at("127.0.0.1:0");
     let addr = first.addr.clone();
     let folder = folder_for(&first.url);

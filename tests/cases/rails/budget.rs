@@ -33,8 +33,8 @@ fn budget_survives_a_kill(sim: &Sim, folder: &Folder) -> Output {
 #[test]
 fn the_budget_holds_across_a_kill_and_a_resume_idempotent_api() {
     let sim = Sim::start(&["--latency-ms", "30"]);
-    let folder = Folder::with(
-        alsc_campaign(&sim.url, "qps = 200\nconcurrency = 8\nmax_issued = 100"),
+    let folder = sim.alsc(
+        "qps = 200\nconcurrency = 8\nmax_issued = 100",
         alsc_rows(300),
     );
     budget_survives_a_kill(&sim, &folder);
@@ -48,8 +48,7 @@ fn the_budget_holds_across_a_kill_and_a_resume_idempotent_api() {
 
     // Used up: the next run sends nothing and says so again.
     let calls = sim.stats()["calls"].clone();
-    let again = run(&folder, &[]);
-    assert_exit(&again, 3);
+    run_expect(&folder, &[], 3);
     assert_eq!(sim.stats()["calls"], calls);
 
     let status = command(&folder, "status", &[]);
@@ -69,8 +68,8 @@ fn the_budget_holds_across_a_kill_and_a_resume_idempotent_api() {
 #[test]
 fn the_budget_holds_across_a_kill_and_a_resume_non_idempotent_api() {
     let sim = Sim::start(&["--latency-ms", "30"]);
-    let folder = Folder::with(
-        tmall_campaign(&sim.url, "qps = 200\nconcurrency = 8\nmax_issued = 100"),
+    let folder = sim.tmall(
+        "qps = 200\nconcurrency = 8\nmax_issued = 100",
         tmall_rows(300),
     );
     budget_survives_a_kill(&sim, &folder);
@@ -104,8 +103,7 @@ fn rows_the_platform_refused_give_their_share_of_the_budget_back() {
         csv.push_str(&format!("P{i:05}\n"));
     }
     folder.write("in.csv", csv);
-    let out = run(&folder, &[]);
-    assert_exit(&out, 3);
+    run_expect(&folder, &[], 3);
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "failed"), 3);
     assert_eq!(count_status(&results, "issued"), 5);
@@ -119,8 +117,7 @@ fn dry_run_shows_the_budget_and_the_limit() {
         tmall_campaign("http://127.0.0.1:9/router/rest", "max_issued = 20"),
         tmall_rows(30),
     );
-    let out = run(&folder, &["--dry-run", "--limit", "5"]);
-    assert_exit(&out, 0);
+    let out = run_expect(&folder, &["--dry-run", "--limit", "5"], 0);
     let plan = stdout(&out);
     assert!(
         plan.contains("budget                  0 of max_issued = 20 used, 20 left"),

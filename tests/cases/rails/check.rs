@@ -1,16 +1,13 @@
 //! `campaign check` against the simulator: a good setup and each problem it names.
 
-use std::process::Output;
-
 use super::super::common::*;
 
-fn check(folder: &Folder, env: &[(&str, &str)]) -> Output {
-    campaign()
-        .arg("check")
-        .arg(folder.path("c.toml"))
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
+/// `campaign check` with `env` set, asserting its exit code; returns what it printed.
+#[track_caller]
+fn check(folder: &Folder, env: &[(&str, &str)], code: i32) -> String {
+    let out = command_env(folder, "check", env, &[]);
+    assert_exit(&out, code);
+    stdout(&out)
 }
 
 /// A tmall campaign (it needs the session) against `url`.
@@ -29,9 +26,7 @@ fn methods_called(sim: &Sim) -> serde_json::Value {
 fn check_passes_a_good_setup_and_issues_nothing() {
     let sim = Sim::start(&[]);
     let folder = check_folder(&sim.url, "qps = 50\nconcurrency = 8");
-    let out = check(&folder, &[]);
-    assert_exit(&out, 0);
-    let report = stdout(&out);
+    let report = check(&folder, &[], 0);
     for expected in [
         "ok       campaign file",
         "ok       input          ",
@@ -64,9 +59,7 @@ fn check_passes_a_good_setup_and_issues_nothing() {
 fn check_names_a_wrong_secret_and_what_to_fix() {
     let sim = Sim::start(&[]);
     let folder = check_folder(&sim.url, "");
-    let out = check(&folder, &[("TOP_APP_SECRET", "not-the-secret-5d2")]);
-    assert_exit(&out, 3);
-    let report = stdout(&out);
+    let report = check(&folder, &[("TOP_APP_SECRET", "not-the-secret-5d2")], 3);
     assert!(
         report.contains("PROBLEM  signed call    taobao.time.get: refused: code 25"),
         "{report}"
@@ -86,9 +79,7 @@ fn check_names_a_wrong_secret_and_what_to_fix() {
 fn check_names_a_wrong_session() {
     let sim = Sim::start(&[]);
     let folder = check_folder(&sim.url, "");
-    let out = check(&folder, &[("TOP_SESSION", "expired-session-8e1")]);
-    assert_exit(&out, 3);
-    let report = stdout(&out);
+    let report = check(&folder, &[("TOP_SESSION", "expired-session-8e1")], 3);
     assert!(report.contains("ok       signed call"), "{report}");
     assert!(
         report.contains("PROBLEM  session        taobao.user.seller.get: refused: code 27"),
@@ -110,9 +101,7 @@ fn check_measures_the_clock_skew_to_the_gateway() {
     // Five minutes ahead: accepted by the platform, but said.
     let sim = Sim::start(&["--clock-offset-s", "300"]);
     let folder = check_folder(&sim.url, "");
-    let out = check(&folder, &[]);
-    assert_exit(&out, 0);
-    let report = stdout(&out);
+    let report = check(&folder, &[], 0);
     let line = report.lines().find(|l| l.contains(" clock ")).unwrap();
     let behind: i64 = line
         .split("clock is ")
@@ -129,9 +118,7 @@ fn check_measures_the_clock_skew_to_the_gateway() {
     // Fifteen minutes: the gateway refuses the timestamp; the fix is the clock.
     let skewed = Sim::start(&["--clock-offset-s", "900"]);
     let folder = check_folder(&skewed.url, "");
-    let out = check(&folder, &[]);
-    assert_exit(&out, 3);
-    let report = stdout(&out);
+    let report = check(&folder, &[], 3);
     assert!(report.contains("refused: code 31"), "{report}");
     assert!(
         report.contains("fix: the timestamp was rejected: check this machine's clock"),
@@ -143,9 +130,7 @@ fn check_measures_the_clock_skew_to_the_gateway() {
 fn check_says_which_concurrency_the_qps_needs() {
     let sim = Sim::start(&["--latency-ms", "200"]);
     let folder = check_folder(&sim.url, "qps = 100\nconcurrency = 4");
-    let out = check(&folder, &[]);
-    assert_exit(&out, 3);
-    let report = stdout(&out);
+    let report = check(&folder, &[], 3);
     assert!(report.contains("PROBLEM  latency"), "{report}");
     assert!(
         report.contains("fix: raise limits.concurrency to at least"),
@@ -163,9 +148,7 @@ fn check_reports_an_unreachable_gateway_and_bad_files() {
         .port();
     let folder = check_folder(&format!("http://127.0.0.1:{port}/router/rest"), "");
     folder.write("in.csv", "open_id,note\n\"unbalanced,1\n");
-    let out = check(&folder, &[]);
-    assert_exit(&out, 3);
-    let report = stdout(&out);
+    let report = check(&folder, &[], 3);
     assert!(report.contains("PROBLEM  input"), "{report}");
     assert!(
         report.contains(
@@ -188,8 +171,7 @@ fn check_reports_an_unreachable_gateway_and_bad_files() {
 
     // A campaign file that does not load is a problem too.
     folder.write("c.toml", "name = \"t\"\n");
-    let out = check(&folder, &[]);
-    assert_exit(&out, 3);
+    let out = command_expect(&folder, "check", &[], 3);
     assert!(
         stdout(&out).contains("PROBLEM  campaign file"),
         "{}",

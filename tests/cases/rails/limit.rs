@@ -5,10 +5,9 @@ use super::super::common::*;
 #[test]
 fn a_limited_run_sends_that_many_rows_and_the_next_run_continues() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(tmall_campaign(&sim.url, "qps = 200"), tmall_rows(30));
+    let folder = sim.tmall("qps = 200", tmall_rows(30));
 
-    let canary = run(&folder, &["--limit", "10"]);
-    assert_exit(&canary, 0);
+    let canary = run_expect(&folder, &["--limit", "10"], 0);
     assert!(
         stdout(&canary).contains(
             "limit reached: --limit 10 rows were sent in this run; 20 rows remain pending"
@@ -21,8 +20,7 @@ fn a_limited_run_sends_that_many_rows_and_the_next_run_continues() {
     assert_eq!(count_status(&results, "pending"), 20);
     assert_eq!(sim.stats()["issued"], 10);
 
-    let rest = run(&folder, &[]);
-    assert_exit(&rest, 0);
+    let rest = run_expect(&folder, &[], 0);
     assert!(!stdout(&rest).contains("limit reached"), "{}", text(&rest));
     assert_eq!(count_status(&results, "issued"), 30);
     let stats = sim.stats();
@@ -33,9 +31,8 @@ fn a_limited_run_sends_that_many_rows_and_the_next_run_continues() {
 #[test]
 fn a_limit_larger_than_the_work_is_a_plain_finished_run() {
     let sim = Sim::start(&[]);
-    let folder = Folder::with(alsc_campaign(&sim.url, "qps = 200"), alsc_rows(5));
-    let out = run(&folder, &["--limit", "10"]);
-    assert_exit(&out, 0);
+    let folder = sim.alsc("qps = 200", alsc_rows(5));
+    let out = run_expect(&folder, &["--limit", "10"], 0);
     assert!(!stdout(&out).contains("limit reached"), "{}", text(&out));
     assert_eq!(sim.stats()["issued"], 5);
 }

@@ -88,12 +88,12 @@ fn dingtalk_gets_a_signed_text_message_when_the_run_finishes() {
         "qps = 100",
         &format!("url = \"{url}\"\nkind = \"dingtalk\""),
     );
-    let out = campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .env("NOTIFY_SECRET", "SECsigning-secret-42")
-        .output()
-        .unwrap();
+    let out = command_env(
+        &folder,
+        "run",
+        &[("NOTIFY_SECRET", "SECsigning-secret-42")],
+        &[],
+    );
     assert_exit(&out, 0);
     let got = receiver.all();
     assert_eq!(got.len(), 1, "{got:?}");
@@ -136,8 +136,7 @@ fn feishu_gets_a_signed_text_message() {
         &format!("url = \"{url}\"\nkind = \"feishu\"\nsecret_env = \"LARK_SECRET\""),
     );
     // The file names the variable: without it the run refuses to start.
-    let missing = run(&folder, &[]);
-    assert_exit(&missing, 2);
+    let missing = run_expect(&folder, &[], 2);
     assert!(
         stderr(&missing).contains("LARK_SECRET"),
         "{}",
@@ -145,12 +144,7 @@ fn feishu_gets_a_signed_text_message() {
     );
     assert!(receiver.all().is_empty());
 
-    let out = campaign()
-        .arg("run")
-        .arg(folder.path("c.toml"))
-        .env("LARK_SECRET", "lark-secret-7")
-        .output()
-        .unwrap();
+    let out = command_env(&folder, "run", &[("LARK_SECRET", "lark-secret-7")], &[]);
     assert_exit(&out, 0);
     let got = receiver.all();
     assert_eq!(got.len(), 1, "{got:?}");
@@ -178,8 +172,7 @@ fn wecom_gets_a_text_message() {
         "qps = 100",
         &format!("url = \"{url}\"\nkind = \"wecom\""),
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     let got = receiver.all();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].target, "/cgi-bin/webhook/send?key=k1");
@@ -199,8 +192,7 @@ fn json_reports_a_halt_with_its_reason_and_counts() {
         "qps = 100\nmax_issued = 2",
         &format!("url = \"{}\"\nkind = \"json\"", receiver.url("/hook")),
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 3);
+    run_expect(&folder, &[], 3);
     let got = receiver.all();
     assert_eq!(got.len(), 1, "{got:?}");
     let body = &got[0].body;
@@ -234,8 +226,7 @@ fn progress_messages_come_every_so_often_during_a_run() {
             receiver.url("/hook")
         ),
     );
-    let out = run(&folder, &[]);
-    assert_exit(&out, 0);
+    run_expect(&folder, &[], 0);
     let events: Vec<String> = receiver
         .all()
         .iter()
@@ -280,8 +271,7 @@ fn a_failing_or_hanging_receiver_never_changes_the_run() {
                 receiver.url("/robot/send?access_token=secret-token")
             ),
         );
-        let out = run(&folder, &[]);
-        assert_exit(&out, 0);
+        let out = run_expect(&folder, &[], 0);
         let err = stderr(&out);
         assert!(
             err.contains("notification (finished) to 127.0.0.1 failed"),

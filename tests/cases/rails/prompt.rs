@@ -88,10 +88,17 @@ fn run_on_terminal(
 const ASK_ALWAYS: &[(&str, &str)] = &[("CAMPAIGN_CONFIRM", "always")];
 
 fn prompt_folder(sim: &Sim) -> Folder {
-    Folder::with(
-        tmall_campaign(&sim.url, "qps = 100\nmax_issued = 50"),
-        tmall_rows(5),
-    )
+    sim.tmall("qps = 100\nmax_issued = 50", tmall_rows(5))
+}
+
+/// A run on a terminal with `args` and `env` that sends everything without asking.
+fn runs_without_asking(args: &[&str], env: &[(&str, &str)]) {
+    let sim = Sim::start(&[]);
+    let folder = prompt_folder(&sim);
+    let run = run_on_terminal(&folder, args, env, None);
+    assert_eq!(run.code, Some(0), "{}", run.screen);
+    assert!(!run.screen.contains("Proceed?"), "{}", run.screen);
+    assert_eq!(sim.stats()["issued"], 5);
 }
 
 #[test]
@@ -140,22 +147,12 @@ fn the_prompt_answered_no_sends_nothing() {
 
 #[test]
 fn yes_skips_the_prompt() {
-    let sim = Sim::start(&[]);
-    let folder = prompt_folder(&sim);
-    let run = run_on_terminal(&folder, &["--yes"], ASK_ALWAYS, None);
-    assert_eq!(run.code, Some(0), "{}", run.screen);
-    assert!(!run.screen.contains("Proceed?"), "{}", run.screen);
-    assert_eq!(sim.stats()["issued"], 5);
+    runs_without_asking(&["--yes"], ASK_ALWAYS);
 }
 
 #[test]
 fn a_loopback_gateway_is_not_asked_about() {
-    let sim = Sim::start(&[]);
-    let folder = prompt_folder(&sim);
-    let run = run_on_terminal(&folder, &[], &[], None);
-    assert_eq!(run.code, Some(0), "{}", run.screen);
-    assert!(!run.screen.contains("Proceed?"), "{}", run.screen);
-    assert_eq!(sim.stats()["issued"], 5);
+    runs_without_asking(&[], &[]);
 }
 
 #[test]
