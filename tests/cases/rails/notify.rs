@@ -48,17 +48,32 @@ impl Receiver {
         format!("http://{}{path}", self.server.addr)
     }
 
+    /// The one request received so far (the run that sent it has ended).
+    fn only(&self) -> Received {
+        let mut got = self.all();
+        assert_eq!(got.len(), 1, "{got:?}");
+        got.remove(0)
+    }
+
     /// Every request received so far (the run that sent them has ended).
     fn all(&self) -> Vec<Received> {
         self.got.try_iter().collect()
     }
 }
 
-/// A campaign on the built-in simulator with `notify` as its `[notify]` table.
-fn notifying_folder(rows: usize, limits: &str, notify: &str) -> Folder {
+/// A campaign of `rows` rows on the built-in simulator, with `limits`, whose `[notify]` table
+/// sends to `path` on `receiver` with the further `settings` lines (`kind = ...`).
+fn notifying_folder(
+    receiver: &Receiver,
+    path: &str,
+    rows: usize,
+    limits: &str,
+    settings: &str,
+) -> Folder {
+    let notify = format!("url = \"{}\"\n{settings}", receiver.url(path));
     let file = CampaignFile::tmall("sim")
         .limits(limits)
-        .table("notify", notify);
+        .table("notify", &notify);
     Folder::with(file, tmall_rows(rows))
 }
 
@@ -82,11 +97,12 @@ fn query_value(target: &str, name: &str) -> Option<String> {
 #[test]
 fn dingtalk_gets_a_signed_text_message_when_the_run_finishes() {
     let receiver = Receiver::start(Answer::Ok);
-    let url = receiver.url("/robot/send?access_token=tok123");
     let folder = notifying_folder(
+        &receiver,
+        "/robot/send?access_token=tok123",
         5,
         "qps = 100",
-        &format!("url = \"{url}\"\nkind = \"dingtalk\""),
+        "kind = \"dingtalk\"",
     );
     let out = command_env(
         &folder,
@@ -95,9 +111,8 @@ fn dingtalk_gets_a_signed_text_message_when_the_run_finishes() {
         &[],
     );
     assert_exit(&out, 0);
-    let got = receiver.all();
-    assert_eq!(got.len(), 1, "{got:?}");
-    let target = &got[0].target;
+    let got = receiver.only();
+    let target = &got.target;
     assert!(
         target.starts_with("/robot/send?access_token=tok123&"),
         "{target}"
@@ -111,7 +126,7 @@ fn dingtalk_gets_a_signed_text_message_when_the_run_finishes() {
             format!("{timestamp}\nSECsigning-secret-42").as_bytes()
         )
     );
-    let body = &got[0].body;
+    let body = &got.body;
     assert_eq!(body["msgtype"], "text");
     let content = body["text"]["content"].as_str().unwrap();
     assert!(
@@ -129,11 +144,12 @@ fn dingtalk_gets_a_signed_text_message_when_the_run_finishes() {
 #[test]
 fn feishu_gets_a_signed_text_message() {
     let receiver = Receiver::start(Answer::Ok);
-    let url = receiver.url("/open-apis/bot/v2/hook/abc");
     let folder = notifying_folder(
+        &receiver,
+        "/open-apis/bot/v2/hook/abc",
         3,
         "qps = 100",
-        &format!("url = \"{url}\"\nkind = \"feishu\"\nsecret_env = \"LARK_SECRET\""),
+        "kind = \"feishu\"\nsecret_env = \"LARK_SECRET\"",
     );
     // The file names the variable: without it the run refuses to start.
     let missing = run_expect(&folder, &[], 2);
@@ -146,10 +162,9 @@ fn feishu_gets_a_signed_text_message() {
 
     let out = command_env(&folder, "run", &[("LARK_SECRET", "lark-secret-7")], &[]);
     assert_exit(&out, 0);
-    let got = receiver.all();
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].target, "/open-apis/bot/v2/hook/abc");
-    let body = &got[0].body;
+    let got = receiver.only();
+    assert_eq!(got.target, "/open-apis/bot/v2/hook/abc");
+    let body = &got.body;
     assert_eq!(body["msg_type"], "text");
     let timestamp = body["timestamp"].as_str().expect("timestamp as a string");
     assert_eq!(
@@ -166,18 +181,18 @@ fn feishu_gets_a_signed_text_message() {
 #[test]
 fn wecom_gets_a_text_message() {
     let receiver = Receiver::start(Answer::Ok);
-    let url = receiver.url("/cgi-bin/webhook/send?key=k1");
     let folder = notifying_folder(
+        &receiver,
+        "/cgi-bin/webhook/send?key=k1",
         2,
         "qps = 100",
-        &format!("url = \"{url}\"\nkind = \"wecom\""),
+        "kind = \"wecom\"",
     );
     run_expect(&folder, &[], 0);
-    let got = receiver.all();
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].target, "/cgi-bin/webhook/send?key=k1");
-    assert_eq!(got[0].body["msgtype"], "text");
-    let content = got[0].body["text"]["content"].as_str().unwrap();
+    let got = receiver.only();
+    assert_eq!(got.target, "/cgi-bin/webhook/send?key=k1");
+    assert_eq!(got.body["msgtype"], "text");
+    let content = got.body["text"]["content"].as_str().unwrap();
     assert!(
         content.contains("finished") && content.contains("issued 2"),
         "{content}"
@@ -188,14 +203,15 @@ fn wecom_gets_a_text_message() {
 fn json_reports_a_halt_with_its_reason_and_counts() {
     let receiver = Receiver::start(Answer::Ok);
     let folder = notifying_folder(
+        &receiver,
+        "/hook",
         5,
         "qps = 100\nmax_issued = 2",
-        &format!("url = \"{}\"\nkind = \"json\"", receiver.url("/hook")),
+        "kind = \"json\"",
     );
     run_expect(&folder, &[], 3);
-    let got = receiver.all();
-    assert_eq!(got.len(), 1, "{got:?}");
-    let body = &got[0].body;
+    let got = receiver.only();
+    let body = &got.body;
     assert_eq!(body["campaign"], "t");
     assert_eq!(body["event"], "halted");
     assert_eq!(body["counts"]["issued"], 2);
@@ -219,12 +235,11 @@ fn progress_messages_come_every_so_often_during_a_run() {
     let receiver = Receiver::start(Answer::Ok);
     // 40 rows at 20 per second take at least two seconds; a message every 0.3 s.
     let folder = notifying_folder(
+        &receiver,
+        "/hook",
         40,
         "qps = 20",
-        &format!(
-            "url = \"{}\"\nkind = \"json\"\nevery_minutes = 0.005",
-            receiver.url("/hook")
-        ),
+        "kind = \"json\"\nevery_minutes = 0.005",
     );
     run_expect(&folder, &[], 0);
     let events: Vec<String> = receiver
@@ -243,20 +258,15 @@ fn progress_messages_come_every_so_often_during_a_run() {
 #[test]
 fn an_interrupted_run_says_so() {
     let receiver = Receiver::start(Answer::Ok);
-    let folder = notifying_folder(
-        200,
-        "qps = 10",
-        &format!("url = \"{}\"\nkind = \"json\"", receiver.url("/hook")),
-    );
+    let folder = notifying_folder(&receiver, "/hook", 200, "qps = 10", "kind = \"json\"");
     let child = spawn_run(&folder);
     wait_for_ledger(&folder, ISSUED, 3);
     signal(&child, "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
-    let got = receiver.all();
-    assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].body["event"], "interrupted");
-    assert!(got[0].body["counts"]["pending"].as_u64().unwrap() > 0);
+    let got = receiver.only();
+    assert_eq!(got.body["event"], "interrupted");
+    assert!(got.body["counts"]["pending"].as_u64().unwrap() > 0);
 }
 
 #[test]
@@ -264,12 +274,11 @@ fn a_failing_or_hanging_receiver_never_changes_the_run() {
     for answer in [Answer::Error, Answer::Hang] {
         let receiver = Receiver::start(answer);
         let folder = notifying_folder(
+            &receiver,
+            "/robot/send?access_token=secret-token",
             3,
             "qps = 100",
-            &format!(
-                "url = \"{}\"\nkind = \"dingtalk\"\ntimeout_ms = 300",
-                receiver.url("/robot/send?access_token=secret-token")
-            ),
+            "kind = \"dingtalk\"\ntimeout_ms = 300",
         );
         let out = run_expect(&folder, &[], 0);
         let err = stderr(&out);
