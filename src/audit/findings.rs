@@ -103,4 +103,15 @@ impl Findings {
     pub(super) fn note(&mut self, finding: Finding) {
         self.notes.push(finding);
     }
+
+    /// Adds what another check found after what this one holds, as if found here.
+    pub(super) fn append(&mut self, other: Findings) {
+        let shown = other.discrepancies.len() as u64;
+        for finding in other.discrepancies {
+            self.discrepancy(finding);
+        }
+        // Those the other check found but did not keep are counted all the same.
+        self.count += other.count - shown;
+        self.notes.extend(other.notes);
+    }
 }

@@ -254,8 +254,10 @@ impl Ledger {
                 path: path.to_owned(),
             });
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|source| sqlite(path, source))?;
+        // One connection per thread: SQLite's own locking of the connection is not needed.
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|source| sqlite(path, source))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|source| sqlite(path, source))?;
         Ok(Ledger {

@@ -284,35 +284,50 @@ impl Ledger {
         limit: usize,
     ) -> Result<Vec<(String, Vec<EntryRecord>)>, LedgerError> {
         let wrap = |e| self.wrap(e);
-        let several = self.count(
-            "SELECT EXISTS (SELECT 1 FROM entries WHERE issued_id LIKE '%;%')",
-            [],
-        )? > 0;
-        if several {
-            return self.shared_among_several(limit);
-        }
+        // One pass: the ids held more than once, and first of all any cell that holds several
+        // ids (then each cell must be split before ids are compared).
         let mut shared = self
             .conn
             .prepare(
-                "SELECT issued_id FROM entries WHERE issued_id IS NOT NULL AND issued_id <> ''
-                 GROUP BY issued_id HAVING COUNT(*) > 1 ORDER BY MIN(id) LIMIT ?1",
+                "SELECT issued_id, instr(issued_id, ';') > 0 FROM entries
+                 WHERE issued_id IS NOT NULL AND issued_id <> ''
+                 GROUP BY issued_id HAVING COUNT(*) > 1 OR instr(issued_id, ';') > 0
+                 ORDER BY 2 DESC, MIN(id) LIMIT ?1",
             )
             .map_err(wrap)?;
         let ids = shared
-            .query_map([limit as i64], |r| r.get::<_, String>(0))
+            .query_map([limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
+            })
             .map_err(wrap)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(wrap)?;
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE issued_id = ?1 ORDER BY id");
+        if ids.first().is_some_and(|(_, several)| *several) {
+            return self.shared_among_several(limit);
+        }
+        // Their holders, in one more pass (issued ids have no index).
+        let mut out: Vec<(String, Vec<EntryRecord>)> =
+            ids.into_iter().map(|(id, _)| (id, Vec::new())).collect();
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let marks = vec!["?"; out.len()].join(", ");
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE issued_id IN ({marks}) ORDER BY id");
         let mut holders = self.conn.prepare(&sql).map_err(wrap)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let entries = holders
-                .query_map(params![id], entry_record)
-                .map_err(wrap)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(wrap)?;
-            out.push((id, entries));
+        let wanted: Vec<&str> = out.iter().map(|(id, _)| id.as_str()).collect();
+        let found = holders
+            .query_map(rusqlite::params_from_iter(wanted), entry_record)
+            .map_err(wrap)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(wrap)?;
+        for entry in found {
+            let holder = out
+                .iter_mut()
+                .find(|(id, _)| Some(id.as_str()) == entry.issued_id.as_deref());
+            if let Some((_, entries)) = holder {
+                entries.push(entry);
+            }
         }
         Ok(out)
     }
@@ -388,19 +403,21 @@ impl Ledger {
     ) -> Result<Vec<EntryRecord>, LedgerError> {
         let wrap = |e| self.wrap(e);
         let reconciled = if self.has_table("reconcile_checks")? {
-            "AND NOT EXISTS (SELECT 1 FROM reconcile_checks c WHERE c.entry_id = e.id
+            "AND NOT EXISTS (SELECT 1 FROM reconcile_checks c WHERE c.entry_id = u.entry_id
                  AND c.verdict = 'resend'
                  AND julianday(c.checked_at) >= julianday(u.started_at)
                  AND julianday(c.checked_at) <= julianday(i.started_at))"
         } else {
             ""
         };
+        // Driven from the attempts whose outcome was unknown (few, and found through the
+        // partial index of unsuccessful attempts), not from every issued identity.
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE status = 'issued' AND EXISTS
-                 (SELECT 1 FROM attempts u JOIN attempts i
+            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id IN
+                 (SELECT u.entry_id FROM attempts u JOIN attempts i
                       ON i.entry_id = u.entry_id AND i.attempt > u.attempt AND i.class = 'issued'
-                  WHERE u.entry_id = e.id AND u.class = 'unknown' {reconciled})
-             ORDER BY id LIMIT ?1"
+                  WHERE u.class <> 'issued' AND u.class = 'unknown' {reconciled})
+             AND status = 'issued' ORDER BY id LIMIT ?1"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(wrap)?;
         let entries = stmt
@@ -509,6 +526,27 @@ mod tests {
         let resent = ledger.issued_after_unknown(10).unwrap();
         assert_eq!(resent.len(), 1);
         assert_eq!(resent[0].identity, "open_id=A");
+    }
+
+    #[test]
+    fn identities_issued_more_than_once_are_found_with_their_count() {
+        let ledger = ledger();
+        assert_eq!(ledger.doubly_issued().unwrap(), []);
+        ledger
+            .conn
+            .execute_batch(
+                "INSERT INTO attempts (entry_id, attempt, started_at, latency_ms, class)
+                 VALUES (3, 2, '2026-01-01T00:00:07', 5, 'issued'),
+                        (1, 3, '2026-01-01T00:00:08', 5, 'issued'),
+                        (3, 3, '2026-01-01T00:00:09', 5, 'issued'),
+                        (1, 4, '2026-01-01T00:00:10', 5, 'issued'),
+                        (99, 1, '2026-01-01T00:00:11', 5, 'issued'),
+                        (99, 2, '2026-01-01T00:00:12', 5, 'issued'),
+                        (98, 1, '2026-01-01T00:00:13', 5, 'issued');",
+            )
+            .unwrap();
+        // Entry 99 and 98 are gone from `entries` (beyond the largest id): still counted.
+        assert_eq!(ledger.doubly_issued().unwrap(), [(1, 3), (3, 2), (99, 2)]);
     }
 
     #[test]
