@@ -205,11 +205,7 @@ fn verify_lists_an_issued_identity_no_longer_in_the_input() {
     folder.write("in.csv", fewer);
     command_expect(&folder, "run", &[], 0);
     let out = command_expect(&folder, "verify", &[], 1);
-    assert!(
-        stdout(&out).contains("identity open_id=P00003 (was row 3): issued"),
-        "{}",
-        text(&out)
-    );
+    assert_stdout_has(&out, "identity open_id=P00003 (was row 3): issued");
     assert_eq!(status_json(&folder)["orphaned"], 1);
 }
 
@@ -383,11 +379,7 @@ fn status_works_during_a_run_and_verify_passes_after_a_crash_and_resume() {
         "export refuses during a run: {}",
         text(&out)
     );
-    assert!(
-        stderr(&out).contains("another `campaign run`"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr_has(&out, "another `campaign run`");
 
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -424,11 +416,7 @@ fn export_refuses_an_input_that_changed_since_the_run() {
     let written = std::fs::read(folder.path("out.csv")).unwrap();
     folder.write("in.csv", MIXED.replace("P00004", "P00009"));
     let out = command_expect(&folder, "export", &[], 2);
-    assert!(
-        stderr(&out).contains("in.csv: the input file changed"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr_has(&out, "in.csv: the input file changed");
     assert!(
         std::fs::read(folder.path("out.csv")).unwrap() == written,
         "left untouched"

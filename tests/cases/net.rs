@@ -68,7 +68,7 @@ fn a_redirect_is_never_followed() {
             tmall_rows(20),
         );
         let out = run_expect(&folder, &[], 3);
-        assert!(stderr(&out).contains(&sim.url), "{}", text(&out));
+        assert_stderr_has(&out, &sim.url);
         assert_eq!(folder.count("issued"), 0);
         assert!(server.hits() >= 1);
     }
@@ -135,7 +135,7 @@ fn sighup_drains_and_the_next_run_finishes() {
     signal(&child, "HUP");
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 130);
-    assert!(stderr(&out).contains("SIGHUP"), "{}", text(&out));
+    assert_stderr_has(&out, "SIGHUP");
     assert!(folder.count("pending") > 0);
     assert_eq!(
         folder
@@ -197,7 +197,7 @@ fn status_after_a_hard_quit_shows_the_real_duration() {
     let out = child.wait_with_output().unwrap();
     let lived = started.elapsed();
     assert_exit(&out, 130);
-    assert!(stderr(&out).contains("quitting now"), "{}", text(&out));
+    assert_stderr_has(&out, "quitting now");
     let status = command(&folder, "status", &["--json"]);
     let report: serde_json::Value =
         serde_json::from_slice(&status.stdout).unwrap_or_else(|_| panic!("{}", text(&status)));
@@ -234,11 +234,7 @@ fn gateway_settings_are_checked_before_sending() {
     );
     let out = command_env(&folder, "run", &[("TOP_APP_SECRET", "  ")], &[]);
     assert_exit(&out, 2);
-    assert!(
-        stderr(&out).contains("TOP_APP_SECRET: is empty"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr_has(&out, "TOP_APP_SECRET: is empty");
 }
 
 /// Numbers out of bounds get a clear error from the command line and the campaign file, and
@@ -259,18 +255,14 @@ fn out_of_bounds_numbers_are_refused_with_their_bounds() {
         ),
     ] {
         let out = run_expect(&folder, &[flag, value], 2);
-        assert!(stderr(&out).contains(said), "{}", text(&out));
+        assert_stderr_has(&out, said);
     }
     folder.write(
         "c.toml",
         tmall_campaign("sim", "concurrency = 2305843009213693952"),
     );
     let out = run_expect(&folder, &[], 2);
-    assert!(
-        stderr(&out).contains("limits.concurrency: must be between 1 and 10000"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr_has(&out, "limits.concurrency: must be between 1 and 10000");
 }
 
 /// Logs written to a file or a pipe carry no colour codes.
@@ -375,11 +367,7 @@ fn a_streak_of_answers_that_are_not_top_answers_halts() {
     let sim = Sim::start(&["--http502-rate", "1"]);
     let folder = sim.tmall("qps = 1000\nconcurrency = 4", tmall_rows(300));
     let out = run_expect(&folder, &[], 3);
-    assert!(
-        stderr(&out).contains("answers in a row were not TOP answers"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr_has(&out, "answers in a row were not TOP answers");
     let uncertain = folder.count("uncertain");
     assert!(uncertain <= 20 + 4, "{uncertain} uncertain rows");
     assert!(folder.count("pending") >= 300 - 24);

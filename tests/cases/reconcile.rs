@@ -81,11 +81,7 @@ fn ambiguous_answers_are_all_resolved_once_reconcile_after_has_passed() {
         tmall_rows(80),
     );
     let first = command(&folder, "run", &[]);
-    assert!(
-        stdout(&first).contains("reconcile after sending"),
-        "{}",
-        text(&first)
-    );
+    assert_stdout_has(&first, "reconcile after sending");
     let out = run_until_done(&folder, 6);
     assert_exit(&out, 0);
     assert_exactly_once(&sim, &folder, 80);
@@ -226,11 +222,7 @@ fn a_query_refused_for_permission_leaves_rows_uncertain_and_never_fails_the_run(
     let out = command_expect(&folder, "reconcile", &[], 1);
     assert!(text(&out).contains("permission"), "{}", text(&out));
     let status = command(&folder, "status", &[]);
-    assert!(
-        stdout(&status).contains("(reconcile): refused"),
-        "{}",
-        text(&status)
-    );
+    assert_stdout_has(&status, "(reconcile): refused");
     assert_eq!(count_status(&results, "uncertain"), 3);
     assert_eq!(sim.stats()["issued"], 3, "nothing was sent again");
 }
@@ -247,7 +239,7 @@ fn a_throttled_query_waits_out_the_ban_and_goes_on() {
     ]);
     let folder = sim.tmall("qps = 100\nreconcile_after_s = 0", tmall_rows(3));
     let out = command_expect(&folder, "run", &[], 0);
-    assert!(stdout(&out).contains("throttled"), "{}", text(&out));
+    assert_stdout_has(&out, "throttled");
     assert_eq!(
         folder.ledger_count("SELECT SUM(throttle_events) FROM reconcile_passes"),
         2

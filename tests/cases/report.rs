@@ -41,11 +41,7 @@ fn report(folder: &Folder, args: &[&str]) -> String {
     let out = command(folder, "report", args);
     assert_exit(&out, 0);
     let path = folder.path("t.report.html");
-    assert!(
-        stdout(&out).contains(&path.display().to_string()),
-        "{}",
-        text(&out)
-    );
+    assert_stdout_has(&out, &path.display().to_string());
     folder.read("t.report.html")
 }
 
@@ -164,11 +160,7 @@ fn a_report_shows_counts_charts_outcomes_and_uncertain_rows_escaped_and_without_
 fn report_true_writes_the_page_at_the_end_of_each_run() {
     let (folder, _sim, out) = throttled_run(&["report = true"]);
     let path = folder.path("t.report.html");
-    assert!(
-        stdout(&out).contains(&format!("report: {}", path.display())),
-        "{}",
-        text(&out)
-    );
+    assert_stdout_has(&out, &format!("report: {}", path.display()));
     let page = folder.read("t.report.html");
     assert!(page.contains("verify: OK"), "the run's own report: {page}");
     assert!(!page.contains("a run is going on right now"));
@@ -272,11 +264,7 @@ fn an_outage_mid_run_is_shaded_on_the_rate_chart() {
 fn a_campaign_that_never_ran_has_no_report() {
     let folder = Folder::with(tmall_campaign("sim", ""), "open_id\nA1\n");
     let out = command_expect(&folder, "report", &[], 2);
-    assert!(
-        stderr(&out).contains("nothing has been run"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr_has(&out, "nothing has been run");
     assert!(!folder.path("t.report.html").exists());
 }
 

@@ -39,12 +39,12 @@ fn a_run_with_nothing_to_send_leaves_an_up_to_date_results_file_alone() {
     // Nothing to send, nothing changed: the same file, not a copy of it.
     let before = identity(&results);
     let out = run_expect(&folder, &[], 0);
-    assert!(stdout(&out).contains(UP_TO_DATE), "{}", text(&out));
+    assert_stdout_has(&out, UP_TO_DATE);
     assert_eq!(identity(&results), before);
     assert_eq!(std::fs::read(&results).unwrap(), full);
     // The summary still gives the file's MD5, the one the ledger recorded.
     let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(&full));
-    assert!(stdout(&out).contains(&md5), "{}", text(&out));
+    assert_stdout_has(&out, &md5);
 
     // `--json` says so too.
     let out = run(&folder, &["--json"]);

@@ -255,7 +255,7 @@ fn wrong_secret_halts_with_3_and_nothing_issued_then_the_fix_completes() {
     let folder = sim.tmall("qps = 100", tmall_rows(20));
     let out = command_env(&folder, "run", &[("TOP_APP_SECRET", "not-the-secret")], &[]);
     assert_exit(&out, 3);
-    assert!(stderr(&out).contains("secret"), "{}", text(&out));
+    assert_stderr_has(&out, "secret");
     assert_eq!(sim.stats()["issued"], 0);
     assert_eq!(folder.count("pending"), 20);
     run_expect(&folder, &[], 0);
@@ -293,7 +293,7 @@ fn permanent_failures_over_the_limit_halt_the_run() {
     }
     folder.write("in.csv", csv);
     let out = run_expect(&folder, &[], 3);
-    assert!(stderr(&out).contains("max_failure_rate"), "{}", text(&out));
+    assert_stderr_has(&out, "max_failure_rate");
     assert!(folder.count("pending") > 50);
 }
 
@@ -304,11 +304,7 @@ fn a_second_run_on_the_same_state_is_refused() {
     let mut first = spawn_run(&folder);
     wait_for_ledger(&folder, ISSUED, 1);
     let second = run_expect(&folder, &[], 2);
-    assert!(
-        stderr(&second).contains("another `campaign run`"),
-        "{}",
-        text(&second)
-    );
+    assert_stderr_has(&second, "another `campaign run`");
     first.kill().unwrap();
     first.wait().unwrap();
 }
@@ -470,7 +466,7 @@ fn a_malformed_file_stops_before_sending_with_its_line() {
     assert_eq!(sim.stats()["calls"], 0);
     let wrong_column = folder.write("in.csv", "alipay_id\n2088000000000001\n");
     let out = run_expect(&folder, &[], 2);
-    assert!(stderr(&out).contains("open_id"), "{}", text(&out));
+    assert_stderr_has(&out, "open_id");
     drop(wrong_column);
 }
 
@@ -483,7 +479,7 @@ fn a_required_param_with_no_default_and_no_column_stops_before_sending() {
         "open_id\nA1\n",
     );
     let out = run_expect(&folder, &[], 2);
-    assert!(stderr(&out).contains("biz_code"), "{}", text(&out));
+    assert_stderr_has(&out, "biz_code");
     // With the column in the input instead, it runs.
     folder.write("in.csv", "open_id,biz_code\nA1,23\n");
     run_expect(&folder, &[], 0);
@@ -506,11 +502,7 @@ fn an_edited_input_is_reread_and_nothing_is_sent_twice() {
         "open_id,note\nNEW1,x\nP00003,moved\nP00001,moved\nNEW2,y\n",
     );
     let out = run_expect(&folder, &[], 0);
-    assert!(
-        stderr(&out).contains("input file changed"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr_has(&out, "input file changed");
     let stats = sim.stats();
     assert_eq!(stats["calls"], 7);
     assert_eq!(stats["duplicates"], 0);

@@ -192,7 +192,7 @@ fn a_workbook_named_csv_and_a_value_without_a_header_are_refused_before_sending(
     let file = xlsx_campaign(&sim, "", "out.csv").input("in.csv");
     folder.write("c.toml", file.to_string());
     let out = run_expect(&folder, &[], 2);
-    assert!(stderr(&out).contains("format = \"xlsx\""), "{}", text(&out));
+    assert_stderr_has(&out, "format = \"xlsx\"");
 
     let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
@@ -202,10 +202,9 @@ fn a_workbook_named_csv_and_a_value_without_a_header_are_refused_before_sending(
     sheet.write_string(2, 2, "stray").unwrap();
     let folder = folder_with(&mut workbook, &sim, "", "out.csv");
     let out = run_expect(&folder, &[], 2);
-    assert!(
-        stderr(&out).contains("in.xlsx:3: a value in column C, beyond the header's last column A"),
-        "{}",
-        text(&out)
+    assert_stderr_has(
+        &out,
+        "in.xlsx:3: a value in column C, beyond the header's last column A",
     );
     assert_eq!(sim.stats()["calls"], 0, "nothing was sent");
 }

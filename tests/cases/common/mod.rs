@@ -146,6 +146,18 @@ pub fn assert_no_secret(text: &str) {
     assert!(!text.contains(SESSION), "the session key leaked");
 }
 
+/// Asserts that a command's stdout contains `needle`, showing all it printed otherwise.
+#[track_caller]
+pub fn assert_stdout_has(output: &Output, needle: &str) {
+    assert!(stdout(output).contains(needle), "{}", text(output));
+}
+
+/// Asserts that a command's stderr contains `needle`, showing all it printed otherwise.
+#[track_caller]
+pub fn assert_stderr_has(output: &Output, needle: &str) {
+    assert!(stderr(output).contains(needle), "{}", text(output));
+}
+
 /// A campaign folder: a campaign file and an input CSV in a temporary directory.
 pub struct Folder {
     pub dir: tempfile::TempDir,

@@ -17,16 +17,11 @@ fn budget_survives_a_kill(sim: &Sim, folder: &Folder) -> Output {
 
     let resumed = run(folder, &[]);
     assert_exit(&resumed, 3);
-    assert!(
-        stderr(&resumed).contains("the budget is reached: 100 rows (limits.max_issued)"),
-        "{}",
-        text(&resumed)
+    assert_stderr_has(
+        &resumed,
+        "the budget is reached: 100 rows (limits.max_issued)",
     );
-    assert!(
-        stdout(&resumed).contains("budget: 100 of max_issued = 100 used"),
-        "{}",
-        text(&resumed)
-    );
+    assert_stdout_has(&resumed, "budget: 100 of max_issued = 100 used");
     resumed
 }
 
@@ -52,10 +47,9 @@ fn the_budget_holds_across_a_kill_and_a_resume_idempotent_api() {
     assert_eq!(sim.stats()["calls"], calls);
 
     let status = command(&folder, "status", &[]);
-    assert!(
-        stdout(&status).contains("budget    100 of 100 used (issued or possibly issued), 0 left"),
-        "{}",
-        text(&status)
+    assert_stdout_has(
+        &status,
+        "budget    100 of 100 used (issued or possibly issued), 0 left",
     );
     let json = command(&folder, "status", &["--json"]);
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();

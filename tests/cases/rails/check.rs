@@ -167,14 +167,10 @@ fn check_reports_an_unreachable_gateway_and_bad_files() {
         .output()
         .unwrap();
     assert_exit(&out, 3);
-    assert!(stdout(&out).contains("PROBLEM  secrets"), "{}", text(&out));
+    assert_stdout_has(&out, "PROBLEM  secrets");
 
     // A campaign file that does not load is a problem too.
     folder.write("c.toml", "name = \"t\"\n");
     let out = command_expect(&folder, "check", &[], 3);
-    assert!(
-        stdout(&out).contains("PROBLEM  campaign file"),
-        "{}",
-        text(&out)
-    );
+    assert_stdout_has(&out, "PROBLEM  campaign file");
 }

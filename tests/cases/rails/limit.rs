@@ -8,12 +8,9 @@ fn a_limited_run_sends_that_many_rows_and_the_next_run_continues() {
     let folder = sim.tmall("qps = 200", tmall_rows(30));
 
     let canary = run_expect(&folder, &["--limit", "10"], 0);
-    assert!(
-        stdout(&canary).contains(
-            "limit reached: --limit 10 rows were sent in this run; 20 rows remain pending"
-        ),
-        "{}",
-        text(&canary)
+    assert_stdout_has(
+        &canary,
+        "limit reached: --limit 10 rows were sent in this run; 20 rows remain pending",
     );
     let results = folder.path("out.csv");
     assert_eq!(count_status(&results, "issued"), 10);

@@ -153,11 +153,7 @@ fn feishu_gets_a_signed_text_message() {
     );
     // The file names the variable: without it the run refuses to start.
     let missing = run_expect(&folder, &[], 2);
-    assert!(
-        stderr(&missing).contains("LARK_SECRET"),
-        "{}",
-        text(&missing)
-    );
+    assert_stderr_has(&missing, "LARK_SECRET");
     assert!(receiver.all().is_empty());
 
     let out = command_env(&folder, "run", &[("LARK_SECRET", "lark-secret-7")], &[]);
