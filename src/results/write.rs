@@ -6,12 +6,11 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use md5::{Digest, Md5};
-
 use crate::campaign::Campaign;
 use crate::domain::{StatusCounts, now_rfc3339};
 use crate::files::AtomicFile;
 use crate::files::dialect::{self, BOM, neutralise};
+use crate::files::digest::HashingWriter;
 use crate::input::{Format, InputError};
 use crate::ledger::query::ResultRow;
 use crate::ledger::{Ledger, LedgerError};
@@ -80,24 +79,6 @@ pub(crate) fn outcome_cells(r: &ResultRow) -> [String; 11] {
     ]
 }
 
-/// A writer that digests everything that goes through it.
-struct Digesting<W> {
-    inner: W,
-    md5: Md5,
-}
-
-impl<W: Write> Write for Digesting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.md5.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// What was written: the digest recorded in the ledger and the rows per status, tallied on the
 /// way (so the summary needs no second pass over the ledger).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,10 +130,7 @@ pub(crate) fn write_results(
     let mut input = campaign.open_input()?;
     let xlsx = Format::of(path) == Format::Xlsx;
     let bom = !xlsx && campaign.bom.unwrap_or_else(|| input.wants_bom());
-    let mut digesting = Digesting {
-        inner: AtomicFile::create(path).map_err(io)?,
-        md5: Md5::new(),
-    };
+    let mut digesting = HashingWriter::new(AtomicFile::create(path).map_err(io)?);
     if bom {
         digesting.write_all(BOM).map_err(io)?;
     }
@@ -200,9 +178,8 @@ pub(crate) fn write_results(
     }
     // Dropped on an error: the temporary file goes, the previous results stay.
     finished?;
-    let digesting = out.finish(path)?;
-    let digest = hex::encode(digesting.md5.finalize());
-    digesting.inner.commit().map_err(io)?;
+    let (file, digest) = out.finish(path)?.finish().map_err(io)?;
+    file.commit().map_err(io)?;
     ledger.set_meta("results_md5", &digest)?;
     ledger.set_meta("results_path", &path.display().to_string())?;
     ledger.set_meta("results_written_at", &now_rfc3339())?;
@@ -275,8 +252,8 @@ fn wants_bom(campaign: &Campaign) -> bool {
 /// Where the rows go: a CSV writer (cells neutralised), or a workbook (text cells need no
 /// neutralising: a spreadsheet never runs them) streamed into the digesting file at the end.
 enum Sink {
-    Csv(Box<csv::Writer<Digesting<AtomicFile>>>),
-    Xlsx(Box<XlsxResults>, Digesting<AtomicFile>),
+    Csv(Box<csv::Writer<HashingWriter<AtomicFile>>>),
+    Xlsx(Box<XlsxResults>, HashingWriter<AtomicFile>),
 }
 
 impl Sink {
@@ -313,7 +290,7 @@ impl Sink {
     }
 
     /// Finishes the file's content; the file is still to be committed.
-    fn finish(self, path: &Path) -> Result<Digesting<AtomicFile>, ResultsError> {
+    fn finish(self, path: &Path) -> Result<HashingWriter<AtomicFile>, ResultsError> {
         let io = |source| ResultsError::Io {
             path: path.to_owned(),
             source,
