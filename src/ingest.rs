@@ -11,7 +11,7 @@
 use crate::campaign::Campaign;
 use crate::input::{self, Header, InputError, InputReader, Prepared};
 use crate::ledger::generation::{GenerationCounts, InputRecord, NewGeneration};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, Request};
 
 /// How many invalid rows an ingest report quotes.
 const INVALID_EXAMPLES: usize = 10;
@@ -178,7 +178,8 @@ fn store_rows(
 ) -> Result<(), IngestError> {
     let header = reader.header().clone();
     // Two rows that send the same request are duplicates however their cells are spelled; a
-    // generated request id is left out of the comparison.
+    // generated request id is left out of the comparison. (The key of a row's own request comes
+    // with it; this one gives the key of a request sent before, as the ledger kept it.)
     let key_of = |identity: &str, payload: &str, sent_request_id: Option<&str>| {
         let generated = sent_request_id
             .is_some_and(|rid| rid == input::request_id_for(&campaign.name, identity));
@@ -207,13 +208,17 @@ fn store_rows(
                 identity,
                 request_id,
                 object_json,
+                request_key,
             } => {
                 generation.valid(
                     row.row,
                     row.line,
                     &identity,
-                    request_id,
-                    object_json,
+                    Request {
+                        id: request_id,
+                        object_json,
+                        key: request_key,
+                    },
                     &key_of,
                 )?;
             }

@@ -47,6 +47,8 @@ pub(crate) enum Prepared {
         request_id: Option<String>,
         /// The object param's JSON text, exactly as it goes on the wire.
         object_json: String,
+        /// The effective request, as [`super::request_key`] gives it for `object_json`.
+        request_key: [u8; 16],
     },
     Invalid {
         /// Names the column at fault, e.g. `alipay_id: not 2088 followed by 12 digits: "123"`.
@@ -119,10 +121,15 @@ pub(crate) fn prepare(
             .map(|&(_, column)| cell(column))
             .filter(|v| !v.is_empty())
     };
-    let request_id = api.idempotency_key.map(|key| match row_value(key) {
+    let supplied = api.idempotency_key.and_then(row_value);
+    let request_id = api.idempotency_key.map(|_| match supplied {
         Some(supplied) => supplied.to_owned(),
         None => request_id_for(campaign_name, &identity),
     });
+    // A key equal to the one derived from the row is the row's spelling, whoever wrote it: it
+    // does not tell requests apart (see `request_key`).
+    let generated_key = request_id.is_some()
+        && supplied.is_none_or(|rid| rid == request_id_for(campaign_name, &identity));
     for field in api.param_fields() {
         let generated = Some(field.name) == api.idempotency_key;
         if field.required
@@ -138,7 +145,7 @@ pub(crate) fn prepare(
             ));
         }
     }
-    let built = api.build_object(|name| {
+    let built = api.build_map(|name| {
         if name == api.recipient {
             Some(recipient)
         } else if Some(name) == api.idempotency_key {
@@ -148,10 +155,11 @@ pub(crate) fn prepare(
         }
     });
     match built {
-        Ok(object_json) => Prepared::Valid {
+        Ok(object) => Prepared::Valid {
             identity,
             request_id,
-            object_json,
+            request_key: super::request_key::request_key_of(api, &object, generated_key),
+            object_json: serde_json::Value::Object(object).to_string(),
         },
         Err(e) => invalid(e.to_string()),
     }
@@ -279,6 +287,7 @@ mod tests {
 
     #[test]
     fn valid_row_uses_row_values_over_defaults() {
+        const JSON: &str = r#"{"channel":9,"open_id":"AXBZ","out_id":123,"biz_code":"23"}"#;
         let p = run(
             tmall(),
             &["open_id", "channel", "note"],
@@ -290,8 +299,9 @@ mod tests {
             Prepared::Valid {
                 identity: "open_id=AXBZ&channel=9".into(),
                 request_id: None,
-                object_json: r#"{"channel":9,"open_id":"AXBZ","out_id":123,"biz_code":"23"}"#
-                    .into(),
+                object_json: JSON.into(),
+                // The key of the object as built is the key of its text, parsed again.
+                request_key: super::super::request_key(tmall(), JSON, false),
             }
         );
         let p = run(
@@ -372,6 +382,7 @@ mod tests {
             identity,
             request_id,
             object_json,
+            request_key,
         } = run(alsc(), &cols, ALSC_DEFAULTS, &["2088111111111111", ""])
         else {
             panic!()
@@ -380,11 +391,16 @@ mod tests {
         let generated = request_id_for("spring", &identity);
         assert_eq!(request_id.as_deref(), Some(generated.as_str()));
         assert!(object_json.contains(&format!(r#""request_id":"{generated}""#)));
+        // A generated key is left out of the request key; a supplied one is part of it.
+        let key = |generated| super::super::request_key(alsc(), &object_json, generated);
+        assert_eq!(request_key, key(true));
+        assert_ne!(request_key, key(false));
 
         let Prepared::Valid {
             identity,
             request_id,
             object_json,
+            request_key,
         } = run(
             alsc(),
             &cols,
@@ -397,6 +413,10 @@ mod tests {
         assert_eq!(identity, "alipay_id=2088111111111111&request_id=mine-1");
         assert_eq!(request_id.as_deref(), Some("mine-1"));
         assert!(object_json.contains(r#""request_id":"mine-1""#));
+        assert_eq!(
+            request_key,
+            super::super::request_key(alsc(), &object_json, false)
+        );
         assert!(
             reason(run(
                 alsc(),

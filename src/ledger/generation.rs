@@ -7,7 +7,7 @@
 
 use rusqlite::{CachedStatement, params};
 
-use super::requests::KeyOf;
+use super::requests::{KeyOf, Request};
 use super::{Ledger, LedgerError};
 use crate::domain::RowStatus;
 
@@ -322,19 +322,13 @@ impl NewGeneration<'_> {
         row: u64,
         line: u64,
         identity: &str,
-        request_id: Option<String>,
-        payload: String,
+        request: Request,
         key_of: &KeyOf<'_>,
     ) -> Result<(), LedgerError> {
         let number = row as i64;
-        let placed = self.ledger.place(
-            key_of,
-            self.generation,
-            number,
-            identity,
-            request_id,
-            payload,
-        )?;
+        let placed = self
+            .ledger
+            .place(key_of, self.generation, number, identity, request)?;
         self.entries = self.entries.saturating_add_signed(placed.entries_added);
         self.rows += 1;
         if placed.kind == RowStatus::Duplicate.as_str() {
@@ -438,9 +432,14 @@ mod tests {
                     .invalid(row, row + 1, "open_id is empty")
                     .unwrap();
             } else {
-                let payload = format!("{{\"open_id\":\"{id}\"}}");
+                let object_json = format!("{{\"open_id\":\"{id}\"}}");
+                let request = Request {
+                    id: None,
+                    key: key_of(id, &object_json, None),
+                    object_json,
+                };
                 generation
-                    .valid(row, row + 1, id, None, payload, &key_of)
+                    .valid(row, row + 1, id, request, &key_of)
                     .unwrap();
             }
         }

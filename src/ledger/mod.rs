@@ -11,6 +11,8 @@ pub(crate) mod query;
 pub(crate) mod reconcile;
 pub(crate) mod report;
 mod requests;
+
+pub(crate) use requests::Request;
 pub(crate) mod timeline;
 pub(crate) mod writer;
 

@@ -20,6 +20,15 @@ use crate::domain::RowStatus;
 /// Computed by the caller, who knows the API and the campaign (see `crate::input::request_key`).
 pub(crate) type KeyOf<'a> = dyn Fn(&str, &str, Option<&str>) -> [u8; 16] + 'a;
 
+/// A valid row's request: its idempotency key (if the API has one), the object param as it
+/// goes on the wire, and its request key.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) id: Option<String>,
+    pub(crate) object_json: String,
+    pub(crate) key: [u8; 16],
+}
+
 /// Where a valid row goes.
 #[derive(Debug)]
 pub(crate) struct Placed {
@@ -62,9 +71,13 @@ impl Ledger {
         generation: i64,
         row: i64,
         identity: &str,
-        request_id: Option<String>,
-        object_json: String,
+        request: Request,
     ) -> Result<Placed, LedgerError> {
+        let Request {
+            id: request_id,
+            object_json,
+            key: own_key,
+        } = request;
         let wrap = |e| self.wrap(e);
         type Existing = (i64, i64, i64, String, i64, String, Option<String>);
         let existing: Option<Existing> = self
@@ -97,13 +110,14 @@ impl Ledger {
                 entries_added: 0,
             });
         }
-        let (rank, payload, sent_request_id) = match existing {
-            Some((_, _, _, status, attempts, payload, rid)) if rank(&status, attempts) > 0 => {
-                (rank(&status, attempts), payload, rid)
-            }
-            _ => (0, object_json.clone(), request_id.clone()),
+        // A row sent before counts with the request it was sent with.
+        let (rank, key) = match existing {
+            Some((_, _, _, status, attempts, payload, rid)) if rank(&status, attempts) > 0 => (
+                rank(&status, attempts),
+                key_of(identity, &payload, rid.as_deref()),
+            ),
+            _ => (0, own_key),
         };
-        let key = key_of(identity, &payload, sent_request_id.as_deref());
         let holder: Option<(i64, i64, i64)> = self
             .conn
             .prepare_cached("SELECT row, entry_id, rank FROM request_keys WHERE key = ?1")

@@ -101,6 +101,15 @@ impl ApiSpec {
         &self,
         value_of: impl Fn(&str) -> Option<&'a str>,
     ) -> Result<String, FieldError> {
+        self.build_map(value_of)
+            .map(|object| Value::Object(object).to_string())
+    }
+
+    /// [`ApiSpec::build_object`] before it is written out: the fields in the API's order.
+    pub fn build_map<'a>(
+        &self,
+        value_of: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Map<String, Value>, FieldError> {
         let mut object = Map::new();
         for field in self.fields {
             let Some(raw) = value_of(field.name).filter(|v| !v.is_empty()) else {
@@ -120,7 +129,7 @@ impl ApiSpec {
             }
             object.insert(field.name.to_owned(), parse_field(field, raw)?);
         }
-        Ok(Value::Object(object).to_string())
+        Ok(object)
     }
 
     /// Checks a received object param the way the platform does: required fields present and of
