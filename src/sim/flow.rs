@@ -76,7 +76,9 @@ impl FlowControl {
                 self.banned_until = Some(now + Duration::from_secs(faults.ban_seconds));
                 return Err(api_limit(faults.ban_seconds));
             }
-            self.window.push_back(now);
+            // Calls reach here slightly out of their arrival order: keep the window sorted.
+            let later = self.window.iter().rev().take_while(|t| **t > now).count();
+            self.window.insert(self.window.len() - later, now);
         }
         self.used_today += 1;
         Ok(())

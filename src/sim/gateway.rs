@@ -59,10 +59,16 @@ impl Sim {
         }
     }
 
-    /// Answers one request to the gateway path. `action_allowed` is false for HTTP methods
-    /// other than GET and POST (code 9).
-    pub(crate) fn handle(&self, action_allowed: bool, query: Option<&str>, body: &[u8]) -> Reply {
-        let arrived = Instant::now();
+    /// Answers one request to the gateway path that `arrived` then (its bytes reached the
+    /// socket; the one-second windows of the counters and flow control count it from then).
+    /// `action_allowed` is false for HTTP methods other than GET and POST (code 9).
+    pub(crate) fn handle(
+        &self,
+        arrived: Instant,
+        action_allowed: bool,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Reply {
         let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let request_id = self.ids.request_id(request);
         let slow = self.config.faults.slow_request(self.config.seed, request);
@@ -260,10 +266,14 @@ mod tests {
     fn counts_issuances_duplicates_and_outcomes() {
         let sim = Sim::new(SimConfig::default());
         for open_id in ["A", "B", "A", "REFUSE1"] {
-            let reply = sim.handle(true, None, tmall(open_id).as_bytes());
+            let reply = sim.handle(Instant::now(), true, None, tmall(open_id).as_bytes());
             assert_eq!(reply.status, 200);
         }
-        assert!(sim.handle(false, None, b"").body.contains(r#""code":9"#));
+        assert!(
+            sim.handle(Instant::now(), false, None, b"")
+                .body
+                .contains(r#""code":9"#)
+        );
         let stats = sim.stats();
         assert_eq!(stats.calls, 5);
         assert_eq!(stats.issued, 3);
@@ -280,9 +290,11 @@ mod tests {
         let ids: Vec<String> = ["A", "REFUSE"]
             .iter()
             .map(|id| {
-                let v: Value =
-                    serde_json::from_str(&sim.handle(true, None, tmall(id).as_bytes()).body)
-                        .unwrap();
+                let v: Value = serde_json::from_str(
+                    &sim.handle(Instant::now(), true, None, tmall(id).as_bytes())
+                        .body,
+                )
+                .unwrap();
                 let inner = v.as_object().unwrap().values().next().unwrap();
                 inner["request_id"].as_str().unwrap().to_owned()
             })

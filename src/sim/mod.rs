@@ -8,9 +8,11 @@
 //! request, `issue` decides and books what an issuing call does, `query` answers
 //! `tmall.nrt.certificate.query` from those books, `ids` makes the ids, `faults` plans injected
 //! faults and flow control, `shapes` and `answer` render the answer, `gateway` ties them
-//! together under one briefly held lock, `server` is the HTTP side and `stats` the counters.
+//! together under one briefly held lock, `server` is the HTTP side, `arrival` its clock of when
+//! requests arrived (the kernel's receive timestamps), and `stats` the counters.
 
 mod answer;
+mod arrival;
 mod call;
 mod check;
 mod cli;

@@ -1,6 +1,7 @@
 //! The HTTP side: binding and serving ([`start`], [`SimServer`]), the axum routes for the
 //! gateway path and the stats endpoint, and the delays (latency, withheld answers) that end
-//! early when the server shuts down.
+//! early when the server shuts down. Each call is counted from when its bytes arrived (see
+//! `arrival`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,15 +9,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{any, get};
-use axum::serve::ListenerExt as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::answer::Reply;
+use super::arrival::{Arrival, ArrivalListener};
 use super::config::SimConfig;
 use super::gateway::Sim;
 use super::stats::SimStats;
@@ -47,15 +48,15 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimSe
     let sim = Arc::new(Sim::new(config));
     let stopping = CancellationToken::new();
     let app = router(Arc::clone(&sim), stopping.clone());
-    let listener = listener.tap_io(|tcp| {
-        // Small answers must not wait for Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = ArrivalListener::new(listener).await;
     let stop = stopping.clone().cancelled_owned();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<Arrival>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await
     });
     Ok(SimServer {
         addr,
@@ -137,14 +138,19 @@ pub(crate) fn router(sim: Arc<Sim>, stopping: CancellationToken) -> Router {
         .with_state(App { sim, stopping })
 }
 
+/// The routes need the connection's [`Arrival`]: serve them through [`ArrivalListener`] with
+/// `into_make_service_with_connect_info::<Arrival>()`.
 async fn gateway(
     State(app): State<App>,
+    ConnectInfo(arrival): ConnectInfo<Arrival>,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let allowed = method == Method::POST || method == Method::GET;
-    let reply = app.sim.handle(allowed, query.as_deref(), &body);
+    let reply = app
+        .sim
+        .handle(arrival.at(), allowed, query.as_deref(), &body);
     if !reply.delay.is_zero() {
         tokio::select! {
             () = tokio::time::sleep(reply.delay) => {}
