@@ -38,11 +38,19 @@ pub struct SimStats {
     pub calls_by_method: BTreeMap<String, u64>,
 }
 
+/// How long after its arrival a call may still be recorded and counted in its one-second
+/// window: calls reach the counters out of order (each is stamped when its bytes arrived, then
+/// waits for its handler, which on a loaded machine can take hundreds of milliseconds).
+const REORDER: Duration = Duration::from_secs(5);
+
 /// The call-level counters; issuance counts live with the issuing state.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     calls: u64,
+    /// Arrivals of the last second and [`REORDER`] before the newest, sorted: the windows that
+    /// start at them may still gain a late-recorded call.
     recent: VecDeque<Instant>,
+    /// The busiest window among those that start at a call no longer in `recent`.
     peak: u64,
     rejected_signatures: u64,
     throttled: u64,
@@ -52,25 +60,44 @@ pub(crate) struct Stats {
     by_method: HashMap<&'static str, u64>,
 }
 
+/// The calls of the sorted `arrivals` in the one-second window that starts at `arrivals[first]`.
+fn window_from(arrivals: &VecDeque<Instant>, first: usize) -> u64 {
+    let end = arrivals[first] + Duration::from_secs(1);
+    (arrivals.partition_point(|t| *t < end) - first) as u64
+}
+
 impl Stats {
-    /// Records a call to `method` (the parameter as sent) arriving at `at`. Concurrent calls are
-    /// recorded slightly out of order; each is put in its place so the window stays sorted.
+    /// Records a call to `method` (the parameter as sent) that arrived at `at`. Calls are
+    /// recorded slightly out of order; each is put in its place, and a window's count is final
+    /// only once nothing recorded later can still fall into it.
     pub(crate) fn arrive(&mut self, at: Instant, method: Option<&str>) {
         self.calls += 1;
         let method = method.and_then(Method::find).map_or("other", Method::name);
         *self.by_method.entry(method).or_default() += 1;
-        let newest = self.recent.back().copied().unwrap_or(at).max(at);
-        if let Some(horizon) = newest.checked_sub(Duration::from_secs(1)) {
-            while self.recent.front().is_some_and(|t| *t <= horizon) {
-                self.recent.pop_front();
-            }
-            if at <= horizon {
-                return;
-            }
+        if self.recent.front().is_some_and(|first| at < *first) {
+            // Later than REORDER: its window's calls are gone; count it with those kept.
+            self.recent.push_front(at);
+            self.peak = self.peak.max(window_from(&self.recent, 0));
+            self.recent.pop_front();
+            return;
         }
-        let place = self.recent.iter().rev().take_while(|t| **t > at).count();
-        self.recent.insert(self.recent.len() - place, at);
-        self.peak = self.peak.max(self.recent.len() as u64);
+        let later = self.recent.iter().rev().take_while(|t| **t > at).count();
+        self.recent.insert(self.recent.len() - later, at);
+        let newest = *self.recent.back().expect("just inserted");
+        let Some(horizon) = newest.checked_sub(Duration::from_secs(1) + REORDER) else {
+            return;
+        };
+        while self.recent.front().is_some_and(|t| *t < horizon) {
+            self.peak = self.peak.max(window_from(&self.recent, 0));
+            self.recent.pop_front();
+        }
+    }
+
+    /// The most calls that arrived within any sliding second so far.
+    fn peak(&self) -> u64 {
+        (0..self.recent.len()).fold(self.peak, |peak, first| {
+            peak.max(window_from(&self.recent, first))
+        })
     }
 
     /// Counts one answer in its `calls_by_outcome` bucket.
@@ -103,7 +130,7 @@ impl Stats {
     pub(crate) fn snapshot(&self) -> SimStats {
         SimStats {
             calls: self.calls,
-            peak_calls_per_second: self.peak,
+            peak_calls_per_second: self.peak(),
             rejected_signatures: self.rejected_signatures,
             throttled: self.throttled,
             replayed: self.replayed,
@@ -169,6 +196,23 @@ mod tests {
         stats.arrive(at(100), None);
         assert_eq!(stats.snapshot().calls, 6);
         assert_eq!(stats.snapshot().peak_calls_per_second, 4);
+    }
+
+    #[test]
+    fn a_call_recorded_late_still_counts_in_a_window_already_passed() {
+        let mut stats = Stats::default();
+        let t0 = Instant::now() + Duration::from_secs(5);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // 3 calls in [0, 1000), then a later one that ends their window, then the call of 500
+        // recorded last (its handler ran late): 4 in the window from 0.
+        for ms in [0, 300, 900, 1_600, 500] {
+            stats.arrive(at(ms), None);
+        }
+        assert_eq!(stats.snapshot().peak_calls_per_second, 4);
+        // Long after, the windows are final and keep that count.
+        stats.arrive(at(60_000), None);
+        assert_eq!(stats.snapshot().peak_calls_per_second, 4);
+        assert_eq!(stats.snapshot().calls, 6);
     }
 
     #[test]
