@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-/// Added to the one-second window: covers the variation of the way from the written connection
-/// buffer to the gateway's clock (the network, and the gateway's own scheduling: measured up
-/// to several milliseconds against the simulator on a loaded machine). The pace is kept a
-/// little under `qps` by it: 1 / 1.008 = 99.2% of `qps` when the window binds.
+/// Added to the one-second window: covers the way from the stamp (the body's first poll) to the
+/// gateway's clock: the write that follows the poll (the thread may be preempted in between: on
+/// a loaded machine about 1 request in 500 took longer than this, debug build) and the network.
+/// The simulator counts from the kernel's receive timestamp, so its own scheduling does not
+/// enter. The pace is kept a little under `qps` by it: 1 / 1.008 = 99.2% of `qps` when the
+/// window binds.
 const WINDOW_GUARD: Duration = Duration::from_millis(8);
 
 /// Above this rate the window is not kept (it would hold that many instants): such a `qps` means
