@@ -8,6 +8,8 @@
 //! a few meta reads. When they did change, rows are re-read, but an identity that was already
 //! sent keeps its state, so nothing is issued twice because of it.
 
+use std::sync::mpsc;
+
 use crate::campaign::Campaign;
 use crate::input::{self, Header, InputError, InputReader, Prepared};
 use crate::ledger::generation::{GenerationCounts, InputRecord, NewGeneration};
@@ -169,24 +171,76 @@ fn reused(ledger: &Ledger, purpose: Purpose) -> Result<IngestReport, IngestError
     })
 }
 
+/// Rows handed from the reading thread to the storing one at a time.
+const BATCH: usize = 1024;
+/// Batches on their way at most (memory stays flat: a few thousand rows).
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// One row read and prepared, ready to store.
+struct ReadRow {
+    row: u64,
+    line: u64,
+    prepared: Prepared,
+}
+
 /// Reads every row, prepares it, and stores it as valid or invalid.
+///
+/// Two threads, one per core: this one stores into the ledger while another reads, decodes,
+/// validates and prepares the rows (building each request and its key), batch by batch. Each
+/// batch goes back to the reading thread once stored, so its rows are freed where they were
+/// allocated (a free from another thread would contend for the allocator's lock on every row).
 fn store_rows(
     campaign: &Campaign,
     reader: &mut InputReader,
     generation: &mut NewGeneration<'_>,
     examples: &mut Vec<String>,
 ) -> Result<(), IngestError> {
+    let (batches, received) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+    let (give_back, stored) = mpsc::sync_channel::<Vec<ReadRow>>(BATCHES_IN_FLIGHT + 2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_rows(campaign, reader, &batches, &stored));
+        // Dropping `received` on an error stops the reader at its next batch.
+        for batch in received {
+            let batch = batch?;
+            for read in &batch {
+                store_row(campaign, read, generation, examples)?;
+            }
+            // A reader that has finished no longer takes them: then they are freed here.
+            let _ = give_back.try_send(batch);
+        }
+        Ok(())
+    })
+}
+
+/// A batch of rows read, or the error that stopped the reading.
+type Batch = Result<Vec<ReadRow>, InputError>;
+
+/// Reads and prepares the input's rows into batches until the end, an error, or the storing
+/// side stops listening; frees the batches the storing side gives back.
+fn read_rows(
+    campaign: &Campaign,
+    reader: &mut InputReader,
+    batches: &mpsc::SyncSender<Batch>,
+    stored: &mpsc::Receiver<Vec<ReadRow>>,
+) {
     let header = reader.header().clone();
-    // Two rows that send the same request are duplicates however their cells are spelled; a
-    // generated request id is left out of the comparison. (The key of a row's own request comes
-    // with it; this one gives the key of a request sent before, as the ledger kept it.)
-    let key_of = |identity: &str, payload: &str, sent_request_id: Option<&str>| {
-        let generated = sent_request_id
-            .is_some_and(|rid| rid == input::request_id_for(&campaign.name, identity));
-        input::request_key(campaign.api, payload, generated)
+    let fresh = || {
+        let mut batch = stored
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        batch.clear();
+        batch
     };
+    let mut batch = fresh();
     while let Some(next) = reader.next_row() {
-        let row = next?;
+        let row = match next {
+            Ok(row) => row,
+            Err(e) => {
+                let _ = batches.send(Ok(batch));
+                let _ = batches.send(Err(e));
+                return;
+            }
+        };
         let prepared = match row.problem {
             Some(reason) => Prepared::Invalid { reason },
             None => input::prepare(
@@ -197,31 +251,62 @@ fn store_rows(
                 &row.record,
             ),
         };
-        match prepared {
-            Prepared::Invalid { reason } => {
-                if examples.len() < INVALID_EXAMPLES {
-                    examples.push(format!("row {} (line {}): {reason}", row.row, row.line));
-                }
-                generation.invalid(row.row, row.line, &reason)?;
+        batch.push(ReadRow {
+            row: row.row,
+            line: row.line,
+            prepared,
+        });
+        if batch.len() == BATCH
+            && batches
+                .send(Ok(std::mem::replace(&mut batch, fresh())))
+                .is_err()
+        {
+            return;
+        }
+    }
+    let _ = batches.send(Ok(batch));
+}
+
+/// Stores one prepared row as valid or invalid.
+fn store_row(
+    campaign: &Campaign,
+    read: &ReadRow,
+    generation: &mut NewGeneration<'_>,
+    examples: &mut Vec<String>,
+) -> Result<(), IngestError> {
+    // Two rows that send the same request are duplicates however their cells are spelled; a
+    // generated request id is left out of the comparison. (The key of a row's own request comes
+    // with it; this one gives the key of a request sent before, as the ledger kept it.)
+    let key_of = |identity: &str, payload: &str, sent_request_id: Option<&str>| {
+        let generated = sent_request_id
+            .is_some_and(|rid| rid == input::request_id_for(&campaign.name, identity));
+        input::request_key(campaign.api, payload, generated)
+    };
+    let (row, line) = (read.row, read.line);
+    match &read.prepared {
+        Prepared::Invalid { reason } => {
+            if examples.len() < INVALID_EXAMPLES {
+                examples.push(format!("row {row} (line {line}): {reason}"));
             }
-            Prepared::Valid {
+            generation.invalid(row, line, reason)?;
+        }
+        Prepared::Valid {
+            identity,
+            request_id,
+            object_json,
+            request_key,
+        } => {
+            generation.valid(
+                row,
+                line,
                 identity,
-                request_id,
-                object_json,
-                request_key,
-            } => {
-                generation.valid(
-                    row.row,
-                    row.line,
-                    &identity,
-                    Request {
-                        id: request_id,
-                        object_json,
-                        key: request_key,
-                    },
-                    &key_of,
-                )?;
-            }
+                Request {
+                    id: request_id.as_deref(),
+                    object_json,
+                    key: *request_key,
+                },
+                &key_of,
+            )?;
         }
     }
     Ok(())

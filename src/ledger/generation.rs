@@ -147,7 +147,6 @@ impl Ledger {
             .execute("DELETE FROM meta WHERE key = 'results_fresh'", [])
             .map_err(wrap)?;
         self.conn.execute("DELETE FROM rows", []).map_err(wrap)?;
-        self.start_request_keys()?;
         Ok(NewGeneration {
             ledger: self,
             open: true,
@@ -322,7 +321,7 @@ impl NewGeneration<'_> {
         row: u64,
         line: u64,
         identity: &str,
-        request: Request,
+        request: Request<'_>,
         key_of: &KeyOf<'_>,
     ) -> Result<(), LedgerError> {
         let number = row as i64;
@@ -436,7 +435,7 @@ mod tests {
                 let request = Request {
                     id: None,
                     key: key_of(id, &object_json, None),
-                    object_json,
+                    object_json: &object_json,
                 };
                 generation
                     .valid(row, row + 1, id, request, &key_of)

@@ -3,15 +3,18 @@
 //! The ledger keys rows by identity (the recipient and the row's own cells), so that changing a
 //! campaign default never makes an issued row look new. Within one input, though, two rows that
 //! send the same request (the same recipient and resolved params, however the cells are
-//! spelled: see [`crate::input::request_key`]) are one row sent twice. So ingest keeps, per
+//! spelled: see [`crate::input::request_key`]) are one row sent twice. So ingest finds, per
 //! request key, the row that holds it, and every other row with that key is a `duplicate`.
+//! A request holds its recipient, so the rows that could send the same request are the entries
+//! of the same recipient: one range of the identity index (whose identities begin with the
+//! recipient), usually empty. No table of keys is kept, and a row costs one index lookup.
 //!
 //! A row already sent counts with the request it was sent with (its payload is frozen), and it
 //! wins the key over a row never sent, wherever each is in the input: a row never sent whose
 //! request equals one already issued is a duplicate, never sent. Two rows that both reached a
 //! final state before stay as they are (nothing of theirs is sent again).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{ENTRY_KIND, Ledger, LedgerError};
 use crate::domain::RowStatus;
@@ -22,10 +25,10 @@ pub(crate) type KeyOf<'a> = dyn Fn(&str, &str, Option<&str>) -> [u8; 16] + 'a;
 
 /// A valid row's request: its idempotency key (if the API has one), the object param as it
 /// goes on the wire, and its request key.
-#[derive(Debug)]
-pub(crate) struct Request {
-    pub(crate) id: Option<String>,
-    pub(crate) object_json: String,
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Request<'a> {
+    pub(crate) id: Option<&'a str>,
+    pub(crate) object_json: &'a str,
     pub(crate) key: [u8; 16],
 }
 
@@ -50,17 +53,64 @@ fn rank(status: &str, attempts: i64) -> i64 {
     }
 }
 
+/// An entry of the same recipient as the row being placed (its identity begins with the same
+/// recipient pair).
+#[derive(Debug)]
+struct Kin {
+    id: i64,
+    generation: i64,
+    row: i64,
+    identity: String,
+    rank: i64,
+    payload: String,
+    request_id: Option<String>,
+}
+
+/// The recipient pair an identity begins with (`open_id=…`): values are escaped, so the first
+/// `&` ends it.
+fn recipient_of(identity: &str) -> &str {
+    identity.split('&').next().unwrap_or(identity)
+}
+
 impl Ledger {
-    /// Starts an ingest's table of request keys (temporary: on disk, not in memory).
-    pub(crate) fn start_request_keys(&self) -> Result<(), LedgerError> {
-        self.conn
-            .execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS request_keys (
-                     key BLOB PRIMARY KEY, row INTEGER NOT NULL, entry_id INTEGER NOT NULL,
-                     rank INTEGER NOT NULL) WITHOUT ROWID;
-                 DELETE FROM request_keys;",
+    /// The entries whose recipient is `identity`'s: one range of the identity index, usually
+    /// empty or the identity itself. Since a request holds its recipient, two rows can send
+    /// the same request only if they are for the same recipient, so these are all the rows
+    /// that could.
+    fn kin(&self, identity: &str) -> Result<Vec<Kin>, LedgerError> {
+        let wrap = |e| self.wrap(e);
+        let recipient = recipient_of(identity);
+        // Every identity that starts with the recipient pair sorts in [pair, pair + "'"):
+        // `'` follows `&`, the separator. Others in the range (a longer value) are dropped.
+        let end = format!("{recipient}'");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, generation, row, identity, status, attempts, payload, request_id
+                 FROM entries WHERE identity >= ?1 AND identity < ?2",
             )
-            .map_err(|e| self.wrap(e))
+            .map_err(wrap)?;
+        let rows = stmt
+            .query_map(params![recipient, end], |r| {
+                Ok(Kin {
+                    id: r.get(0)?,
+                    generation: r.get(1)?,
+                    row: r.get(2)?,
+                    identity: r.get(3)?,
+                    rank: rank(&r.get::<_, String>(4)?, r.get(5)?),
+                    payload: r.get(6)?,
+                    request_id: r.get(7)?,
+                })
+            })
+            .map_err(wrap)?;
+        let mut kin = Vec::new();
+        for k in rows {
+            let k = k.map_err(wrap)?;
+            if recipient_of(&k.identity) == recipient {
+                kin.push(k);
+            }
+        }
+        Ok(kin)
     }
 
     /// Places valid row `row` of generation `generation`: its own entry, or a duplicate of the
@@ -71,110 +121,55 @@ impl Ledger {
         generation: i64,
         row: i64,
         identity: &str,
-        request: Request,
+        request: Request<'_>,
     ) -> Result<Placed, LedgerError> {
-        let Request {
-            id: request_id,
-            object_json,
-            key: own_key,
-        } = request;
-        let wrap = |e| self.wrap(e);
-        type Existing = (i64, i64, i64, String, i64, String, Option<String>);
-        let existing: Option<Existing> = self
-            .conn
-            .prepare_cached(
-                "SELECT id, generation, row, status, attempts, payload, request_id FROM entries
-                 WHERE identity = ?1",
-            )
-            .map_err(wrap)?
-            .query_row([identity], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
-            .optional()
-            .map_err(wrap)?;
-        if let Some((id, entry_generation, earlier, ..)) = &existing
-            && *entry_generation == generation
+        let kin = self.kin(identity)?;
+        let existing = kin.iter().find(|k| k.identity == identity);
+        if let Some(same) = existing
+            && same.generation == generation
         {
             return Ok(Placed {
                 kind: RowStatus::Duplicate.as_str(),
-                entry_id: *id,
-                reason: Some(format!("same recipient and params as row {earlier}")),
+                entry_id: same.id,
+                reason: Some(format!("same recipient and params as row {}", same.row)),
                 entries_added: 0,
             });
         }
         // A row sent before counts with the request it was sent with.
         let (rank, key) = match existing {
-            Some((_, _, _, status, attempts, payload, rid)) if rank(&status, attempts) > 0 => (
-                rank(&status, attempts),
-                key_of(identity, &payload, rid.as_deref()),
+            Some(sent) if sent.rank > 0 => (
+                sent.rank,
+                key_of(identity, &sent.payload, sent.request_id.as_deref()),
             ),
-            _ => (0, own_key),
+            _ => (0, request.key),
         };
-        let holder: Option<(i64, i64, i64)> = self
-            .conn
-            .prepare_cached("SELECT row, entry_id, rank FROM request_keys WHERE key = ?1")
-            .map_err(wrap)?
-            .query_row([&key[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()
-            .map_err(wrap)?;
+        // The row of this input that holds the same request: the one sent furthest, else the
+        // first.
+        let holder = kin
+            .iter()
+            .filter(|k| k.generation == generation && k.identity != identity)
+            .filter(|k| key_of(&k.identity, &k.payload, k.request_id.as_deref()) == key)
+            .max_by_key(|k| (k.rank, std::cmp::Reverse(k.row)));
+        let existing_id = existing.map(|e| e.id);
+        let entry =
+            |ledger: &Ledger| ledger.upsert(existing_id, identity, generation, row, request);
         match holder {
-            None => {
-                let id = self.upsert(identity, generation, row, &object_json, request_id)?;
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO request_keys (key, row, entry_id, rank) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .map_err(wrap)?
-                    .execute(params![&key[..], row, id, rank])
-                    .map_err(wrap)?;
-                Ok(Placed {
-                    kind: ENTRY_KIND,
-                    entry_id: id,
-                    reason: None,
-                    entries_added: 1,
-                })
-            }
+            None => Ok(Placed {
+                kind: ENTRY_KIND,
+                entry_id: entry(self)?,
+                reason: None,
+                entries_added: 1,
+            }),
             // Both reached a final state before: history, nothing is sent again.
-            Some((_, _, 2)) if rank == 2 => {
-                let id = self.upsert(identity, generation, row, &object_json, request_id)?;
-                Ok(Placed {
-                    kind: ENTRY_KIND,
-                    entry_id: id,
-                    reason: None,
-                    entries_added: 1,
-                })
-            }
-            Some((held_row, held_entry, held_rank)) if rank > held_rank => {
-                let id = self.upsert(identity, generation, row, &object_json, request_id)?;
-                let reason = format!("sends the same request as row {row}, which was sent before");
-                self.conn
-                    .execute(
-                        "UPDATE rows SET kind = ?1, entry_id = ?2, reason = ?3
-                         WHERE entry_id = ?4 AND (row = ?5 OR kind = ?1)",
-                        params![
-                            RowStatus::Duplicate.as_str(),
-                            id,
-                            reason,
-                            held_entry,
-                            held_row
-                        ],
-                    )
-                    .map_err(wrap)?;
-                self.retire(held_entry)?;
-                self.conn
-                    .execute(
-                        "UPDATE request_keys SET row = ?2, entry_id = ?3, rank = ?4 WHERE key = ?1",
-                        params![&key[..], row, id, rank],
-                    )
-                    .map_err(wrap)?;
+            Some(held) if rank == 2 && held.rank == 2 => Ok(Placed {
+                kind: ENTRY_KIND,
+                entry_id: entry(self)?,
+                reason: None,
+                entries_added: 1,
+            }),
+            Some(held) if rank > held.rank => {
+                let id = entry(self)?;
+                self.take_over(held, id, row)?;
                 Ok(Placed {
                     kind: ENTRY_KIND,
                     entry_id: id,
@@ -182,42 +177,74 @@ impl Ledger {
                     entries_added: 0,
                 })
             }
-            Some((held_row, held_entry, _)) => Ok(Placed {
+            Some(held) => Ok(Placed {
                 kind: RowStatus::Duplicate.as_str(),
-                entry_id: held_entry,
+                entry_id: held.id,
                 reason: Some(format!(
-                    "sends the same request as row {held_row} (same recipient and resolved params)"
+                    "sends the same request as row {} (same recipient and resolved params)",
+                    held.row
                 )),
                 entries_added: 0,
             }),
         }
     }
 
-    /// Inserts the identity, or moves an existing one into this generation (keeping the payload
-    /// it was sent with, if it was).
+    /// Row `row` (entry `id`), sent before, takes the request over from `held`, never sent:
+    /// the held row and its duplicates become duplicates of row `row`, and the held identity
+    /// leaves this generation.
+    fn take_over(&self, held: &Kin, id: i64, row: i64) -> Result<(), LedgerError> {
+        let reason = format!("sends the same request as row {row}, which was sent before");
+        self.conn
+            .execute(
+                "UPDATE rows SET kind = ?1, entry_id = ?2, reason = ?3
+                 WHERE entry_id = ?4 AND (row = ?5 OR kind = ?1)",
+                params![RowStatus::Duplicate.as_str(), id, reason, held.id, held.row],
+            )
+            .map_err(|e| self.wrap(e))?;
+        self.retire(held.id)
+    }
+
+    /// Inserts the identity, or moves the existing entry `existing` into this generation
+    /// (keeping the payload it was sent with, if it was). Two plain statements rather than an
+    /// upsert: a single-row insert needs no statement journal, which an upsert (that may also
+    /// update) writes for every row.
     fn upsert(
         &self,
+        existing: Option<i64>,
         identity: &str,
         generation: i64,
         row: i64,
-        object_json: &str,
-        request_id: Option<String>,
+        request: Request<'_>,
     ) -> Result<i64, LedgerError> {
+        let wrap = |e| self.wrap(e);
+        if let Some(id) = existing {
+            self.conn
+                .prepare_cached(
+                    "UPDATE entries SET generation = ?2, row = ?3,
+                         payload = CASE WHEN status = 'pending' AND attempts = 0
+                                        THEN ?4 ELSE payload END
+                     WHERE id = ?1",
+                )
+                .map_err(wrap)?
+                .execute(params![id, generation, row, request.object_json])
+                .map_err(wrap)?;
+            return Ok(id);
+        }
         self.conn
             .prepare_cached(
                 "INSERT INTO entries (identity, generation, row, payload, request_id, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending')
-                 ON CONFLICT (identity) DO UPDATE SET generation = excluded.generation, row = excluded.row,
-                     payload = CASE WHEN status = 'pending' AND attempts = 0
-                                    THEN excluded.payload ELSE payload END
-                 RETURNING id",
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
             )
-            .map_err(|e| self.wrap(e))?
-            .query_row(
-                params![identity, generation, row, object_json, request_id],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.wrap(e))
+            .map_err(wrap)?
+            .execute(params![
+                identity,
+                generation,
+                row,
+                request.object_json,
+                request.id
+            ])
+            .map_err(wrap)?;
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Takes an identity that lost its request key out of this generation: deleted when it was
@@ -240,5 +267,39 @@ impl Ledger {
                 .map_err(|e| self.wrap(e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kin_are_the_entries_of_the_same_recipient_and_no_other() {
+        let ledger = Ledger::in_memory("c", "m").unwrap();
+        for (id, identity) in [
+            (1, "open_id=A"),
+            (2, "open_id=A&channel=7"),
+            (3, "open_id=A!"),
+            (4, "open_id=AB"),
+            (5, "open_id=A%26channel"),
+            (6, "open_id=@"),
+        ] {
+            ledger
+                .conn
+                .execute(
+                    "INSERT INTO entries (id, identity, generation, row, payload, status)
+                     VALUES (?1, ?2, 1, ?1, '{}', 'pending')",
+                    params![id, identity],
+                )
+                .unwrap();
+        }
+        let ids = |identity: &str| -> Vec<i64> {
+            ledger.kin(identity).unwrap().iter().map(|k| k.id).collect()
+        };
+        assert_eq!(ids("open_id=A&out_id=1"), [1, 2]);
+        assert_eq!(ids("open_id=A"), [1, 2]);
+        assert_eq!(ids("open_id=AB&channel=7"), [4]);
+        assert_eq!(ids("open_id=Z"), Vec::<i64>::new());
     }
 }
