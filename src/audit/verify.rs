@@ -17,6 +17,7 @@ use super::shown;
 use crate::campaign::Campaign;
 use crate::domain::RowStatus;
 use crate::exit::Exit;
+use crate::ledger::query::ResultRow;
 use crate::ledger::{self, Ledger};
 use crate::results::COLUMNS;
 
@@ -299,15 +300,45 @@ fn check_rows(campaign: &Campaign, ledger: &Ledger, f: &mut Findings) -> anyhow:
     let ledger_rows = ledger.counts(ledger.generation()?)?.rows as i64;
     let mut reconciler = Reconciler::new(f, results, names, compare_cells, ledger_rows);
     let mut input = Some(input);
-    ledger.for_each_result(|row| -> anyhow::Result<()> {
-        reconciler.expect(&mut input, Some(row));
-        Ok(())
-    })?;
+    // The ledger's rows are read on a thread of their own (with its own connection) while
+    // this one reads the two files and compares.
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<ResultRow>>(4);
+    let read = std::thread::scope(|scope| {
+        let reading = scope.spawn(move || ledger_rows_in_batches(campaign, &batches));
+        for batch in received {
+            for row in batch {
+                reconciler.expect(&mut input, Some(row));
+            }
+        }
+        joined(reading)
+    });
+    read?;
     // Rows the input has beyond the ledger's (the input grew since the last run).
     while reconciler.expect(&mut input, None) {}
     let compared = reconciler.compared;
     reconciler.finish();
     Ok(compared)
+}
+
+/// Sends the ledger's rows of the current input, in input order, in batches.
+fn ledger_rows_in_batches(
+    campaign: &Campaign,
+    batches: &std::sync::mpsc::SyncSender<Vec<ResultRow>>,
+) -> anyhow::Result<()> {
+    const BATCH: usize = 1024;
+    let ledger = super::open_read_only(campaign)?;
+    let mut batch = Vec::with_capacity(BATCH);
+    ledger.for_each_result(|row| -> anyhow::Result<()> {
+        batch.push(row);
+        if batch.len() == BATCH {
+            batches
+                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                .map_err(|_| anyhow::anyhow!("verify stopped reading the ledger's rows"))?;
+        }
+        Ok(())
+    })?;
+    let _ = batches.send(batch);
+    Ok(())
 }
 
 /// Whether cells can be compared: the header has the expected width. Reports any difference.
