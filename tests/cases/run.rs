@@ -152,10 +152,19 @@ fn no_one_second_window_exceeds_qps() {
 
 #[test]
 fn a_run_held_back_by_its_in_flight_cap_says_so() {
-    // One row in flight and 50 ms per answer: at most 20/s against qps 40.
+    // One row in flight and 50 ms per answer: at most 20/s against qps 40, so 120 rows take at
+    // least 6 s, past the first progress line (every 5 s off a terminal).
     let sim = Sim::start(&["--latency-ms", "50"]);
-    let folder = sim.tmall("qps = 40\nconcurrency = 1", tmall_rows(60));
+    let folder = sim.tmall("qps = 40\nconcurrency = 1", tmall_rows(120));
     let out = run_expect(&folder, &[], 0);
+    // The progress names what holds the rate back while it does.
+    let progress = stderr(&out);
+    assert!(
+        progress
+            .lines()
+            .any(|l| l.contains("in-flight cap 1") && l.contains("/s")),
+        "{progress}"
+    );
     let out_text = stdout(&out);
     assert!(
         out_text.contains("peak in flight: 1 (concurrency = 1)"),
@@ -169,7 +178,7 @@ fn a_run_held_back_by_its_in_flight_cap_says_so() {
         shortfall.contains("of qps 40; in-flight cap 1 held for "),
         "{shortfall}"
     );
-    assert_eq!(sim.stats()["issued"], 60);
+    assert_eq!(sim.stats()["issued"], 120);
 }
 
 #[test]
