@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The benchmark command for the SPEC's performance targets (see docs/benchmarks.md).
+# The benchmark command for campaign's performance targets (see docs/benchmarks.md).
 #
-#   benches/bench.sh            default sizes (a few minutes on 2 cores)
-#   benches/bench.sh --quick    smaller sizes, for a fast look
-#   benches/bench.sh --full     default sizes plus the 10M-row memory point and a longer rate run
-#   --only rate,throughput,ingest,resume   run only these measurements
+#   benches/bench.sh            default sizes (about 5 minutes on 2 quiet cores)
+#   benches/bench.sh --quick    smaller sizes, for a fast look (about 3 minutes)
+#   benches/bench.sh --full     larger sizes: the 10M-row memory point, a longer rate run, 60 s
+#                               latency runs and the 5M-row scale point (15-20 minutes, 8 GB of disk)
+#   --only rate,throughput,ingest,resume,latency,scale   run only these measurements
 #   CAMPAIGN_BIN=path           measure that binary instead of building target/release/campaign
+#   BENCH_SCALE_ROWS=N          rows of the big scale point (default 1M; --quick 300k, --full 5M)
 #   BENCH_KEEP=1                keep the work directory (inputs, ledgers, logs) for a look after
 #
 # Measures, each against a reference taken on the same machine in the same run:
@@ -15,14 +17,24 @@
 #   memory      max RSS of that dry run at 10k, 1M (and 10M) rows vs the 10k run
 #   resume      startup to first send of a resumed run, and a dry run on an already-ingested
 #               input, vs the first ingest
+#   latency     rate vs qps 500 and 2000 against a simulator with 80 ms latency and a 1% tail
+#               at 800 ms, concurrency unset (adaptive); then concurrency = 16 at qps 500, whose
+#               summary must name the cap
+#   scale       on a finished campaign of 1M (5M) rows vs one of 100k: status, a run with
+#               nothing to send (and whether it rewrote the results file), verify, the results
+#               writer (export), ingest (dry run); wall time, rows/s, max RSS
 #
 # Only 127.0.0.1. Every process it starts is bounded in time and killed on exit.
+
+# STAT_* and SR_* are set by name (read_stats, eval of benchlib.py's KEY=VALUE lines).
+# shellcheck disable=SC2154
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 
 MODE=default
-ONLY=rate,throughput,ingest,resume
+ALL=rate,throughput,ingest,resume,latency,scale
+ONLY=$ALL
 while (($#)); do
   case "$1" in
     --quick) MODE=quick ;;
@@ -35,27 +47,38 @@ while (($#)); do
   shift
 done
 wanted() { [[ ",$ONLY," == *",$1,"* ]]; }
+for m in ${ONLY//,/ }; do
+  [[ ",$ALL," == *",$m,"* ]] || { echo "bench.sh: unknown measurement $m (known: $ALL)" >&2; exit 2; }
+done
 
 case "$MODE" in
   quick)
     RATE_QPS=100; RATE_SECONDS=10
     TPUT_ROWS=20000; WRK_SECONDS=5
     INGEST_ROWS=100000; MEM_SIZES=(10000 100000)
-    RESUME_ROWS=100000 ;;
+    RESUME_ROWS=100000
+    LATENCY_SECONDS=8; SCALE_ROWS=300000 ;;
   default)
     RATE_QPS=200; RATE_SECONDS=60
     TPUT_ROWS=100000; WRK_SECONDS=10
     INGEST_ROWS=1000000; MEM_SIZES=(10000 1000000)
-    RESUME_ROWS=1000000 ;;
+    RESUME_ROWS=1000000
+    LATENCY_SECONDS=20; SCALE_ROWS=1000000 ;;
   full)
     RATE_QPS=500; RATE_SECONDS=120
     TPUT_ROWS=200000; WRK_SECONDS=20
     INGEST_ROWS=1000000; MEM_SIZES=(10000 1000000 10000000)
-    RESUME_ROWS=1000000 ;;
+    RESUME_ROWS=1000000
+    LATENCY_SECONDS=60; SCALE_ROWS=5000000 ;;
 esac
+SCALE_ROWS=${BENCH_SCALE_ROWS:-$SCALE_ROWS}
+[[ "$SCALE_ROWS" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: BENCH_SCALE_ROWS must be a row count, not $SCALE_ROWS" >&2; exit 2; }
+SCALE_REF_ROWS=100000   # the reference point of the scale figures
 CONCURRENCY=64          # campaign --concurrency and wrk -c for the throughput pair
 WRK_THREADS=2
 RESUME_SENDS=1000       # rows the interrupted first run sends before it is stopped
+LATENCY_SIM=(--latency-ms 80 --latency-tail 1%:800ms)
+LATENCY_CAP=16          # the fixed concurrency of the third latency run
 UNLIMITED_QPS=1000000
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,7 +93,7 @@ die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
 
 ensure_tools() {
   local missing=()
-  command -v wrk >/dev/null || missing+=(wrk)
+  if wanted throughput; then command -v wrk >/dev/null || missing+=(wrk); fi
   [[ -x /usr/bin/time ]] || missing+=(time)
   command -v python3 >/dev/null || missing+=(python3)
   command -v timeout >/dev/null || missing+=(coreutils)
@@ -126,10 +149,10 @@ SIM_PID=""
 SIM_URL=""
 STATS_URL=""
 
-# Starts a fresh simulator on a free loopback port.
+# Starts a fresh simulator on a free loopback port; arguments go to `campaign sim`.
 start_sim() {
   local out="$WORK/sim.$RANDOM.out"
-  "$BIN" sim --addr 127.0.0.1:0 >"$out" 2>"$out.err" &
+  "$BIN" sim --addr 127.0.0.1:0 "$@" >"$out" 2>"$out.err" &
   SIM_PID=$!
   PIDS+=("$SIM_PID")
   for _ in $(seq 100); do
@@ -186,7 +209,8 @@ gen_input() {
   }' >"$1"
 }
 
-# write_campaign FILE NAME URL INPUT QPS CONCURRENCY
+# write_campaign FILE NAME URL INPUT QPS CONCURRENCY [TOP-LEVEL-LINE]: an empty CONCURRENCY
+# leaves `concurrency` unset (adaptive in-flight count).
 write_campaign() {
   cat >"$1" <<EOF
 name = "$2"
@@ -194,6 +218,7 @@ api  = "tmall.nrt.certificate.send"
 input = "$4"
 results = "$2.results.csv"
 state = "$2.db"
+${7:-}
 
 [gateway]
 url = "$3"
@@ -203,7 +228,7 @@ timeout_ms = 10000
 
 [limits]
 qps = $5
-concurrency = $6
+${6:+concurrency = $6}
 max_attempts = 5
 
 [params]
@@ -235,6 +260,7 @@ wait_calls() {
 
 REPORT=()
 VERDICTS=()
+# shellcheck disable=SC2059 # report's first argument is the format
 report() { REPORT+=("$(printf "$@")"); }
 verdict() { VERDICTS+=("$(printf '%-11s %-4s %s' "$1" "$2" "$3")"); }
 
@@ -252,7 +278,6 @@ bench_rate() {
   ((status == 0)) || failed "rate run exited $status" "$dir/err"
   read_stats
   stop_sim
-  local rate span
   eval "$(python3 "$LIB" sendrate "$dir/rate.db" | sed 's/^/SR_/')"
   local ratio
   ratio=$(calc "$SR_rate / $RATE_QPS")
@@ -443,6 +468,181 @@ bench_resume() {
   verdict resume "$ok" "resumed run's first send after $(fmt "$(calc "$second * 1000")" 0) ms (taken as milliseconds at <= 100 ms)"
 }
 
+# latency_run NAME QPS ROWS [CONCURRENCY]: one campaign against a simulator with realistic
+# latency; checks every row was issued once; sets SR_* (send rate from the ledger), STAT_* (the
+# simulator's counters), LAT_PEAK (the summary's peak in flight), LAT_BELOW (its `below qps:`
+# line, or empty).
+latency_run() {
+  local name=$1 qps=$2 rows=$3 conc=${4:-} dir="$WORK/latency/$1"
+  mkdir -p "$dir"
+  say "latency: $rows rows at qps $qps, concurrency ${conc:-unset}, simulator ${LATENCY_SIM[*]}"
+  gen_input "$dir/in.csv" "$rows"
+  start_sim "${LATENCY_SIM[@]}"
+  write_campaign "$dir/c.toml" "$name" "$SIM_URL" in.csv "$qps" "$conc"
+  local status=0
+  # Not -q: the summary (stdout) carries the peak in flight and the shortfall line.
+  timeout -k 5 $((LATENCY_SECONDS * 5 + 120)) "$BIN" run "$dir/c.toml" >"$dir/out" 2>"$dir/err" || status=$?
+  ((status == 0)) || failed "latency run $name exited $status" "$dir/err"
+  read_stats
+  stop_sim
+  ((STAT_issued == rows && STAT_duplicates == 0)) ||
+    die "latency run $name: simulator issued $STAT_issued of $rows, duplicates $STAT_duplicates"
+  eval "$(python3 "$LIB" sendrate "$dir/$name.db" | sed 's/^/SR_/')"
+  LAT_PEAK=$(sed -n 's/^ *peak in flight: \([0-9]*\).*/\1/p' "$dir/out")
+  [[ -n "$LAT_PEAK" ]] || die "latency run $name: no 'peak in flight' in the summary: $(cat "$dir/out")"
+  LAT_BELOW=$(grep -m1 -E '^ *below qps:' "$dir/out" | sed 's/^ *//' || true)
+}
+
+bench_latency() {
+  local qps rows ratio ok
+  for qps in 500 2000; do
+    rows=$((qps * LATENCY_SECONDS))
+    latency_run "lat$qps" "$qps" "$rows"
+    ratio=$(calc "$SR_rate / $qps")
+    report 'latency     qps %s, concurrency unset, %s rows: achieved %s/s over %ss = %s of qps; busiest second %s calls (limit %s); peak in flight %s; shortfall line: %s' \
+      "$qps" "$rows" "$(fmt "$SR_rate" 1)" "$(fmt "$SR_span_s" 1)" "$(fmt "$ratio" 3)" \
+      "$STAT_peak_calls_per_second" "$qps" "$LAT_PEAK" "${LAT_BELOW:-none}"
+    ok=met
+    if [[ $(calc "$ratio >= 0.98 and $STAT_peak_calls_per_second <= $qps") != True ]]; then ok=MISS; fi
+    verdict latency "$ok" "qps $qps at 80 ms (1% at 800 ms), adaptive: achieved/qps = $(fmt "$ratio" 3) (>= 0.98), busiest second $STAT_peak_calls_per_second/$qps"
+  done
+
+  # A fixed cap below what the rate needs (16 / ~0.087 s ≈ 180/s): the summary must say so.
+  qps=500
+  rows=$((LATENCY_SECONDS * 200))
+  latency_run "lat${qps}cap$LATENCY_CAP" "$qps" "$rows" "$LATENCY_CAP"
+  ratio=$(calc "$SR_rate / $qps")
+  report 'latency     qps %s, concurrency = %s, %s rows: achieved %s/s over %ss = %s of qps; busiest second %s; peak in flight %s' \
+    "$qps" "$LATENCY_CAP" "$rows" "$(fmt "$SR_rate" 1)" "$(fmt "$SR_span_s" 1)" "$(fmt "$ratio" 3)" \
+    "$STAT_peak_calls_per_second" "$LAT_PEAK"
+  report 'latency     its summary: %s' "${LAT_BELOW:-(no below qps: line)}"
+  ok=met
+  [[ "$LAT_BELOW" == *"in-flight cap $LATENCY_CAP"* && "$LAT_PEAK" -le "$LATENCY_CAP" ]] || ok=MISS
+  verdict latency-cap "$ok" "concurrency = $LATENCY_CAP at qps $qps: the summary names the cap ('in-flight cap $LATENCY_CAP' in its below qps: line), peak in flight $LAT_PEAK"
+}
+
+# timed LOG CMD...: runs CMD under `/usr/bin/time -v` and `timeout`, stdout and stderr to
+# LOG.out and LOG.err; dies unless it exits 0. Sets T_WALL (s) and T_RSS (KiB).
+timed() {
+  local log=$1 t0 t1 status=0
+  shift
+  t0=$(now)
+  /usr/bin/time -v -o "$log.time" timeout -k 5 3600 "$@" >"$log.out" 2>"$log.err" || status=$?
+  t1=$(now)
+  ((status == 0)) || failed "$(basename "$log"): $* exited $status" "$log.err"
+  T_WALL=$(calc "$t1 - $t0")
+  T_RSS=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log.time")
+}
+
+# Identity of a file for "was it rewritten": inode, modification time, MD5.
+file_id() { printf 'inode %s, mtime %s, md5 %s' "$(stat -c %i "$1")" "$(stat -c %y "$1")" "$(md5sum <"$1" | cut -d' ' -f1)"; }
+
+declare -A SC=()   # SC[<rows>.<figure>.wall|rss] from scale_point
+
+# scale_point N: builds a finished N-row campaign (every row issued against a fresh simulator at
+# unlimited qps, reconcile = false), then times status, a run with nothing to send, verify, the
+# results writer and a dry run on a fresh state.
+scale_point() {
+  local n=$1 dir="$WORK/scale/$1"
+  mkdir -p "$dir"
+  say "scale: $n rows: building a finished campaign (qps $UNLIMITED_QPS, concurrency $CONCURRENCY)"
+  gen_input "$dir/in.csv" "$n"
+  start_sim
+  write_campaign "$dir/c.toml" scale "$SIM_URL" in.csv "$UNLIMITED_QPS" "$CONCURRENCY" "reconcile = false"
+  timed "$dir/build" "$BIN" -q run "$dir/c.toml" --yes
+  SC[$n.build.wall]=$T_WALL
+  read_stats
+  ((STAT_issued == n && STAT_duplicates == 0)) ||
+    die "scale build of $n rows: simulator issued $STAT_issued, duplicates $STAT_duplicates"
+  local results="$dir/scale.results.csv" before after calls=$STAT_calls
+  [[ -f "$results" ]] || die "scale build of $n rows wrote no $results"
+  before=$(file_id "$results")
+
+  say "scale: $n rows: status"
+  timed "$dir/status" "$BIN" status "$dir/c.toml"
+  SC[$n.status.wall]=$T_WALL SC[$n.status.rss]=$T_RSS
+
+  say "scale: $n rows: run with nothing to send"
+  timed "$dir/rerun" "$BIN" run "$dir/c.toml" --yes
+  SC[$n.rerun.wall]=$T_WALL SC[$n.rerun.rss]=$T_RSS
+  read_stats
+  ((STAT_calls == calls)) || die "scale: the run with nothing to send made $((STAT_calls - calls)) calls"
+  stop_sim
+  after=$(file_id "$results")
+  SC[$n.results.before]=$before SC[$n.results.after]=$after
+
+  say "scale: $n rows: verify"
+  timed "$dir/verify" "$BIN" verify "$dir/c.toml"
+  SC[$n.verify.wall]=$T_WALL SC[$n.verify.rss]=$T_RSS
+
+  say "scale: $n rows: export (results writer)"
+  timed "$dir/export" "$BIN" export "$dir/c.toml" --results "$dir/export.csv"
+  SC[$n.writer.wall]=$T_WALL SC[$n.writer.rss]=$T_RSS
+  local lines
+  lines=$(wc -l <"$dir/export.csv")
+  ((lines == n + 1)) || die "scale: export wrote $lines lines for $n rows"
+  rm -f "$dir/export.csv"
+
+  # A campaign of its own (own results path): a fresh state beside a results file that shows
+  # rows issued is refused, rightly.
+  say "scale: $n rows: dry run on a fresh state"
+  write_campaign "$dir/dry.toml" ingest http://127.0.0.1:9/router/rest in.csv 50 16
+  dry_run "$dir/dry.toml" "$dir/fresh.db" "$dir/dry"
+  [[ ! -e "$dir/fresh.db" ]] || die "the dry run created a state file"
+  SC[$n.ingest.wall]=$DRY_WALL SC[$n.ingest.rss]=$DRY_RSS
+  # The big point's files are gigabytes at 5M rows: keep only the logs.
+  [[ -n "${BENCH_KEEP:-}" ]] || rm -f "$dir"/in.csv "$dir"/scale.db* "$results"
+}
+
+# scale_line FIGURE LABEL [rows/s]: one report line, the reference and the big point.
+scale_line() {
+  local fig=$1 label=$2 per=${3:-} n line=""
+  for n in "$SCALE_REF_ROWS" "$SCALE_ROWS"; do
+    local w=${SC[$n.$fig.wall]}
+    line+="$(printf '%s rows %ss' "$n" "$(fmt "$w" 3)")"
+    [[ -z "$per" ]] || line+=" = $(fmt "$(calc "$n / $w")" 0) rows/s"
+    line+=", max RSS $(fmt "$(calc "${SC[$n.$fig.rss]} / 1024")" 1) MiB; "
+  done
+  report 'scale       %-26s %s; big/%s time x%s, RSS x%s' "$label:" "${line%; }" "$SCALE_REF_ROWS" \
+    "$(fmt "$(calc "${SC[$SCALE_ROWS.$fig.wall]} / ${SC[$SCALE_REF_ROWS.$fig.wall]}")" 2)" \
+    "$(fmt "$(calc "${SC[$SCALE_ROWS.$fig.rss]} / ${SC[$SCALE_REF_ROWS.$fig.rss]}")" 2)"
+}
+
+bench_scale() {
+  scale_point "$SCALE_REF_ROWS"
+  [[ "$SCALE_ROWS" == "$SCALE_REF_ROWS" ]] || scale_point "$SCALE_ROWS"
+  local n=$SCALE_ROWS ok w rate
+  report 'scale       build (not a target): %s rows issued in %ss, %s rows in %ss (qps %s, concurrency %s, reconcile = false)' \
+    "$SCALE_REF_ROWS" "$(fmt "${SC[$SCALE_REF_ROWS.build.wall]}" 1)" "$n" "$(fmt "${SC[$n.build.wall]}" 1)" "$UNLIMITED_QPS" "$CONCURRENCY"
+  scale_line status "status"
+  scale_line rerun "run, nothing to send"
+  report 'scale       results file before that run: %s' "${SC[$n.results.before]}"
+  report 'scale       results file after that run:  %s' "${SC[$n.results.after]}"
+  scale_line verify "verify" per
+  scale_line writer "results writer (export)" per
+  scale_line ingest "ingest (dry run)" per
+
+  w=${SC[$n.status.wall]}; ok=met
+  [[ $(calc "$w < 1") == True ]] || ok=MISS
+  verdict status "$ok" "$n rows: campaign status in $(fmt "$w" 3)s (target < 1 s at 5M rows)"
+  w=${SC[$n.rerun.wall]}; ok=met
+  [[ $(calc "$w < 2") == True ]] || ok=MISS
+  verdict rerun "$ok" "$n rows: campaign run with nothing to send in $(fmt "$w" 3)s (target < 2 s at 5M rows)"
+  local what="left the up-to-date results file alone (same inode, mtime and MD5)"
+  ok=met
+  if [[ "${SC[$n.results.before]}" != "${SC[$n.results.after]}" ]]; then
+    ok=MISS what="rewrote the up-to-date results file (inode, mtime or MD5 changed)"
+  fi
+  verdict no-rewrite "$ok" "$n rows: the run with nothing to send $what"
+  local fig target name
+  for fig in verify:300000:verify writer:300000:writer ingest:200000:ingest-big; do
+    IFS=: read -r fig target name <<<"$fig"
+    rate=$(calc "$n / ${SC[$n.$fig.wall]}"); ok=met
+    [[ $(calc "$rate >= $target") == True ]] || ok=MISS
+    verdict "$name" "$ok" "$n rows: $(fmt "$rate" 0) rows/s (target >= $target rows/s)"
+  done
+}
+
 # --- main ------------------------------------------------------------------------------------
 
 main() {
@@ -464,6 +664,8 @@ main() {
   if wanted throughput; then bench_throughput; fi
   if wanted ingest; then bench_ingest_and_memory; fi
   if wanted resume; then bench_resume; fi
+  if wanted latency; then bench_latency; fi
+  if wanted scale; then bench_scale; fi
 
   local cpu
   cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)

@@ -6,8 +6,9 @@
   benchlib.py sendrate DB                      send phase of the ledger's attempts
   benchlib.py firstsend DB EPOCH               seconds from EPOCH to the first attempt after it
 
-The bodies are what `campaign` itself POSTs to `tmall.nrt.certificate.send` (see
-/work/shared/top-protocol.md, Signing): every parameter in the form body, signed with the
+The bodies are what `campaign` itself POSTs to `tmall.nrt.certificate.send` (TOP signing:
+the sorted name+value pairs of every parameter but `sign`, blank values left out, hashed with
+the secret): every parameter in the form body, signed with the
 simulator's defaults (app key 10000001, secret sim-secret, session sim-session), timestamp in
 GMT+8 taken now (the simulator accepts 10 minutes of skew, so generate right before use).
 Each body has its own open_id, so the simulator does the same bookkeeping as for a campaign.
