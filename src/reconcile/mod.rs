@@ -100,7 +100,10 @@ pub(crate) async fn command(campaign: Campaign, output: Output) -> anyhow::Resul
         campaign.limits.max_ban_wait,
     ));
     let stop = CancellationToken::new();
-    let interrupted = crate::runner::signals::watch(stop.clone(), Box::new(|| {}));
+    let interrupted = crate::runner::signals::watch(
+        stop.clone(),
+        crate::runner::on_quit_saving(sim.as_ref(), Box::new(|| {})),
+    );
     let backoff = backoff();
     let pass = Pass {
         client: &client,

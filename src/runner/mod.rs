@@ -37,7 +37,7 @@ pub(crate) use self::halt::Halt;
 pub(crate) use self::halt::remedy;
 use self::open::Session;
 pub(crate) use self::open::connect;
-pub(crate) use self::open::start_sim;
+pub(crate) use self::open::{on_quit_saving, start_sim};
 use self::pace::Pacer;
 use crate::campaign::Campaign;
 use crate::domain::{LiveCounters, now_rfc3339};
@@ -133,7 +133,10 @@ async fn execute(
     let stop = CancellationToken::new();
     let interrupted = signals::watch(
         stop.clone(),
-        conclude::record_hard_quit(campaign, run_id, started, stats.clone()),
+        open::on_quit_saving(
+            sim.as_ref(),
+            conclude::record_hard_quit(campaign, run_id, started, stats.clone()),
+        ),
     );
     // Before sending: uncertain rows of earlier runs old enough are looked up; those found not
     // issued become pending and are sent now.
@@ -241,11 +244,9 @@ async fn execute(
         to_resend = done.resend;
         reconciled.extend(done.line);
     }
+    // Saves its book; on an early return above, dropping it does.
     if let Some(sim) = sim {
-        let book = crate::sim::book_path(&campaign.state);
-        if let Err(e) = sim.shutdown_saving(&book).await {
-            tracing::warn!("cannot save the simulator's book {}: {e}", book.display());
-        }
+        sim.shutdown().await;
     }
     Ok(Executed {
         _lock: lock,

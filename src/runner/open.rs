@@ -171,6 +171,21 @@ fn prepare(
     Ok(budget)
 }
 
+/// `on_quit` preceded by saving the built-in simulator's book, if there is one: a hard quit
+/// exits without dropping the server.
+pub(crate) fn on_quit_saving(
+    sim: Option<&crate::sim::SimServer>,
+    on_quit: super::signals::OnQuit,
+) -> super::signals::OnQuit {
+    let book = sim.and_then(crate::sim::SimServer::book);
+    Box::new(move || {
+        if let Some(book) = book {
+            book.save();
+        }
+        on_quit();
+    })
+}
+
 /// Starts the built-in simulator on 127.0.0.1 with the campaign's app key and secrets.
 pub(crate) async fn start_sim(
     campaign: &Campaign,
@@ -187,9 +202,11 @@ pub(crate) async fn start_sim(
         ..crate::sim::SimConfig::default()
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let sim = crate::sim::start(config, addr)
+    let mut sim = crate::sim::start(config, addr)
         .await
         .context("cannot start the built-in simulator")?;
-    sim.load_book(&crate::sim::book_path(&campaign.state))?;
+    // Saved by the server itself whatever way the command ends (its shutdown, or its drop on
+    // an error), and by a hard quit (see `on_quit_saving`).
+    sim.keep_book(&crate::sim::book_path(&campaign.state))?;
     Ok(sim)
 }

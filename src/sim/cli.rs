@@ -1,5 +1,6 @@
 //! `campaign sim`: the command-line flags ([`SimArgs`], bounded so that no value panics, with
-//! the defaults of [`SimConfig::default`]), and serving until Ctrl-C or SIGTERM.
+//! the defaults of [`SimConfig::default`]), and serving until Ctrl-C or SIGTERM, keeping the
+//! book in `--book FILE` if asked.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use super::query::Preissued;
 use super::server::start;
 use crate::exit::Exit;
 
+/// How often `--book` is saved while the simulator serves (when the book changed).
+const SAVE_EVERY: Duration = Duration::from_secs(3);
 /// The most `--limit-qps` may be.
 const MAX_LIMIT_QPS: u32 = 1_000_000;
 /// The longest ban, in seconds (a day).
@@ -92,6 +95,11 @@ pub struct SimArgs {
     #[arg(long, value_name = "N", default_value_t = defaults().clock_offset_s, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i64).range(-MAX_CLOCK_OFFSET_S..=MAX_CLOCK_OFFSET_S))]
     pub clock_offset_s: i64,
+    /// Keep the book (certificates issued, issue counts per recipient) in FILE: read at start
+    /// if it exists, saved (atomically, owner-only) every few seconds when it changed and on
+    /// Ctrl-C or SIGTERM, so a simulator started again on FILE remembers what it issued.
+    #[arg(long, value_name = "FILE")]
+    pub book: Option<std::path::PathBuf>,
 }
 
 /// The defaults, for the flags: [`SimConfig::default`] is where they are defined.
@@ -150,6 +158,7 @@ pub fn run_cli(args: SimArgs) -> anyhow::Result<Exit> {
     let secret = env_or("TOP_APP_SECRET", DEFAULT_SECRET);
     let session = env_or("TOP_SESSION", DEFAULT_SESSION);
     let addr = args.addr;
+    let book_path = args.book.clone();
     if let Some(warning) = exposure_warning(addr) {
         tracing::warn!("{warning}");
     }
@@ -159,21 +168,44 @@ pub fn run_cli(args: SimArgs) -> anyhow::Result<Exit> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let server = start(config, addr)
+        let mut server = start(config, addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let saver = match &book_path {
+            Some(path) => Some(save_every(server.keep_book(path)?)),
+            None => None,
+        };
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "listening on {}", server.url()).context("writing to stdout")?;
             out.flush().context("writing to stdout")?;
         }
         stop_signal().await?;
+        if let Some(saver) = saver {
+            saver.abort();
+            let _ = saver.await;
+        }
+        // Saves the book, once no call is being handled any more.
         let stats = server.shutdown().await;
         eprintln!(
             "simulator stopped: {} calls, {} issued, {} duplicates, peak {} calls/s",
             stats.calls, stats.issued, stats.duplicates, stats.peak_calls_per_second
         );
         Ok(Exit::Ok)
+    })
+}
+
+/// Saves the book every [`SAVE_EVERY`] when it changed, until aborted.
+fn save_every(book: std::sync::Arc<super::server::BookFile>) -> tokio::task::JoinHandle<()> {
+    tracing::info!("keeping the book in {}", book.path().display());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SAVE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let book = std::sync::Arc::clone(&book);
+            let _ = tokio::task::spawn_blocking(move || book.save()).await;
+        }
     })
 }
 

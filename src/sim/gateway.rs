@@ -201,6 +201,11 @@ impl Sim {
         self.lock().book.saved()
     }
 
+    /// How many times the book changed (an issue, a duplicate), for saving only a changed one.
+    pub(crate) fn book_changes(&self) -> u64 {
+        self.lock().book.issued()
+    }
+
     /// Takes back a book saved by an earlier start.
     pub(crate) fn restore_book(&self, saved: super::saved::SavedBook) {
         self.lock().book.restore(saved, Instant::now());

@@ -188,6 +188,9 @@ pub(crate) struct Book {
     issued: u64,
     duplicates: u64,
     serial: u64,
+    /// The `--preissued` certificates took the first serials: they are not saved, since every
+    /// start adds them anew.
+    preissued: u64,
 }
 
 impl Book {
@@ -201,6 +204,7 @@ impl Book {
             issued: 0,
             duplicates: 0,
             serial: 0,
+            preissued: preissued.len() as u64,
         };
         for p in preissued {
             book.serial += 1;
@@ -220,10 +224,14 @@ impl Book {
 
     /// What a later start of the simulator restores (see [`Book::restore`]).
     pub(crate) fn saved(&self) -> SavedBook {
+        let preissued: std::collections::HashSet<String> = (1..=self.preissued)
+            .map(|serial| self.ids.certificate_code(serial))
+            .collect();
         SavedBook {
             certificates: self
                 .certificates
                 .iter()
+                .filter(|c| !preissued.contains(&c.code))
                 .map(|c| SavedCertificate {
                     code: c.code.clone(),
                     open_id: c.open_id.clone(),
@@ -449,5 +457,36 @@ mod tests {
             3
         );
         assert_eq!(ticket_count(&obj(r#"{"act_codes":[]}"#)), 1);
+    }
+
+    #[test]
+    fn preissued_certificates_are_not_saved_and_restored_ones_are_kept() {
+        let preissued: Preissued = "open_id=A,biz_code=23,out_id=1,channel=7".parse().unwrap();
+        let started = Moment {
+            wall: Utc::now(),
+            mono: Instant::now(),
+        };
+        let mut earlier = Book::new(Ids::random(), &[], started);
+        earlier.certificates.add(
+            Certificate {
+                code: "earlier".into(),
+                open_id: "B".into(),
+                out_id: 1.into(),
+                channel: 7.into(),
+                biz_code: Some("23".into()),
+                created: started.wall,
+            },
+            started.mono,
+        );
+        let mut book = Book::new(Ids::random(), &[preissued], started);
+        book.restore(earlier.saved(), started.mono);
+        assert_eq!(book.certificates.iter().count(), 2);
+        let codes: Vec<String> = book
+            .saved()
+            .certificates
+            .into_iter()
+            .map(|c| c.code)
+            .collect();
+        assert_eq!(codes, ["earlier"]);
     }
 }

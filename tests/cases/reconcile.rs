@@ -263,3 +263,100 @@ fn reconcile_refuses_an_idempotent_api_and_a_campaign_that_never_ran() {
     let out = command_expect(&folder, "reconcile", &[], 2);
     assert!(text(&out).contains("no state file"), "{}", text(&out));
 }
+
+/// Marks every issued row of `folder`'s ledger `uncertain`, as if their answers had been lost on
+/// the way back: only the gateway's book can tell they were issued.
+fn forget_answers(folder: &Folder) -> i64 {
+    let conn = rusqlite::Connection::open(folder.path("state.db")).unwrap();
+    let n = conn
+        .execute(
+            "UPDATE entries SET status = 'uncertain', issued_id = NULL WHERE status = 'issued'",
+            [],
+        )
+        .unwrap();
+    i64::try_from(n).unwrap()
+}
+
+fn book(folder: &Folder) -> serde_json::Value {
+    let path = folder.path("state.db.sim.json");
+    serde_json::from_slice(&std::fs::read(&path).expect("the simulator's book")).unwrap()
+}
+
+/// A run on the in-process simulator that ends early (SIGTERM mid-run) still leaves the
+/// simulator's book, and the next run's reconcile finds that run's certificates through it:
+/// nothing is sent twice.
+#[test]
+fn a_run_ended_by_sigterm_leaves_the_book_the_next_run_reconciles_with() {
+    let folder = Folder::with(
+        tmall_campaign("sim", "qps = 20\nconcurrency = 2\nreconcile_after_s = 0"),
+        tmall_rows(200),
+    );
+    let child = spawn_run(&folder);
+    wait_for_ledger(&folder, ISSUED, 5);
+    signal(&child, "TERM");
+    let out = wait_with_bound(child);
+    assert_exit(&out, 130);
+    let first = book(&folder);
+    let issued = first["issued"].as_u64().unwrap();
+    assert!(issued < 200, "the run was not stopped mid-way: {first}");
+    assert_eq!(
+        first["certificates"].as_array().map(Vec::len),
+        Some(issued as usize)
+    );
+    assert_eq!(folder.ledger_count(ISSUED), issued as i64);
+
+    assert_eq!(forget_answers(&folder), issued as i64);
+    let out = run_expect(&folder, &[], 0);
+    assert_eq!(verdicts(&folder, "issued"), issued as i64, "{}", text(&out));
+    assert_eq!(verdicts(&folder, "resend"), 0, "{}", text(&out));
+    // One attempt per row: no row of the first run was sent again.
+    assert_eq!(folder.ledger_count("SELECT COUNT(*) FROM attempts"), 200);
+    let last = book(&folder);
+    assert_eq!(last["issued"], 200, "{last}");
+    assert_eq!(last["duplicates"], 0, "{last}");
+    assert_eq!(folder.count("issued"), 200);
+}
+
+/// `campaign sim --book FILE` stopped and started again on the same file remembers what it
+/// issued: a query finds the certificates, and issuing to the same recipients again counts as
+/// duplicates.
+#[test]
+fn a_simulator_restarted_on_its_book_remembers_what_it_issued() {
+    let books = Folder::new();
+    let path = books.path("book.json");
+    let path = path.to_str().unwrap();
+    let sim = Sim::stoppable(&["--book", path]);
+    let folder = sim.tmall("qps = 100\nreconcile_after_s = 0", tmall_rows(6));
+    run_expect(&folder, &[], 0);
+    assert_eq!(sim.stop(), 6);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the book is owner-only");
+    }
+
+    let sim = Sim::stoppable(&["--book", path]);
+    assert_eq!(sim.count("issued"), 6);
+    // The ledger lost the answers; the campaign now points at the restarted simulator.
+    assert_eq!(forget_answers(&folder), 6);
+    let toml = folder.read("c.toml");
+    let old_url = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("url = "))
+        .expect("a url line")
+        .trim_matches('"')
+        .to_owned();
+    folder.write("c.toml", toml.replace(&old_url, &sim.url));
+    let out = command_expect(&folder, "reconcile", &[], 0);
+    assert_eq!(verdicts(&folder, "issued"), 6, "{}", text(&out));
+    assert_eq!(verdicts(&folder, "resend"), 0, "{}", text(&out));
+    sim.assert_issued_once(6);
+
+    // A campaign that issues to the same recipients again: each is a duplicate.
+    let again = sim.tmall("qps = 100", tmall_rows(6));
+    run_expect(&again, &[], 0);
+    assert_eq!(sim.count("issued"), 12);
+    assert_eq!(sim.count("duplicates"), 6);
+    assert_eq!(sim.stop(), 12);
+}

@@ -28,6 +28,12 @@ impl Sim {
         Sim::spawn(addr, &[], Stdio::piped())
     }
 
+    /// Starts a simulator on 127.0.0.1:0 with extra options, keeping its stderr for the line
+    /// [`Sim::stop`] reads.
+    pub fn stoppable(options: &[&str]) -> Sim {
+        Sim::spawn("127.0.0.1:0", options, Stdio::piped())
+    }
+
     fn spawn(addr: &str, options: &[&str], stderr: Stdio) -> Sim {
         let mut child = campaign()
             .args(["sim", "--addr", addr])
@@ -105,7 +111,7 @@ impl Sim {
         self.child
             .stderr
             .take()
-            .expect("a simulator started with Sim::at")
+            .expect("a simulator started with Sim::at or Sim::stoppable")
             .read_to_string(&mut stderr)
             .unwrap();
         let line = stderr
