@@ -66,13 +66,24 @@ pub(crate) enum InputError {
         /// What would read the file: an encoding, or where it mixes encodings.
         advice: String,
     },
-    /// Some lines are UTF-8 and others are not; found before reading when a BOM and another
-    /// encoding are both present.
+    /// Some lines are UTF-8 and others are not; found before reading a file read as GBK or
+    /// GB18030 (detected, given, or given beside a UTF-8 BOM).
     #[error("{}:{line}: {message}", path.display())]
     MixedEncodings {
         path: PathBuf,
         line: u64,
         message: String,
+    },
+    /// A legacy encoding was given for a file whose lines are UTF-8.
+    #[error(
+        "{}:{line}: this line is UTF-8 (and no line is {encoding}), but the campaign says \
+         encoding = {encoding}: remove `encoding` (or --encoding), and the file is read as UTF-8",
+        path.display()
+    )]
+    Utf8ReadAsLegacy {
+        path: PathBuf,
+        line: u64,
+        encoding: &'static str,
     },
     #[error(
         "{}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as CSV UTF-8 \

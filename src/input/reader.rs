@@ -227,8 +227,12 @@ impl InputReader {
         if head.get_ref().starts_with(b"PK\x03\x04") {
             return Err(InputError::NotCsv { path: path.into() });
         }
-        if bom && encoding != UTF_8 {
-            // A BOM says UTF-8, the campaign says otherwise: the lines decide.
+        if encoding != UTF_8 {
+            // GBK and GB18030 decode almost any bytes, so a UTF-8 line in such a file would be
+            // read as nonsense without an error: the lines decide before anything is read. (A
+            // BOM says UTF-8 while the campaign says otherwise; or the first 64 KiB were not
+            // UTF-8 but a later line is; or the campaign names a legacy encoding for a UTF-8
+            // file.)
             let lines = diagnose::classify(path).map_err(io_err)?;
             if let Some(mixed) = lines.mixed() {
                 return Err(InputError::MixedEncodings {
@@ -237,8 +241,17 @@ impl InputReader {
                     message: mixed.to_string(),
                 });
             }
-            if lines.other.is_none() && lines.utf8.is_some() {
-                (encoding, origin) = (UTF_8, Origin::Bom);
+            match (lines.utf8, lines.other) {
+                (Some(_), None) if bom => (encoding, origin) = (UTF_8, Origin::Bom),
+                (Some(_), None) if origin == Origin::Detected => encoding = UTF_8,
+                (Some(line), None) => {
+                    return Err(InputError::Utf8ReadAsLegacy {
+                        path: path.into(),
+                        line,
+                        encoding: encoding.name(),
+                    });
+                }
+                _ => {}
             }
         }
         let source = head.chain(file);

@@ -227,6 +227,55 @@ fn a_file_that_mixes_encodings_says_at_which_line() {
 }
 
 #[test]
+fn a_utf8_line_past_the_first_64_kib_of_a_gbk_file_is_an_error_not_nonsense() {
+    // Detection reads the first 64 KiB: GBK there, so GB18030; a UTF-8 line after that would
+    // decode as GB18030 without an error, into other characters.
+    let mut bytes = b"open_id,n\n".to_vec();
+    let (gbk, _, _) = GBK.encode("A,王五\n");
+    let mut lines = 1;
+    while bytes.len() <= super::decode::SNIFF_LEN {
+        bytes.extend_from_slice(&gbk);
+        lines += 1;
+    }
+    bytes.extend_from_slice("B,孙七\n".as_bytes());
+    let utf8_line = lines + 1;
+    for given in [None, Some(GBK), Some(GB18030)] {
+        let e = read(&bytes, given, tmall()).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "in.csv:{utf8_line}: this file mixes encodings at line {utf8_line}: line 2 is \
+                 not UTF-8 (it looks like GBK) and line {utf8_line} is UTF-8"
+            )),
+            "{given:?}: {e}"
+        );
+    }
+    // Without the UTF-8 line, the same file reads as detected.
+    bytes.truncate(bytes.len() - "B,孙七\n".len());
+    let (reader, rows) = read(&bytes, None, tmall()).unwrap();
+    assert_eq!(reader.encoding(), GB18030);
+    assert_eq!(rows.last().unwrap().2, fields(&["A", "王五"]));
+}
+
+#[test]
+fn a_legacy_encoding_given_for_a_utf8_file_is_refused_with_the_line() {
+    let bytes = "open_id,n\nA,x\nB,王五\n".as_bytes();
+    for given in [GBK, GB18030] {
+        let e = read(bytes, Some(given), tmall()).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "in.csv:3: this line is UTF-8 (and no line is {0}), but the campaign says \
+                 encoding = {0}: remove `encoding` (or --encoding), and the file is read as UTF-8",
+                given.name()
+            )
+        );
+    }
+    let (reader, rows) = read(bytes, None, tmall()).unwrap();
+    assert_eq!(reader.encoding(), UTF_8);
+    assert_eq!(rows[1].2, fields(&["B", "王五"]));
+}
+
+#[test]
 fn a_utf8_file_with_a_bom_is_utf8_whatever_encoding_is_given() {
     let file = with_bom("open_id,姓名\nA1,王五\n".as_bytes());
     for given in [None, Some(UTF_8), Some(GBK), Some(GB18030)] {
