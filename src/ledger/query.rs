@@ -109,7 +109,8 @@ impl Ledger {
             return self.status_counts_by_scan();
         };
         let generation = self.generation()?;
-        // Literals, not parameters, so that SQLite can use the partial indexes.
+        // Literal statuses, as everywhere in the ledger (see `ENTRY_KIND`): each query is
+        // answered by its partial index.
         let count = |sql: &str| self.count(sql, [generation]);
         let pending =
             count("SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'pending'")?;
