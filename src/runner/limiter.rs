@@ -174,16 +174,54 @@ impl Watch {
     }
 
     /// When `achieved` per second fell below [`SHORTFALL`] of `qps`: the limiter other than the
-    /// full pace that held longest, and for how long.
-    pub(crate) fn shortfall(&self, achieved: f64, qps: f64) -> Option<(Limiter, Duration)> {
+    /// full pace that held longest and for how long (if any did), and how long the full pace
+    /// held.
+    pub(crate) fn shortfall(&self, achieved: f64, qps: f64) -> Option<Shortfall> {
         if achieved >= SHORTFALL * qps {
             return None;
         }
         let record = self.lock();
-        (0..KINDS)
+        let longest = (0..KINDS)
             .filter(|&k| k != Kind::FullPace as usize && !record.held[k].is_zero())
             .max_by_key(|&k| record.held[k])
-            .and_then(|k| Some((record.last[k]?, record.held[k])))
+            .and_then(|k| Some((record.last[k]?, record.held[k])));
+        Some(Shortfall {
+            longest,
+            paced: record.held[Kind::FullPace as usize],
+        })
+    }
+}
+
+/// Why a run fell below `qps`, as far as the limiters tell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Shortfall {
+    /// The limiter other than the full pace that held longest, and for how long.
+    pub(crate) longest: Option<(Limiter, Duration)>,
+    /// How long the run was paced at the full `qps`: time in which the sends, not a limiter,
+    /// fell behind (a machine too busy to keep the pace, or the start).
+    pub(crate) paced: Duration,
+}
+
+impl Shortfall {
+    /// The end of the summary's `below qps:` line: the limiter, unless it held for less than
+    /// the full pace did; then that the sends fell behind the pace.
+    fn explain(&self, feeding: Duration) -> String {
+        let of = human_duration(feeding);
+        match self.longest {
+            Some((limiter, held)) if held >= self.paced => {
+                format!("{limiter} held for {} of {of}", human_duration(held))
+            }
+            longest => {
+                let other = longest.map_or_else(String::new, |(limiter, held)| {
+                    format!("; {limiter} held for {}", human_duration(held))
+                });
+                format!(
+                    "paced at qps for {} of {of}, yet the sends fell behind the pace (a busy \
+                     machine, or the start){other}",
+                    human_duration(self.paced)
+                )
+            }
+        }
     }
 }
 
@@ -242,12 +280,11 @@ pub(crate) fn report<G: Gateway>(ctx: &Ctx<G>, watch: &Watch, sent: u64) -> Pace
         .achieved()
         .filter(|_| sent as f64 >= qps)
         .and_then(|achieved| {
-            let (limiter, held) = watch.shortfall(achieved, qps)?;
+            let shortfall = watch.shortfall(achieved, qps)?;
             Some(format!(
-                "below qps: {achieved:.1}/s is {:.0}% of qps {qps}; {limiter} held for {} of {}",
+                "below qps: {achieved:.1}/s is {:.0}% of qps {qps}; {}",
                 100.0 * achieved / qps,
-                human_duration(held),
-                human_duration(watch.feeding())
+                shortfall.explain(watch.feeding())
             ))
         });
     PaceReport {
@@ -325,13 +362,37 @@ mod tests {
             "throttled: ban ends in 1s"
         );
         assert_eq!(watch.shortfall(490.0, 500.0), None);
-        let (limiter, held) = watch.shortfall(186.0, 500.0).unwrap();
-        assert_eq!(limiter, Limiter::InFlightCap(16));
-        assert_eq!(held, Duration::from_secs(12));
-        // Only the full pace held: nothing to name.
+        let shortfall = watch.shortfall(186.0, 500.0).unwrap();
+        assert_eq!(
+            shortfall.longest,
+            Some((Limiter::InFlightCap(16), Duration::from_secs(12)))
+        );
+        assert_eq!(shortfall.paced, Duration::from_secs(30));
+        // The cap held for less than the full pace: the sends fell behind the pace, and the
+        // line says so rather than blame the cap.
+        assert_eq!(
+            shortfall.explain(Duration::from_secs(44)),
+            "paced at qps for 30.0s of 44.0s, yet the sends fell behind the pace (a busy \
+             machine, or the start); in-flight cap 16 held for 12.0s"
+        );
+        watch.note(Limiter::InFlightCap(16), Duration::from_secs(20));
+        assert_eq!(
+            watch
+                .shortfall(186.0, 500.0)
+                .unwrap()
+                .explain(Duration::from_secs(64)),
+            "in-flight cap 16 held for 32.0s of 1m04s"
+        );
+        // Only the full pace held: still a line, saying the sends fell behind it.
         let paced = Watch::default();
         paced.note(pace, Duration::from_secs(3));
-        assert_eq!(paced.shortfall(400.0, 500.0), None);
+        let shortfall = paced.shortfall(400.0, 500.0).unwrap();
+        assert_eq!(shortfall.longest, None);
+        assert_eq!(
+            shortfall.explain(Duration::from_secs(3)),
+            "paced at qps for 3.0s of 3.0s, yet the sends fell behind the pace (a busy machine, \
+             or the start)"
+        );
     }
 
     #[test]
