@@ -8,8 +8,7 @@
 //! a few meta reads. When they did change, rows are re-read, but an identity that was already
 //! sent keeps its state, so nothing is issued twice because of it.
 
-use std::sync::mpsc;
-
+use crate::batches;
 use crate::campaign::Campaign;
 use crate::input::{self, Header, InputError, InputReader, Prepared};
 use crate::ledger::generation::{GenerationCounts, InputRecord, NewGeneration};
@@ -171,11 +170,6 @@ fn reused(ledger: &Ledger, purpose: Purpose) -> Result<IngestReport, IngestError
     })
 }
 
-/// Rows handed from the reading thread to the storing one at a time.
-const BATCH: usize = 1024;
-/// Batches on their way at most (memory stays flat: a few thousand rows).
-const BATCHES_IN_FLIGHT: usize = 4;
-
 /// One row read and prepared, ready to store.
 struct ReadRow {
     row: u64,
@@ -186,85 +180,54 @@ struct ReadRow {
 /// Reads every row, prepares it, and stores it as valid or invalid.
 ///
 /// Two threads, one per core: this one stores into the ledger while another reads, decodes,
-/// validates and prepares the rows (building each request and its key), batch by batch. Each
-/// batch goes back to the reading thread once stored, so its rows are freed where they were
-/// allocated (a free from another thread would contend for the allocator's lock on every row).
+/// validates and prepares the rows (building each request and its key), handed over in batches.
 fn store_rows(
     campaign: &Campaign,
     reader: &mut InputReader,
     generation: &mut NewGeneration<'_>,
     examples: &mut Vec<String>,
 ) -> Result<(), IngestError> {
-    let (batches, received) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
-    let (give_back, stored) = mpsc::sync_channel::<Vec<ReadRow>>(BATCHES_IN_FLIGHT + 2);
+    let (rows, received) = batches::channel();
     std::thread::scope(|scope| {
-        scope.spawn(move || read_rows(campaign, reader, &batches, &stored));
+        scope.spawn(move || read_rows(campaign, reader, rows));
         // Dropping `received` on an error stops the reader at its next batch.
-        for batch in received {
-            let batch = batch?;
-            for read in &batch {
-                store_row(campaign, read, generation, examples)?;
-            }
-            // A reader that has finished no longer takes them: then they are freed here.
-            let _ = give_back.try_send(batch);
+        for read in received.into_iter().flatten() {
+            store_row(campaign, &read?, generation, examples)?;
         }
         Ok(())
     })
 }
 
-/// A batch of rows read, or the error that stopped the reading.
-type Batch = Result<Vec<ReadRow>, InputError>;
-
-/// Reads and prepares the input's rows into batches until the end, an error, or the storing
-/// side stops listening; frees the batches the storing side gives back.
+/// Reads and prepares the input's rows until the end, an error (handed over as the last
+/// item), or the storing side stops listening.
 fn read_rows(
     campaign: &Campaign,
     reader: &mut InputReader,
-    batches: &mpsc::SyncSender<Batch>,
-    stored: &mpsc::Receiver<Vec<ReadRow>>,
+    mut rows: batches::Sender<Result<ReadRow, InputError>>,
 ) {
     let header = reader.header().clone();
-    let fresh = || {
-        let mut batch = stored
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-        batch.clear();
-        batch
-    };
-    let mut batch = fresh();
     while let Some(next) = reader.next_row() {
-        let row = match next {
-            Ok(row) => row,
-            Err(e) => {
-                let _ = batches.send(Ok(batch));
-                let _ = batches.send(Err(e));
-                return;
-            }
-        };
-        let prepared = match row.problem {
-            Some(reason) => Prepared::Invalid { reason },
-            None => input::prepare(
-                &campaign.name,
-                campaign.api,
-                &header,
-                &campaign.params,
-                &row.record,
-            ),
-        };
-        batch.push(ReadRow {
+        let read = next.map(|row| ReadRow {
             row: row.row,
             line: row.line,
-            prepared,
+            prepared: match row.problem {
+                Some(reason) => Prepared::Invalid { reason },
+                None => input::prepare(
+                    &campaign.name,
+                    campaign.api,
+                    &header,
+                    &campaign.params,
+                    &row.record,
+                ),
+            },
         });
-        if batch.len() == BATCH
-            && batches
-                .send(Ok(std::mem::replace(&mut batch, fresh())))
-                .is_err()
-        {
-            return;
+        let failed = read.is_err();
+        if rows.push(read).is_err() || failed {
+            break;
         }
     }
-    let _ = batches.send(Ok(batch));
+    // A storing side that stopped listening needs no more.
+    let _ = rows.finish();
 }
 
 /// Stores one prepared row as valid or invalid.

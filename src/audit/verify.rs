@@ -14,6 +14,7 @@ use anyhow::Context;
 use super::findings::{Finding, Findings};
 use super::reconcile::{Reconciler, ResultsFile, as_written};
 use super::shown;
+use crate::batches;
 use crate::campaign::Campaign;
 use crate::domain::RowStatus;
 use crate::exit::Exit;
@@ -302,13 +303,11 @@ fn check_rows(campaign: &Campaign, ledger: &Ledger, f: &mut Findings) -> anyhow:
     let mut input = Some(input);
     // The ledger's rows are read on a thread of their own (with its own connection) while
     // this one reads the two files and compares.
-    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<ResultRow>>(4);
+    let (rows, received) = batches::channel();
     let read = std::thread::scope(|scope| {
-        let reading = scope.spawn(move || ledger_rows_in_batches(campaign, &batches));
-        for batch in received {
-            for row in batch {
-                reconciler.expect(&mut input, Some(row));
-            }
+        let reading = scope.spawn(move || send_ledger_rows(campaign, rows));
+        for row in received.into_iter().flatten() {
+            reconciler.expect(&mut input, Some(row));
         }
         joined(reading)
     });
@@ -320,25 +319,15 @@ fn check_rows(campaign: &Campaign, ledger: &Ledger, f: &mut Findings) -> anyhow:
     Ok(compared)
 }
 
-/// Sends the ledger's rows of the current input, in input order, in batches.
-fn ledger_rows_in_batches(
+/// Hands over the ledger's rows of the current input, in input order.
+fn send_ledger_rows(
     campaign: &Campaign,
-    batches: &std::sync::mpsc::SyncSender<Vec<ResultRow>>,
+    mut rows: batches::Sender<ResultRow>,
 ) -> anyhow::Result<()> {
-    const BATCH: usize = 1024;
     let ledger = super::open_read_only(campaign)?;
-    let mut batch = Vec::with_capacity(BATCH);
-    ledger.for_each_result(|row| -> anyhow::Result<()> {
-        batch.push(row);
-        if batch.len() == BATCH {
-            batches
-                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                .map_err(|_| anyhow::anyhow!("verify stopped reading the ledger's rows"))?;
-        }
-        Ok(())
-    })?;
-    let _ = batches.send(batch);
-    Ok(())
+    let stopped = || anyhow::anyhow!("verify stopped reading the ledger's rows");
+    ledger.for_each_result(|row| rows.push(row).map_err(|_| stopped()))?;
+    rows.finish().map_err(|_| stopped())
 }
 
 /// Whether cells can be compared: the header has the expected width. Reports any difference.
