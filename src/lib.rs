@@ -24,6 +24,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod batches;
+pub(crate) mod bits;
 pub(crate) mod campaign;
 pub(crate) mod check;
 pub mod cli;

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use crate::bits::Bits;
 use crate::files::dialect::neutralise;
 use crate::input::{InputReader, InputRow};
 use crate::ledger::query::ResultRow;
@@ -42,7 +43,7 @@ pub(super) struct Reconciler<'a> {
     set_aside: BTreeMap<i64, Expected>,
     /// Rows expected after the results file ended: `(first, last)`, all missing.
     past_the_end: Option<(i64, i64)>,
-    seen: Vec<u64>,
+    seen: Bits,
     last_matched: Option<i64>,
     /// Rows found in the results file and compared.
     pub(super) compared: u64,
@@ -66,7 +67,8 @@ impl<'a> Reconciler<'a> {
             ledger_rows,
             set_aside: BTreeMap::new(),
             past_the_end: None,
-            seen: vec![0; (ledger_rows.max(0) as usize).div_ceil(64) + 1],
+            // The ledger's rows and a word's worth beyond, as this has always kept.
+            seen: Bits::up_to(ledger_rows.max(0) as usize + 64),
             last_matched: None,
             compared: 0,
         }
@@ -179,7 +181,7 @@ impl<'a> Reconciler<'a> {
                         .line(line),
                     );
                     self.compare(record, &expected, true);
-                } else if self.was_seen(row) {
+                } else if self.seen.contains(row) {
                     self.findings.discrepancy(
                         Finding::new(
                             "row-twice",
@@ -247,27 +249,10 @@ impl<'a> Reconciler<'a> {
         self.compare_cells.then_some(self.names.len())
     }
 
-    fn was_seen(&self, row: i64) -> bool {
-        row >= 0
-            && self
-                .seen
-                .get(row as usize / 64)
-                .is_some_and(|w| w >> (row % 64) & 1 == 1)
-    }
-
-    fn mark_seen(&mut self, row: i64) {
-        if let Some(word) = (row >= 0)
-            .then(|| self.seen.get_mut(row as usize / 64))
-            .flatten()
-        {
-            *word |= 1 << (row % 64);
-        }
-    }
-
     fn compare(&mut self, record: &Record, expected: &Expected, row_cell_ok: bool) {
         let row = expected.row;
         self.compared += 1;
-        self.mark_seen(row);
+        self.seen.insert(row);
         self.last_matched = Some(row);
         if !row_cell_ok {
             let cell = row_cell(record, self.row_at()).unwrap_or("");

@@ -2,6 +2,8 @@
 
 use rusqlite::params;
 
+use crate::bits::Bits;
+
 use super::{ENTRY_KIND, Ledger, LedgerError};
 use crate::domain::{RowStatus, RunCounters, RunEnding, StatusCounts};
 
@@ -112,10 +114,8 @@ impl Ledger {
         // Literal statuses, as everywhere in the ledger (see `ENTRY_KIND`): each query is
         // answered by its partial index.
         let count = |sql: &str| self.count(sql, [generation]);
-        let pending =
-            count("SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'pending'")?;
-        let inflight =
-            count("SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'inflight'")?;
+        let pending = self.pending_count(generation)?;
+        let inflight = self.in_flight()?;
         let failed =
             count("SELECT COUNT(*) FROM entries WHERE generation = ?1 AND status = 'failed'")?;
         let uncertain =
@@ -165,7 +165,7 @@ impl Ledger {
     pub(crate) fn doubly_issued(&self) -> Result<Vec<(i64, i64)>, LedgerError> {
         let wrap = |e| self.wrap(e);
         let max_id = self.count("SELECT COALESCE(MAX(id), 0) FROM entries", [])?;
-        let mut seen = vec![0u64; (max_id as usize).div_ceil(64) + 1];
+        let mut seen = Bits::up_to(max_id as usize);
         let mut twice = std::collections::BTreeSet::new();
         let mut stmt = self
             .conn
@@ -174,15 +174,9 @@ impl Ledger {
         let mut rows = stmt.query([]).map_err(wrap)?;
         while let Some(r) = rows.next().map_err(wrap)? {
             let id: i64 = r.get(0).map_err(wrap)?;
-            match usize::try_from(id).ok().filter(|&i| i / 64 < seen.len()) {
-                Some(i) if seen[i / 64] & (1 << (i % 64)) != 0 => {
-                    twice.insert(id);
-                }
-                Some(i) => seen[i / 64] |= 1 << (i % 64),
-                // An attempt whose entry is gone: counted exactly below.
-                None => {
-                    twice.insert(id);
-                }
+            // Seen before, or an attempt whose entry is gone: counted exactly below.
+            if seen.insert(id) != Some(false) {
+                twice.insert(id);
             }
         }
         let mut out = Vec::new();
