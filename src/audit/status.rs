@@ -183,15 +183,18 @@ fn last_run(ledger: &Ledger, run: RunRecord, running: bool) -> anyhow::Result<La
             let tally = ledger.attempts_since(&run.started_at)?;
             (tally.counters, tally.last_started_at)
         };
-        let elapsed = match (running, parse(&run.started_at), last_activity) {
-            (true, Some(start), _) => (chrono::Local::now().fixed_offset() - start)
-                .num_milliseconds()
-                .max(0) as u64,
-            (false, Some(start), Some(last)) => {
-                parse(&last).map_or(0, |last| (last - start).num_milliseconds().max(0) as u64)
-            }
-            (false, _, None) => run.elapsed_ms,
-            _ => 0,
+        let since_start = |until: chrono::DateTime<chrono::FixedOffset>| {
+            parse(&run.started_at)
+                .map_or(0, |start| (until - start).num_milliseconds().max(0) as u64)
+        };
+        let elapsed = if running {
+            since_start(chrono::Local::now().fixed_offset())
+        } else {
+            // Up to its last attempt; a run with live counters kept that time itself.
+            last_activity
+                .as_deref()
+                .and_then(parse)
+                .map_or(run.elapsed_ms, since_start)
         };
         last = LastRun {
             ending: if running {

@@ -377,6 +377,8 @@ impl NewGeneration<'_> {
                 .count("SELECT COUNT(*) FROM entries", [])?
                 .saturating_sub(self.entries),
         };
+        // Read by earlier versions (this one reads the shape), so that one run on a ledger
+        // handed back to them still counts its failure rate right.
         ledger.set_meta("generation_entries", &self.entries.to_string())?;
         ledger.set_meta(SHAPE_KEY, &shape.to_meta())?;
         ledger.set_meta("input_stat", input.stat)?;
