@@ -36,6 +36,9 @@ struct State {
     book: Book,
     /// Queries refused so far by `throttle_queries`.
     queries_throttled: u64,
+    /// The simulator is stopping: its counters and book are final, and calls still arriving
+    /// on open connections get an unavailable answer (nothing is issued or counted).
+    closed: bool,
 }
 
 impl Sim {
@@ -52,6 +55,7 @@ impl Sim {
                 flow: FlowControl::default(),
                 book,
                 queries_throttled: 0,
+                closed: false,
             }),
             config,
             ids,
@@ -81,6 +85,14 @@ impl Sim {
         };
 
         let mut state = self.lock();
+        if state.closed {
+            drop(state);
+            let error = ErrorAnswer::remote(
+                "isp.top-remote-service-unavailable",
+                "the simulator is stopping",
+            );
+            return Reply::json(error.render(&request_id));
+        }
         state.stats.arrive(arrived, params.get("method"));
         let call = match checked {
             Ok(call) => call,
@@ -196,6 +208,12 @@ impl Sim {
         reply
     }
 
+    /// Stops issuing: from now on the counters and the book stay as they are, whatever
+    /// connections are still open (a stopped gateway issues nothing more).
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+    }
+
     /// The book to save for the next start.
     pub(crate) fn saved_book(&self) -> super::saved::SavedBook {
         self.lock().book.saved()
@@ -265,6 +283,24 @@ mod tests {
                 &format!(r#"{{"channel":7,"open_id":"{open_id}","out_id":1,"biz_code":"23"}}"#),
             ),
         )
+    }
+
+    #[test]
+    fn a_closed_simulator_issues_and_counts_nothing_more() {
+        let sim = Sim::new(SimConfig::default());
+        sim.handle(Instant::now(), true, None, tmall("A").as_bytes());
+        sim.close();
+        let reply = sim.handle(Instant::now(), true, None, tmall("B").as_bytes());
+        assert!(
+            reply
+                .body
+                .contains(r#""sub_code":"isp.top-remote-service-unavailable""#),
+            "{}",
+            reply.body
+        );
+        let stats = sim.stats();
+        assert_eq!((stats.calls, stats.issued), (1, 1));
+        assert_eq!(sim.saved_book().issued, 1);
     }
 
     #[test]

@@ -150,7 +150,7 @@ impl SimServer {
 
     /// Stops accepting, cuts pending delays short, and waits (bounded) for open connections.
     /// Returns the counters once no call is being handled any more: calls that were under way
-    /// when the shutdown began are in them.
+    /// when the shutdown began are in them, and none is issued after (see [`Sim::close`]).
     pub async fn shutdown(mut self) -> SimStats {
         self.stopping.cancel();
         let Some(task) = self.task.take() else {
@@ -166,6 +166,9 @@ impl SimServer {
                 abort.abort();
             }
         }
+        // Aborting the server leaves its connections' tasks running: close the books before
+        // counting, so that no call is issued after the counters are taken.
+        self.sim.close();
         if let Some(book) = self.book.take() {
             book.save();
         }
@@ -178,6 +181,7 @@ impl Drop for SimServer {
     /// error still leaves what the simulator issued for the next start.
     fn drop(&mut self) {
         self.stopping.cancel();
+        self.sim.close();
         if let Some(book) = self.book.take() {
             book.save();
         }
